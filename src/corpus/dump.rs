@@ -1,0 +1,289 @@
+//! Repair of broken data dumps that a scrape leaves inside a chapter.
+//!
+//! Some scrapes put the raw data of an episode's other chapters into one chapter's text: a Python
+//! literal list whose strings hold JSON fragments, with records like
+//! `{'start': 195.0, 'summary': '…', 'quotes': ['…', [3, 38], …]}` and sometimes the entity list.
+//! We recognise the dump by that shape (several `start` keys with numbers), not by episode, read it
+//! with a tolerant tokenizer, and return one record per `start` so the page parser can give each
+//! chapter its summary and quotes back. Summaries split at commas by the broken scraper are joined.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::page::clean;
+use super::{Entity, Quote};
+
+static START_KEY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"['"]start['"]\s*:\s*(\d+(?:\.\d+)?)"#).unwrap());
+static NAME_TAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""name"\s*:\s*"([^"]*)$"#).unwrap());
+
+#[derive(Debug, Default)]
+pub struct Record {
+    pub start_s: u32,
+    pub summary: String,
+    pub quotes: Vec<Quote>,
+}
+
+#[derive(Debug, Default)]
+pub struct Repair {
+    pub records: Vec<Record>,
+    pub entities: Vec<Entity>,
+}
+
+/// A dump holds at least two records with a numeric `start`.
+pub fn has_records(text: &str) -> bool {
+    START_KEY.find_iter(text).nth(1).is_some()
+}
+
+/// A quote block that is structure rather than speech: brackets, braces or JSON keys.
+pub fn looks_like_dump_start(quote: &str) -> bool {
+    let t = quote.trim();
+    t.starts_with(['[', ']', '{', '}']) || t.contains("\":") || t.contains("':")
+}
+
+/// Where a dump starts inside running text: the brace that opens its first record.
+pub fn start_in_text(text: &str) -> Option<usize> {
+    let first = START_KEY.find(text)?;
+    Some(text[..first.start()].rfind('{').unwrap_or(first.start()))
+}
+
+#[derive(Debug, PartialEq)]
+enum Token {
+    Str(String),
+    Num(f64),
+    Punct(char),
+}
+
+fn tokenize(text: &str) -> Vec<Token> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\'' | '"' => {
+                let mut s = String::new();
+                i += 1;
+                while i < chars.len() && chars[i] != c {
+                    if chars[i] == '\\' && i + 1 < chars.len() {
+                        i += 1;
+                        s.push(match chars[i] {
+                            'n' | 't' | 'r' => ' ',
+                            other => other,
+                        });
+                    } else {
+                        s.push(chars[i]);
+                    }
+                    i += 1;
+                }
+                tokens.push(Token::Str(s));
+                i += 1;
+            }
+            '[' | ']' | '{' | '}' | ':' | ',' => {
+                tokens.push(Token::Punct(c));
+                i += 1;
+            }
+            c if c.is_ascii_digit() => {
+                let start = i;
+                while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                    i += 1;
+                }
+                let s: String = chars[start..i].iter().collect();
+                tokens.push(Token::Num(s.parse().unwrap_or(0.0)));
+            }
+            _ => i += 1,
+        }
+    }
+    tokens
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Other,
+    Summary,
+    Quotes,
+    Entities,
+}
+
+#[derive(Default)]
+struct Builder {
+    repair: Repair,
+    current: Option<Record>,
+    summary: Vec<String>,
+    quote: Vec<String>,
+    entity: (Option<String>, Option<String>),
+    /// The last quote piece ended in a number the scraper split off; the next piece continues it.
+    glue: bool,
+}
+
+impl Builder {
+    fn flush_quote(&mut self, at_s: Option<u32>) {
+        if self.quote.is_empty() {
+            return;
+        }
+        let text = clean(&self.quote.join(", "));
+        self.quote.clear();
+        if let Some(r) = self.current.as_mut() {
+            r.quotes.push(Quote { text, speaker: None, at_s });
+        }
+    }
+
+    fn start(&mut self, start_s: f64) {
+        self.finish();
+        self.current = Some(Record { start_s: start_s.round() as u32, ..Default::default() });
+    }
+
+    fn finish(&mut self) {
+        self.flush_quote(None);
+        if let Some(mut r) = self.current.take() {
+            r.summary = clean(&self.summary.join(", "));
+            self.repair.records.push(r);
+        }
+        self.summary.clear();
+    }
+}
+
+fn is_junk(s: &str) -> bool {
+    !s.chars().any(char::is_alphanumeric) || s.contains("title\":") || s.contains("\"title\"")
+}
+
+/// Read the records (and entities) out of a dump. Tolerant: whatever cannot be read is skipped.
+pub fn repair(text: &str) -> Repair {
+    let from = start_in_text(text).unwrap_or(0);
+    let tokens = tokenize(&text[from..]);
+    let mut b = Builder::default();
+    let mut mode = Mode::Other;
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            Token::Str(key) if tokens.get(i + 1) == Some(&Token::Punct(':')) => {
+                i += 2;
+                match key.as_str() {
+                    "start" => {
+                        if let Some(Token::Num(n)) = tokens.get(i) {
+                            b.start(*n);
+                            i += 1;
+                        }
+                        mode = Mode::Other;
+                    }
+                    "summary" => mode = Mode::Summary,
+                    "quotes" => mode = Mode::Quotes,
+                    "entities" => mode = Mode::Entities,
+                    "name" | "type" | "description" if mode == Mode::Entities => {
+                        if let Some(Token::Str(v)) = tokens.get(i) {
+                            match key.as_str() {
+                                "name" => b.entity.0 = Some(clean(v)),
+                                "type" => b.entity.1 = Some(clean(v)),
+                                _ => {
+                                    if let (Some(name), kind) = b.entity.clone() {
+                                        b.repair.entities.push(Entity {
+                                            name,
+                                            kind: kind.unwrap_or_default(),
+                                            description: clean(v),
+                                        });
+                                    }
+                                    b.entity = (None, None);
+                                }
+                            }
+                            i += 1;
+                        }
+                    }
+                    _ if mode == Mode::Entities => {}
+                    _ => {
+                        b.finish_quote_section(mode);
+                        mode = Mode::Other;
+                    }
+                }
+                continue;
+            }
+            Token::Str(s) => {
+                let mut marked = false;
+                // JSON fragments inside a string: the last marker in it decides what follows.
+                let mut markers: Vec<(usize, Mode)> = Vec::new();
+                for m in START_KEY.captures_iter(s) {
+                    b.start(m[1].parse().unwrap_or(0.0));
+                    markers.push((m.get(0).unwrap().end(), Mode::Other));
+                    marked = true;
+                }
+                for (needle, m) in [("\"summary\":", Mode::Summary), ("\"quotes\":", Mode::Quotes), ("entities\":", Mode::Entities), ("title\":", Mode::Other)] {
+                    if let Some(p) = s.rfind(needle) {
+                        markers.push((p, m));
+                        marked = true;
+                    }
+                }
+                if let Some((_, m)) = markers.iter().max_by_key(|(p, _)| *p) {
+                    if mode == Mode::Quotes && *m != Mode::Quotes {
+                        b.flush_quote(None);
+                    }
+                    mode = *m;
+                }
+                if let Some(c) = NAME_TAIL.captures(s) {
+                    mode = Mode::Entities;
+                    b.entity = (Some(clean(&c[1])), None);
+                }
+                if !marked && !is_junk(s) {
+                    match mode {
+                        Mode::Summary => b.summary.push(s.clone()),
+                        Mode::Quotes if b.glue => {
+                            if let Some(last) = b.quote.last_mut() {
+                                last.push(' ');
+                                last.push_str(s);
+                            }
+                        }
+                        Mode::Quotes => b.quote.push(s.clone()),
+                        Mode::Other | Mode::Entities => {}
+                    }
+                }
+                b.glue = false;
+            }
+            Token::Punct('[') if mode == Mode::Quotes => {
+                if let (Some(Token::Num(m)), Some(Token::Punct(',')), Some(Token::Num(s)), Some(Token::Punct(']'))) =
+                    (tokens.get(i + 1), tokens.get(i + 2), tokens.get(i + 3), tokens.get(i + 4))
+                {
+                    b.flush_quote(Some((*m as u32) * 60 + *s as u32));
+                    i += 5;
+                    continue;
+                }
+            }
+            Token::Num(n) if mode == Mode::Quotes && !b.quote.is_empty() => {
+                // A number the scraper split out of a quote ("850,000" → "850", 0).
+                if let Some(last) = b.quote.last_mut() {
+                    last.push_str(&format!(",{n}"));
+                    b.glue = true;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    b.finish();
+    b.repair
+}
+
+impl Builder {
+    fn finish_quote_section(&mut self, mode: Mode) {
+        if mode == Mode::Quotes {
+            self.flush_quote(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_records_with_split_summaries_and_quote_times() {
+        let dump = r#"{'start': 72.0, 'summary': "Host intro.", 'quotes': ['First quote.', [1, 36], '\n ]\n },\n {\n "title": "What",\n "start": 358.0,\n "summary": ', "Part one", 'part two.', {'quotes': ['Q2', [6, 41], '\n ]']}"#;
+        let r = repair(dump);
+        assert_eq!(r.records.len(), 2);
+        assert_eq!(r.records[0].start_s, 72);
+        assert_eq!(r.records[0].summary, "Host intro.");
+        assert_eq!(r.records[0].quotes[0].text, "First quote.");
+        assert_eq!(r.records[0].quotes[0].at_s, Some(96));
+        assert_eq!(r.records[1].start_s, 358);
+        assert_eq!(r.records[1].summary, "Part one, part two.");
+        assert_eq!(r.records[1].quotes[0].text, "Q2");
+    }
+}

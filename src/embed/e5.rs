@@ -1,0 +1,170 @@
+//! Models with an HF-style BERT/XLM-R graph (multilingual-e5-small, or a user's folder) through
+//! fastembed's user-defined model path: query/passage prefixes from `model.json`, mean or CLS
+//! pooling, and texts longer than the model's window embedded as token windows and averaged.
+
+use std::path::Path;
+
+use fastembed::{InitOptionsUserDefined, OutputKey, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use ort::environment::Environment;
+use text_splitter::{ChunkConfig, TextSplitter};
+use tokenizers::Tokenizer;
+
+use crate::pool::Pool;
+use super::use_m3::load_tokenizer;
+use super::{batches_by_tokens, normalize, Embedder, ModelSpec};
+use crate::error::{Error, Result};
+
+/// Padded tokens per inference call (batch × longest).
+const TOKEN_BUDGET: usize = 8192;
+
+pub struct FastembedModel {
+    spec: ModelSpec,
+    tokenizer: Tokenizer,
+    /// Most tokens of text (prefix included) one window may hold: the model's limit less specials.
+    window: usize,
+    models: Pool<TextEmbedding>,
+}
+
+impl FastembedModel {
+    pub fn load(dir: &Path, spec: ModelSpec, env: Environment, threads: usize) -> Result<FastembedModel> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| Error::Missing {
+                what: "a model file",
+                path,
+                reason: e.to_string(),
+                fix: super::FETCH_HINT.into(),
+            })
+        };
+        let onnx = read("model.onnx")?;
+        let files = TokenizerFiles {
+            tokenizer_file: read("tokenizer.json")?,
+            config_file: read("config.json")?,
+            special_tokens_map_file: read("special_tokens_map.json")?,
+            tokenizer_config_file: read("tokenizer_config.json")?,
+        };
+        let max_tokens = spec.max_tokens.unwrap_or(512);
+        let pooling = match spec.pooling.as_str() {
+            "cls" => Pooling::Cls,
+            _ => Pooling::Mean,
+        };
+        let mut models = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let mut model = UserDefinedEmbeddingModel::new(onnx.clone(), files.clone()).with_pooling(pooling.clone());
+            model.output_key = Some(OutputKey::ByName("last_hidden_state"));
+            let options = InitOptionsUserDefined::new()
+                .with_environment(env.clone())
+                .with_max_length(max_tokens)
+                .with_intra_threads(1);
+            models.push(
+                TextEmbedding::try_new_from_user_defined(model, options)
+                    .map_err(|e| Error::Inference(format!("{}: {e}", dir.display())))?,
+            );
+        }
+        Ok(FastembedModel {
+            tokenizer: load_tokenizer(&dir.join("tokenizer.json"))?,
+            window: max_tokens.saturating_sub(2).max(8),
+            spec,
+            models: Pool::new(models),
+        })
+    }
+
+    fn token_count(&self, text: &str) -> usize {
+        self.tokenizer.encode(text, false).map(|e| e.len()).unwrap_or(text.len() / 3)
+    }
+
+    /// Embed already-prefixed texts, each within the window.
+    fn embed_fitting(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let lengths: Vec<usize> = texts.iter().map(|t| self.token_count(t) + 2).collect();
+        let batches = batches_by_tokens(&lengths, TOKEN_BUDGET, true);
+        let results = run_parallel(&batches, self.models.size(), |batch| {
+            let items: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
+            self.models.with(|m| m.embed(&items, Some(items.len()))).map_err(|e| Error::Inference(e.to_string()))
+        })?;
+        let mut out = vec![Vec::new(); texts.len()];
+        for (batch, vectors) in batches.iter().zip(results) {
+            for (&i, mut v) in batch.iter().zip(vectors) {
+                normalize(&mut v);
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed_with_prefix(&self, prefix: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        // Split long texts into windows (sized with the prefix), embed all windows, average per text.
+        let room = self.window.saturating_sub(self.token_count(prefix)).max(8);
+        let splitter = TextSplitter::new(ChunkConfig::new(room).with_sizer(&self.tokenizer));
+        let mut windows: Vec<String> = Vec::new();
+        let mut owner: Vec<usize> = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            if self.token_count(t) <= room {
+                windows.push(format!("{prefix}{t}"));
+                owner.push(i);
+            } else {
+                for piece in splitter.chunks(t) {
+                    windows.push(format!("{prefix}{piece}"));
+                    owner.push(i);
+                }
+            }
+        }
+        let vectors = self.embed_fitting(&windows)?;
+        let mut out = vec![vec![0.0f32; self.spec.dims]; texts.len()];
+        for (i, v) in owner.iter().zip(vectors) {
+            out[*i].iter_mut().zip(v).for_each(|(a, b)| *a += b);
+        }
+        out.iter_mut().for_each(|v| normalize(v));
+        Ok(out)
+    }
+}
+
+/// Run batches on up to `workers` threads (each takes its own session from the pool).
+pub(crate) fn run_parallel<T: Send>(
+    batches: &[Vec<usize>],
+    workers: usize,
+    f: impl Fn(&[usize]) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    if workers <= 1 || batches.len() <= 1 {
+        return batches.iter().map(|b| f(b)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<T>>>> = batches.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(batches.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= batches.len() {
+                    break;
+                }
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(f(&batches[i]));
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).unwrap_or_else(|| Err(Error::Inference("batch not run".into()))))
+        .collect()
+}
+
+impl Embedder for FastembedModel {
+    fn model_id(&self) -> &str {
+        &self.spec.id
+    }
+
+    fn dims(&self) -> usize {
+        self.spec.dims
+    }
+
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(self.embed_with_prefix(&self.spec.query_prefix, &[text])?.remove(0))
+    }
+
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_with_prefix(&self.spec.passage_prefix, texts)
+    }
+
+    fn chunk_tokenizer(&self) -> (&Tokenizer, usize) {
+        let prefix = self.token_count(&self.spec.passage_prefix);
+        (&self.tokenizer, self.window.saturating_sub(prefix))
+    }
+}

@@ -1,0 +1,121 @@
+//! Embedding models: text in, unit vectors out, from local ONNX files only.
+//!
+//! Owns the `Embedder` trait, model folders (`models/<id>/model.json`), loading ONNX Runtime, and the
+//! three built-in models: `use-m3` (USE multilingual v3 through `ort`), `e5-small` (multilingual-e5
+//! through fastembed, prefixes and windows for long texts) and the `use-m3+e5` ensemble; any other
+//! folder with a `model.json` goes through fastembed. It knows nothing of chapters, chunks or indexes.
+//! Every vector it returns is L2-normalized, so a dot product is a cosine.
+
+mod e5;
+mod ensemble;
+mod runtime;
+mod spec;
+mod use_m3;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use ensemble::Ensemble;
+pub use runtime::{ort_environment, runtime_library_path};
+pub use spec::ModelSpec;
+
+use crate::error::{Error, Result};
+
+/// The default model: best nDCG@10 on the dev set (see BENCHMARKS.md).
+pub const DEFAULT_MODEL: &str = "use-m3+e5";
+
+/// A text embedding model. Sync and shareable: implementations pool their own sessions, so callers
+/// run it from blocking threads (`spawn_blocking`) and share one instance across requests.
+pub trait Embedder: Send + Sync {
+    /// Stable id written into index manifests (`use-m3`, `e5-small`, `use-m3+e5`, …).
+    fn model_id(&self) -> &str;
+    fn dims(&self) -> usize;
+    /// A search question (models with prefixes use their query prefix).
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>>;
+    /// Documents to index; any length (long ones are windowed, never silently cut).
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+    /// The tokenizer chunk sizes are measured in, and the most tokens one chunk should have.
+    fn chunk_tokenizer(&self) -> (&tokenizers::Tokenizer, usize);
+}
+
+/// Where model folders live: `$PODSEEK_MODELS`, else `./models`, else the source tree's `models/`.
+pub fn models_root() -> PathBuf {
+    if let Ok(p) = std::env::var("PODSEEK_MODELS") {
+        return PathBuf::from(p);
+    }
+    let local = PathBuf::from("models");
+    if local.join("onnxruntime").exists() || local.join("use-m3").exists() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+pub const FETCH_HINT: &str = "bash models/fetch.sh";
+
+/// Load a model by id (`use-m3`, `e5-small`, `use-m3+e5`) or by folder path, with `threads`
+/// sessions of one intra-op thread each (one per concurrent caller).
+pub fn load(model: &str, threads: usize) -> Result<Arc<dyn Embedder>> {
+    load_from(&models_root(), model, threads)
+}
+
+pub fn load_from(root: &Path, model: &str, threads: usize) -> Result<Arc<dyn Embedder>> {
+    let threads = threads.max(1);
+    if let Some((a, b)) = model.split_once('+') {
+        let first = load_single(root, a, threads)?;
+        let second = load_single(root, if b == "e5" { "e5-small" } else { b }, threads)?;
+        return Ok(Arc::new(Ensemble::new(model.to_string(), first, second)));
+    }
+    load_single(root, model, threads)
+}
+
+fn load_single(root: &Path, model: &str, threads: usize) -> Result<Arc<dyn Embedder>> {
+    let dir = if model.contains('/') || Path::new(model).is_dir() && !root.join(model).is_dir() {
+        PathBuf::from(model)
+    } else {
+        root.join(model)
+    };
+    let spec = ModelSpec::read(&dir)?;
+    let env = ort_environment()?;
+    match spec.runtime.as_str() {
+        "use" => Ok(Arc::new(use_m3::UseM3::load(&dir, spec, env, threads)?)),
+        "fastembed" => Ok(Arc::new(e5::FastembedModel::load(&dir, spec, env, threads)?)),
+        other => Err(Error::Corrupt {
+            path: dir.join("model.json"),
+            message: format!("runtime `{other}` is not `use` or `fastembed`"),
+        }),
+    }
+}
+
+pub(crate) fn normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Group item indices into batches by a token budget, shortest first so a batch pads little.
+pub(crate) fn batches_by_tokens(lengths: &[usize], budget: usize, padded: bool) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut cost = 0;
+    for i in order {
+        let len = lengths[i].max(1);
+        let next_cost = if padded { len * (current.len() + 1) } else { cost + len };
+        if !current.is_empty() && next_cost > budget {
+            out.push(std::mem::take(&mut current));
+            cost = 0;
+        }
+        current.push(i);
+        cost = if padded { len * current.len() } else { cost + len };
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}

@@ -1,0 +1,53 @@
+//! The library's one error type. User mistakes (bad input, unknown ids) and environment problems
+//! (missing model, missing index) are separate variants from internal failures, so a front end can
+//! map each to the right answer (HTTP status, MCP `isError`, exit code) in one place.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller sent something we cannot use; `field` names the offending input.
+    #[error("{field}: {message}")]
+    InvalidInput { field: String, message: String },
+
+    #[error("no {what} with id `{id}`")]
+    NotFound { what: &'static str, id: String },
+
+    /// Set-up is incomplete; `fix` is the one command that repairs it.
+    #[error("{what} is missing at {}: {reason}. Fix: {fix}", path.display())]
+    Missing { what: &'static str, path: PathBuf, reason: String, fix: String },
+
+    /// An index built for another model, dims or format than the one asked for.
+    #[error("index at {} does not fit: {message}", path.display())]
+    IndexMismatch { path: PathBuf, message: String },
+
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("corrupt data in {}: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+
+    #[error("model inference failed: {0}")]
+    Inference(String),
+
+    #[error("vector index: {0}")]
+    VectorStore(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::InvalidInput { field: field.into(), message: message.into() }
+    }
+
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
+    /// Caused by the caller's input (as opposed to set-up or internal failure).
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, Error::InvalidInput { .. } | Error::NotFound { .. })
+    }
+}

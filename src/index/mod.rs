@@ -1,0 +1,338 @@
+//! The on-disk index: chunk vectors in a usearch HNSW graph, the records they point to, and a
+//! manifest that says what built them.
+//!
+//! Layout of an index directory:
+//! ```text
+//! index/CURRENT               name of the live generation (switched atomically by rename)
+//! index/gen-<ms>-<pid>/manifest.json   format version, model id, dims, chunking, HNSW, corpus hash
+//! index/gen-<ms>-<pid>/records.json    episodes (chapters, quotes, entities) and chunks
+//! index/gen-<ms>-<pid>/vectors.f32     one row of dims f32 per chunk, in chunk order
+//! index/gen-<ms>-<pid>/hnsw.usearch    the HNSW graph over the same vectors
+//! ```
+//! Writing builds a whole new generation, manifest last, fsyncs it, then renames `CURRENT.tmp` over
+//! `CURRENT`: a crash at any point leaves the previous generation live. Opening checks the format
+//! version, model id and dims against what the caller expects. Reading never writes.
+
+mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use store::{ExactStore, HnswParams, HnswStore, Quantization, VectorStore};
+
+use crate::chunk::{chunk_episode, Chunk, ChunkSettings};
+use crate::corpus::Episode;
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+
+pub const FORMAT_VERSION: u32 = 1;
+pub const DEFAULT_DIR: &str = "index";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub model_id: String,
+    pub dims: usize,
+    pub metric: String,
+    pub chunking: ChunkSettings,
+    pub hnsw: HnswParams,
+    /// SHA-256 over the episodes' content hashes, in id order.
+    pub corpus_hash: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    pub episodes: usize,
+    pub chapters: usize,
+    pub chunks: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Records {
+    pub episodes: Vec<Episode>,
+    pub chunks: Vec<Chunk>,
+    /// Episode id → hash of its parsed content, to tell a changed episode from an unchanged one.
+    pub episode_hashes: BTreeMap<String, String>,
+}
+
+/// An opened index: records, vectors and the graph, ready to search (read-only).
+pub struct Index {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub records: Records,
+    pub vectors: Vec<f32>,
+    pub hnsw: HnswStore,
+}
+
+fn episode_hash(e: &Episode) -> String {
+    let bytes = serde_json::to_vec(e).expect("episodes serialize");
+    hex(&Sha256::digest(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_to_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(Error::io(path))
+}
+
+/// The live generation directory of an index, if there is one.
+pub fn current_generation(dir: &Path) -> Result<Option<PathBuf>> {
+    let pointer = dir.join("CURRENT");
+    match std::fs::read_to_string(&pointer) {
+        Ok(name) => Ok(Some(dir.join(name.trim()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Io { path: pointer, source: e }),
+    }
+}
+
+impl Index {
+    /// Open an index for reading. `expect_model`, when given, must match the manifest.
+    pub fn open(dir: &Path, expect_model: Option<&str>) -> Result<Index> {
+        let Some(generation) = current_generation(dir)? else {
+            return Err(Error::Missing {
+                what: "the index",
+                path: dir.to_path_buf(),
+                reason: "no index has been built here".into(),
+                fix: format!("podseek ingest data/podcast-page.txt --index {}", dir.display()),
+            });
+        };
+        let manifest_path = generation.join("manifest.json");
+        let manifest: Manifest = serde_json::from_str(&read_to_string(&manifest_path)?)
+            .map_err(|e| Error::Corrupt { path: manifest_path.clone(), message: e.to_string() })?;
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(Error::IndexMismatch {
+                path: dir.to_path_buf(),
+                message: format!("format version {} (this podseek reads {FORMAT_VERSION}); re-ingest into a new --index", manifest.format_version),
+            });
+        }
+        if let Some(model) = expect_model {
+            if model != manifest.model_id {
+                return Err(Error::IndexMismatch {
+                    path: dir.to_path_buf(),
+                    message: format!("it was built with model `{}`, not `{model}`; use --model {} or another --index", manifest.model_id, manifest.model_id),
+                });
+            }
+        }
+        let records_path = generation.join("records.json");
+        let records: Records = serde_json::from_str(&read_to_string(&records_path)?)
+            .map_err(|e| Error::Corrupt { path: records_path, message: e.to_string() })?;
+        let vectors_path = generation.join("vectors.f32");
+        let bytes = std::fs::read(&vectors_path).map_err(Error::io(&vectors_path))?;
+        if bytes.len() != records.chunks.len() * manifest.dims * 4 {
+            return Err(Error::Corrupt {
+                path: vectors_path,
+                message: format!("{} bytes for {} chunks of {} dims", bytes.len(), records.chunks.len(), manifest.dims),
+            });
+        }
+        let vectors: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let hnsw = HnswStore::load(&generation.join("hnsw.usearch"), manifest.dims, &manifest.hnsw)?;
+        if hnsw.len() != records.chunks.len() {
+            return Err(Error::Corrupt {
+                path: generation.join("hnsw.usearch"),
+                message: format!("graph has {} vectors, records have {} chunks", hnsw.len(), records.chunks.len()),
+            });
+        }
+        Ok(Index { dir: dir.to_path_buf(), manifest, records, vectors, hnsw })
+    }
+
+    pub fn vector(&self, chunk: usize) -> &[f32] {
+        &self.vectors[chunk * self.manifest.dims..(chunk + 1) * self.manifest.dims]
+    }
+
+    pub fn exact_store(&self) -> ExactStore {
+        ExactStore::new(self.manifest.dims, self.records.chunks.iter().map(|c| c.key).collect(), self.vectors.clone())
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    pub episodes_added: usize,
+    pub episodes_replaced: usize,
+    pub episodes_unchanged: usize,
+    pub episodes_total: usize,
+    pub chapters_total: usize,
+    pub chunks_total: usize,
+    /// Chunks whose text was embedded in this run (the rest reused stored vectors).
+    pub chunks_embedded: usize,
+    pub generation: PathBuf,
+}
+
+pub struct IngestOptions {
+    pub chunking: ChunkSettings,
+    pub hnsw: HnswParams,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions { chunking: ChunkSettings::default(), hnsw: HnswParams::default() }
+    }
+}
+
+/// Add or replace episodes (upsert by episode id) and write a new generation atomically.
+/// Episodes already in the index and absent from `episodes` are kept. Unchanged episodes and
+/// unchanged chunk texts reuse their stored vectors; only new text is embedded.
+pub fn ingest(dir: &Path, embedder: &dyn Embedder, episodes: Vec<Episode>, options: &IngestOptions) -> Result<IngestReport> {
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    // One writer at a time; the OS drops the lock if the process dies.
+    let lock_path = dir.join("ingest.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(Error::io(&lock_path))?;
+    if lock.try_lock().is_err() {
+        return Err(Error::invalid("index", format!("another ingest is writing {} right now", dir.display())));
+    }
+    let previous = match current_generation(dir)? {
+        Some(_) => Some(Index::open(dir, Some(embedder.model_id()))?),
+        None => None,
+    };
+    if let Some(p) = &previous {
+        if p.manifest.dims != embedder.dims() {
+            return Err(Error::IndexMismatch {
+                path: dir.to_path_buf(),
+                message: format!("it has {} dims, model `{}` gives {}", p.manifest.dims, embedder.model_id(), embedder.dims()),
+            });
+        }
+    }
+    let chunking = previous.as_ref().map_or(options.chunking, |p| p.manifest.chunking);
+    let settings_changed = previous.as_ref().is_some_and(|p| p.manifest.chunking != options.chunking);
+    if settings_changed {
+        tracing::warn!("keeping the index's chunking settings {:?}; build a new --index to change them", chunking);
+    }
+
+    // Stored vectors by (chunk id, embedded text), for reuse.
+    let mut stored: HashMap<(&str, &str), &[f32]> = HashMap::new();
+    let mut records = Records::default();
+    let mut report = IngestReport {
+        episodes_added: 0,
+        episodes_replaced: 0,
+        episodes_unchanged: 0,
+        episodes_total: 0,
+        chapters_total: 0,
+        chunks_total: 0,
+        chunks_embedded: 0,
+        generation: PathBuf::new(),
+    };
+    let mut old_by_id: BTreeMap<String, (Episode, Vec<usize>)> = BTreeMap::new();
+    if let Some(p) = &previous {
+        for (i, c) in p.records.chunks.iter().enumerate() {
+            stored.insert((c.id.as_str(), c.embed_text.as_str()), p.vector(i));
+        }
+        for e in &p.records.episodes {
+            old_by_id.insert(e.id.clone(), (e.clone(), Vec::new()));
+        }
+        for (i, c) in p.records.chunks.iter().enumerate() {
+            if let Some(entry) = old_by_id.get_mut(&c.episode_id) {
+                entry.1.push(i);
+            }
+        }
+    }
+
+    let (tokenizer, window) = embedder.chunk_tokenizer();
+    let mut final_episodes: BTreeMap<String, Episode> = old_by_id.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+    let mut seen_new = std::collections::HashSet::new();
+    for e in episodes {
+        if !seen_new.insert(e.id.clone()) {
+            continue;
+        }
+        match old_by_id.get(&e.id) {
+            Some((old, _)) if episode_hash(old) == episode_hash(&e) => report.episodes_unchanged += 1,
+            Some(_) => report.episodes_replaced += 1,
+            None => report.episodes_added += 1,
+        }
+        final_episodes.insert(e.id.clone(), e);
+    }
+
+    let mut chunks: Vec<Chunk> = Vec::new();
+    for e in final_episodes.values() {
+        records.episode_hashes.insert(e.id.clone(), episode_hash(e));
+        chunks.extend(chunk_episode(e, &chunking, tokenizer, window));
+    }
+    let missing: Vec<usize> = (0..chunks.len())
+        .filter(|&i| !stored.contains_key(&(chunks[i].id.as_str(), chunks[i].embed_text.as_str())))
+        .collect();
+    let texts: Vec<&str> = missing.iter().map(|&i| chunks[i].embed_text.as_str()).collect();
+    let fresh = if texts.is_empty() { Vec::new() } else { embedder.embed_passages(&texts)? };
+    let mut fresh_by_chunk: HashMap<usize, Vec<f32>> = missing.iter().copied().zip(fresh).collect();
+    report.chunks_embedded = missing.len();
+
+    let dims = embedder.dims();
+    let mut vectors: Vec<f32> = Vec::with_capacity(chunks.len() * dims);
+    for (i, c) in chunks.iter().enumerate() {
+        match fresh_by_chunk.remove(&i) {
+            Some(v) => vectors.extend_from_slice(&v),
+            None => vectors.extend_from_slice(stored[&(c.id.as_str(), c.embed_text.as_str())]),
+        }
+    }
+    records.episodes = final_episodes.into_values().collect();
+    records.chunks = chunks;
+    report.episodes_total = records.episodes.len();
+    report.chapters_total = records.episodes.iter().map(|e| e.chapters.len()).sum();
+    report.chunks_total = records.chunks.len();
+
+    let mut corpus = Sha256::new();
+    for (id, h) in &records.episode_hashes {
+        corpus.update(id.as_bytes());
+        corpus.update(h.as_bytes());
+    }
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        model_id: embedder.model_id().to_string(),
+        dims,
+        metric: "cosine".into(),
+        chunking,
+        hnsw: options.hnsw,
+        corpus_hash: hex(&corpus.finalize()),
+        created_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        episodes: report.episodes_total,
+        chapters: report.chapters_total,
+        chunks: report.chunks_total,
+    };
+    drop(previous);
+    report.generation = write_generation(dir, &manifest, &records, &vectors)?;
+    Ok(report)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = std::fs::File::create(path).map_err(Error::io(path))?;
+    f.write_all(bytes).map_err(Error::io(path))?;
+    f.sync_all().map_err(Error::io(path))
+}
+
+fn write_generation(dir: &Path, manifest: &Manifest, records: &Records, vectors: &[f32]) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let name = format!("gen-{millis}-{}", std::process::id());
+    let generation = dir.join(&name);
+    std::fs::create_dir(&generation).map_err(Error::io(&generation))?;
+
+    let keyed: Vec<(u64, &[f32])> = records.chunks.iter().zip(vectors.chunks_exact(manifest.dims)).map(|(c, v)| (c.key, v)).collect();
+    let graph = HnswStore::build(manifest.dims, &manifest.hnsw, &keyed)?;
+    graph.save(&generation.join("hnsw.usearch"))?;
+    let bytes: Vec<u8> = vectors.iter().flat_map(|x| x.to_le_bytes()).collect();
+    write_file(&generation.join("vectors.f32"), &bytes)?;
+    write_file(&generation.join("records.json"), &serde_json::to_vec(records).expect("records serialize"))?;
+    // The manifest last: a generation without one was never finished.
+    write_file(&generation.join("manifest.json"), &serde_json::to_vec_pretty(manifest).expect("manifest serializes"))?;
+
+    let tmp = dir.join("CURRENT.tmp");
+    write_file(&tmp, name.as_bytes())?;
+    std::fs::rename(&tmp, dir.join("CURRENT")).map_err(Error::io(dir.join("CURRENT")))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    // Older generations (and unfinished ones from crashed runs) are no longer referenced.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let n = entry.file_name();
+            let n = n.to_string_lossy();
+            if n.starts_with("gen-") && n != name {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok(generation)
+}

@@ -1,0 +1,14 @@
+//! podseek: cross-lingual semantic search over podcast chapters.
+//!
+//! Data flows corpus → chunk → embed → index → search → serve; `eval` measures it. See
+//! ARCHITECTURE.md for the map and the invariants.
+
+pub mod chunk;
+pub mod corpus;
+pub mod embed;
+pub mod error;
+pub mod index;
+mod pool;
+pub mod search;
+
+pub use error::{Error, Result};

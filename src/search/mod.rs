@@ -1,0 +1,323 @@
+//! Search: a question in, the chapters that answer it out, in either language.
+//!
+//! Owns query validation, embedding the query, taking the nearest chunks from a vector store,
+//! grouping them into chapters (a chapter scores as its best chunk) and shaping hits with their
+//! evidence and citation; also chapter lookup with neighbours. Sync and read-only: front ends call
+//! it from blocking threads. It knows nothing of HTTP, JSON bodies or MCP.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::ChunkKind;
+use crate::corpus::{Chapter, Entity, Episode, Lang, Quote};
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::index::{Index, VectorStore};
+
+pub const MAX_QUERY_CHARS: usize = 2000;
+pub const MAX_K: usize = 100;
+pub const DEFAULT_K: usize = 10;
+/// Chunks taken from the vector store per requested chapter before grouping.
+pub const CHUNKS_PER_CHAPTER: usize = 8;
+const MIN_CHUNKS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The HNSW graph.
+    #[default]
+    Ann,
+    /// Every vector scanned: ground truth.
+    Exact,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub text: String,
+    pub k: Option<usize>,
+    pub lang: Option<String>,
+    pub episode: Option<String>,
+    pub mode: Mode,
+}
+
+/// A validated query.
+struct Checked {
+    text: String,
+    k: usize,
+    lang: Option<Lang>,
+    episode: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct Hit {
+    pub rank: usize,
+    /// Cosine similarity of the best-matching chunk (higher is closer).
+    pub score: f32,
+    pub chapter_id: String,
+    pub chapter_title: String,
+    pub start_s: u32,
+    pub end_s: Option<u32>,
+    pub timestamp: String,
+    pub episode_id: String,
+    pub episode_title: String,
+    pub lang: String,
+    /// The evidence: the chunk that matched best.
+    pub snippet: String,
+    /// `summary`, `quote` or `description`.
+    pub snippet_kind: String,
+    pub speaker: Option<String>,
+    /// `Episode — Chapter [12:34]`
+    pub citation: String,
+    /// Deep link (`url#t=754`) when the episode has a URL.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChapterRef {
+    pub id: String,
+    pub title: String,
+    pub timestamp: String,
+    pub start_s: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChapterView {
+    pub id: String,
+    pub title: String,
+    pub start_s: u32,
+    pub end_s: Option<u32>,
+    pub timestamp: String,
+    pub lang: Lang,
+    pub summary: String,
+    pub quotes: Vec<Quote>,
+    pub episode_id: String,
+    pub episode_title: String,
+    pub episode_url: Option<String>,
+    pub entities: Vec<Entity>,
+    pub previous: Option<ChapterRef>,
+    pub next: Option<ChapterRef>,
+    pub citation: String,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpisodeSummary {
+    pub id: String,
+    pub title: String,
+    pub lang: Lang,
+    pub url: Option<String>,
+    pub chapters: Vec<ChapterRef>,
+    /// Start of the last chapter: the known part of the episode's length.
+    pub duration_s: Option<u32>,
+}
+
+pub struct SearchEngine {
+    index: Index,
+    exact: crate::index::ExactStore,
+    embedder: Arc<dyn Embedder>,
+    chunk_by_key: HashMap<u64, usize>,
+    chapter_pos: HashMap<String, (usize, usize)>,
+    cache: Mutex<HashMap<String, Arc<Vec<f32>>>>,
+}
+
+const CACHE_SIZE: usize = 1024;
+
+pub fn citation(episode: &Episode, chapter: &Chapter) -> String {
+    format!("{} — {} [{}]", episode.title, chapter.title, chapter.timestamp)
+}
+
+pub fn deep_link(episode: &Episode, chapter: &Chapter) -> Option<String> {
+    episode.url.as_ref().map(|u| format!("{u}#t={}", chapter.start_s))
+}
+
+impl SearchEngine {
+    pub fn new(index: Index, embedder: Arc<dyn Embedder>) -> Result<SearchEngine> {
+        if index.manifest.model_id != embedder.model_id() || index.manifest.dims != embedder.dims() {
+            return Err(Error::IndexMismatch {
+                path: index.dir.clone(),
+                message: format!(
+                    "it was built with `{}` ({} dims), the loaded model is `{}` ({} dims)",
+                    index.manifest.model_id,
+                    index.manifest.dims,
+                    embedder.model_id(),
+                    embedder.dims()
+                ),
+            });
+        }
+        let chunk_by_key = index.records.chunks.iter().enumerate().map(|(i, c)| (c.key, i)).collect();
+        let mut chapter_pos = HashMap::new();
+        for (e, ep) in index.records.episodes.iter().enumerate() {
+            for (c, ch) in ep.chapters.iter().enumerate() {
+                chapter_pos.insert(ch.id.clone(), (e, c));
+            }
+        }
+        let exact = index.exact_store();
+        Ok(SearchEngine { index, exact, embedder, chunk_by_key, chapter_pos, cache: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
+    fn check(&self, q: &Query) -> Result<Checked> {
+        let text = q.text.trim();
+        if text.is_empty() {
+            return Err(Error::invalid("q", "the question is empty"));
+        }
+        let chars = text.chars().count();
+        if chars > MAX_QUERY_CHARS {
+            return Err(Error::invalid("q", format!("the question has {chars} characters; the limit is {MAX_QUERY_CHARS}")));
+        }
+        let k = q.k.unwrap_or(DEFAULT_K);
+        if !(1..=MAX_K).contains(&k) {
+            return Err(Error::invalid("k", format!("k must be between 1 and {MAX_K}, got {k}")));
+        }
+        let lang = match q.lang.as_deref().map(str::trim) {
+            None | Some("") | Some("all") => None,
+            Some(code) => Some(Lang::from_code(code).ok_or_else(|| Error::invalid("lang", format!("unknown language `{code}`; use `en` or `es`")))?),
+        };
+        let episode = match q.episode.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(id) => {
+                if !self.index.records.episodes.iter().any(|e| e.id == id) {
+                    return Err(Error::invalid("episode", format!("no episode with id `{id}` (GET /v1/episodes lists them)")));
+                }
+                Some(id.to_string())
+            }
+        };
+        Ok(Checked { text: text.to_string(), k, lang, episode })
+    }
+
+    /// The query's vector, from the cache when the same question was asked before.
+    pub fn query_vector(&self, text: &str) -> Result<Arc<Vec<f32>>> {
+        if let Some(v) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(text) {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(self.embedder.embed_query(text)?);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(text.to_string(), v.clone());
+        Ok(v)
+    }
+
+    pub fn search(&self, q: &Query) -> Result<Vec<Hit>> {
+        let checked = self.check(q)?;
+        let vector = self.query_vector(&checked.text)?;
+        self.search_vector(&vector, &checked, q.mode)
+    }
+
+    /// Search with a vector already computed (benchmarks, eval).
+    pub fn search_by_vector(&self, vector: &[f32], k: usize, mode: Mode) -> Result<Vec<Hit>> {
+        let checked = Checked { text: String::new(), k: k.clamp(1, MAX_K), lang: None, episode: None };
+        self.search_vector(vector, &checked, mode)
+    }
+
+    fn search_vector(&self, vector: &[f32], q: &Checked, mode: Mode) -> Result<Vec<Hit>> {
+        let records = &self.index.records;
+        let accept = |key: u64| -> bool {
+            let Some(&i) = self.chunk_by_key.get(&key) else { return false };
+            let chunk = &records.chunks[i];
+            if q.episode.as_ref().is_some_and(|e| *e != chunk.episode_id) {
+                return false;
+            }
+            match (q.lang, self.chapter_pos.get(&chunk.chapter_id)) {
+                (Some(lang), Some(&(e, _))) => records.episodes[e].lang == lang,
+                _ => true,
+            }
+        };
+        let filtered = q.lang.is_some() || q.episode.is_some();
+        let filter: Option<&(dyn Fn(u64) -> bool + Sync)> = if filtered { Some(&accept) } else { None };
+        let want = (q.k * CHUNKS_PER_CHAPTER).max(MIN_CHUNKS);
+        let store: &dyn VectorStore = match mode {
+            Mode::Ann => &self.index.hnsw,
+            Mode::Exact => &self.exact,
+        };
+        let found = store.search(vector, want, filter)?;
+
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut seen: HashMap<&str, ()> = HashMap::new();
+        for (key, score) in found {
+            let Some(&i) = self.chunk_by_key.get(&key) else { continue };
+            let chunk = &records.chunks[i];
+            if seen.insert(chunk.chapter_id.as_str(), ()).is_some() {
+                continue;
+            }
+            let Some(&(e, c)) = self.chapter_pos.get(&chunk.chapter_id) else { continue };
+            let (episode, chapter) = (&records.episodes[e], &records.episodes[e].chapters[c]);
+            hits.push(Hit {
+                rank: hits.len() + 1,
+                score,
+                chapter_id: chapter.id.clone(),
+                chapter_title: chapter.title.clone(),
+                start_s: chapter.start_s,
+                end_s: chapter.end_s,
+                timestamp: chapter.timestamp.clone(),
+                episode_id: episode.id.clone(),
+                episode_title: episode.title.clone(),
+                lang: chapter.lang.code().to_string(),
+                snippet: chunk.text.clone(),
+                snippet_kind: chunk.kind.as_str().to_string(),
+                speaker: if chunk.kind == ChunkKind::Quote { chunk.speaker.clone() } else { None },
+                citation: citation(episode, chapter),
+                url: deep_link(episode, chapter),
+            });
+            if hits.len() == q.k {
+                break;
+            }
+        }
+        Ok(hits)
+    }
+
+    pub fn chapter(&self, id: &str) -> Result<ChapterView> {
+        let &(e, c) = self.chapter_pos.get(id).ok_or_else(|| Error::NotFound { what: "chapter", id: id.to_string() })?;
+        let episode = &self.index.records.episodes[e];
+        let chapter = &episode.chapters[c];
+        let to_ref = |ch: &Chapter| ChapterRef { id: ch.id.clone(), title: ch.title.clone(), timestamp: ch.timestamp.clone(), start_s: ch.start_s };
+        Ok(ChapterView {
+            id: chapter.id.clone(),
+            title: chapter.title.clone(),
+            start_s: chapter.start_s,
+            end_s: chapter.end_s,
+            timestamp: chapter.timestamp.clone(),
+            lang: chapter.lang,
+            summary: chapter.summary.clone(),
+            quotes: chapter.quotes.clone(),
+            episode_id: episode.id.clone(),
+            episode_title: episode.title.clone(),
+            episode_url: episode.url.clone(),
+            entities: episode.entities.clone(),
+            previous: c.checked_sub(1).map(|p| to_ref(&episode.chapters[p])),
+            next: episode.chapters.get(c + 1).map(to_ref),
+            citation: citation(episode, chapter),
+            url: deep_link(episode, chapter),
+        })
+    }
+
+    pub fn episodes(&self) -> Vec<EpisodeSummary> {
+        self.index
+            .records
+            .episodes
+            .iter()
+            .map(|e| EpisodeSummary {
+                id: e.id.clone(),
+                title: e.title.clone(),
+                lang: e.lang,
+                url: e.url.clone(),
+                chapters: e
+                    .chapters
+                    .iter()
+                    .map(|c| ChapterRef { id: c.id.clone(), title: c.title.clone(), timestamp: c.timestamp.clone(), start_s: c.start_s })
+                    .collect(),
+                duration_s: e.duration_s(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,120 @@
+//! Serving: the only module that knows HTTP, JSON bodies and MCP.
+//!
+//! `podseek serve` opens the index (failing fast, with the fix, when there is none), binds, prints
+//! its URL, and loads the model in the background; `/readyz` says when searches can run. Every
+//! model inference and index search runs on blocking threads (`spawn_blocking`), never on the async
+//! workers. Serving never writes the index.
+
+mod http;
+pub mod mcp;
+mod openapi;
+mod page;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+
+use crate::embed;
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::search::SearchEngine;
+
+pub use http::error_status;
+
+/// What the handlers share: the engine once loaded, or why loading failed.
+#[derive(Clone)]
+pub struct AppState {
+    engine: Arc<OnceLock<std::result::Result<Arc<SearchEngine>, String>>>,
+}
+
+impl AppState {
+    pub fn ready(engine: Arc<SearchEngine>) -> AppState {
+        let cell = OnceLock::new();
+        let _ = cell.set(Ok(engine));
+        AppState { engine: Arc::new(cell) }
+    }
+
+    fn loading() -> AppState {
+        AppState { engine: Arc::new(OnceLock::new()) }
+    }
+
+    /// The engine, or a `Missing` error saying it is still loading or failed to load.
+    pub fn engine(&self) -> Result<Arc<SearchEngine>> {
+        match self.engine.get() {
+            Some(Ok(e)) => Ok(e.clone()),
+            Some(Err(message)) => Err(Error::Missing {
+                what: "the search engine",
+                path: PathBuf::from("."),
+                reason: message.clone(),
+                fix: embed::FETCH_HINT.to_string(),
+            }),
+            None => Err(Error::Missing {
+                what: "the search engine",
+                path: PathBuf::from("."),
+                reason: "the model is still loading".into(),
+                fix: "wait for GET /readyz to answer 200".into(),
+            }),
+        }
+    }
+}
+
+/// The whole HTTP surface: page, JSON API, OpenAPI document and MCP at `/mcp`.
+pub fn router(state: AppState) -> Router {
+    http::routes(state.clone()).merge(page::routes()).nest_service("/mcp", mcp::http_service(state))
+}
+
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    pub index_dir: PathBuf,
+    pub model: Option<String>,
+    pub threads: usize,
+}
+
+/// Run the server until SIGINT or SIGTERM; in-flight requests finish first.
+pub async fn serve(options: ServeOptions) -> Result<()> {
+    let index = Index::open(&options.index_dir, options.model.as_deref())?;
+    let model = index.manifest.model_id.clone();
+    let listener = tokio::net::TcpListener::bind(options.addr).await.map_err(|e| Error::Io { path: PathBuf::from(options.addr.to_string()), source: e })?;
+    let local = listener.local_addr().map_err(|e| Error::Io { path: PathBuf::from(options.addr.to_string()), source: e })?;
+    let state = AppState::loading();
+    let cell = state.engine.clone();
+    let threads = options.threads;
+    tokio::task::spawn_blocking(move || {
+        let loaded = embed::load(&model, threads).and_then(|embedder| SearchEngine::new(index, embedder));
+        if let Err(e) = &loaded {
+            tracing::error!("loading failed: {e}");
+        } else {
+            tracing::info!("model `{model}` loaded; ready");
+        }
+        let _ = cell.set(loaded.map(Arc::new).map_err(|e| e.to_string()));
+    });
+    println!("podseek is serving on http://{local}/");
+    println!("  try: curl 'http://{local}/v1/search?q=How+do+protein+language+models+learn+structure%3F&k=3'");
+    println!("  MCP (Streamable HTTP): http://{local}/mcp");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| Error::Io { path: PathBuf::from(local.to_string()), source: e })?;
+    println!("podseek stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
