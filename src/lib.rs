@@ -10,5 +10,6 @@ pub mod error;
 pub mod index;
 mod pool;
 pub mod search;
+pub mod serve;
 
 pub use error::{Error, Result};

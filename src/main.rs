@@ -1,16 +1,213 @@
+//! The `podseek` command line: a thin shell over the library.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use podseek::corpus::{self, Parsed};
+use podseek::embed;
+use podseek::index::{self, Index, IngestOptions};
+use podseek::search::{Mode, Query, SearchEngine};
+use podseek::serve;
+
+#[derive(Parser)]
+#[command(name = "podseek", version, about = "Cross-lingual semantic search over podcast chapters (English ⇄ Spanish)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse podcast pages or JSON/JSONL episodes and print the normalized corpus.
+    Parse {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON document (episodes → chapters → quotes, entities) instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print embedding vectors (JSON) for texts, for inspection.
+    Embed {
+        #[arg(long, default_value = embed::DEFAULT_MODEL)]
+        model: String,
+        /// Embed as passages (documents) instead of queries.
+        #[arg(long)]
+        passage: bool,
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+    /// Parse files, embed their chunks and add them to the index (upsert by episode).
+    Ingest {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = embed::DEFAULT_MODEL)]
+        model: String,
+        #[arg(long, default_value = index::DEFAULT_DIR)]
+        index: PathBuf,
+        /// Parallel inference sessions.
+        #[arg(long, default_value_t = default_threads())]
+        threads: usize,
+        /// Chunk size in model tokens (new indexes only).
+        #[arg(long, default_value_t = 256)]
+        chunk_tokens: usize,
+        /// Leave quotes out of the index (new indexes only).
+        #[arg(long)]
+        no_quotes: bool,
+    },
+    /// Ask a question; prints the nearest chapters in either language.
+    Search {
+        question: String,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Only chapters in this language (en, es).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Only chapters of this episode id.
+        #[arg(long)]
+        episode: Option<String>,
+        #[arg(long, default_value = index::DEFAULT_DIR)]
+        index: PathBuf,
+        /// `ann` (HNSW) or `exact` (scan every vector).
+        #[arg(long, default_value = "ann")]
+        mode: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the search page, the JSON API and MCP over HTTP.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        #[arg(long, default_value = index::DEFAULT_DIR)]
+        index: PathBuf,
+        /// Inference sessions (concurrent queries embedded at once).
+        #[arg(long, default_value_t = default_threads())]
+        threads: usize,
+    },
+    /// Serve MCP over stdio (for agent clients). Logs go to stderr.
+    Mcp {
+        #[arg(long, default_value = index::DEFAULT_DIR)]
+        index: PathBuf,
+    },
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut code = ExitCode::SUCCESS;
-    for f in &args {
-        let bytes = std::fs::read(f).unwrap();
-        let p = podseek::corpus::parse_file(f, &bytes);
-        for d in &p.diagnostics { eprintln!("{d}"); }
-        if std::env::var("JSON").is_ok() { println!("{}", serde_json::to_string_pretty(&p.episodes).unwrap()); continue; }
-        println!("{} episodes, {} chapters", p.episodes.len(), p.chapter_count());
-        for e in &p.episodes { println!("# {} [{}] {} ch, {} ent", e.title, e.lang.code(), e.chapters.len(), e.entities.len());
-          for c in &e.chapters { println!("  [{}] {} || {}", c.timestamp, c.title, c.summary.chars().take(40).collect::<String>()); } }
-        if p.skipped_anything() { code = ExitCode::from(2); }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "podseek=info,warn".into()))
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
-    code
+}
+
+fn parse_files(files: &[PathBuf]) -> anyhow::Result<Parsed> {
+    let mut all = Parsed::default();
+    for f in files {
+        let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let mut p = corpus::parse_file(&f.display().to_string(), &bytes);
+        all.episodes.append(&mut p.episodes);
+        all.diagnostics.append(&mut p.diagnostics);
+    }
+    for d in &all.diagnostics {
+        eprintln!("{}: {d}", if d.skipped { "skipped" } else { "note" });
+    }
+    Ok(all)
+}
+
+/// Exit 2 when input was skipped, so scripts notice.
+fn parse_exit(parsed: &Parsed) -> ExitCode {
+    if parsed.skipped_anything() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Parse { files, json } => {
+            let parsed = parse_files(&files)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &serde_json::json!({"episodes": parsed.episodes, "diagnostics": parsed.diagnostics}))?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", corpus::summary(&parsed))?;
+            }
+            Ok(parse_exit(&parsed))
+        }
+        Command::Embed { model, passage, texts } => {
+            let embedder = embed::load(&model, 1)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let vectors = if passage { embedder.embed_passages(&refs)? } else { refs.iter().map(|t| embedder.embed_query(t)).collect::<Result<_, _>>()? };
+            let items: Vec<_> = texts.iter().zip(vectors).map(|(t, v)| serde_json::json!({"text": t, "vector": v})).collect();
+            println!("{}", serde_json::to_string(&serde_json::json!({"model": embedder.model_id(), "dims": embedder.dims(), "kind": if passage {"passage"} else {"query"}, "embeddings": items}))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { files, model, index, threads, chunk_tokens, no_quotes } => {
+            let parsed = parse_files(&files)?;
+            if parsed.episodes.is_empty() {
+                bail!("no episodes to ingest (see the messages above); the index was not changed");
+            }
+            let embedder = embed::load(&model, threads)?;
+            let mut options = IngestOptions::default();
+            options.chunking.max_tokens = chunk_tokens;
+            options.chunking.quotes = !no_quotes;
+            let started = std::time::Instant::now();
+            let report = index::ingest(&index, embedder.as_ref(), parsed.episodes.clone(), &options)?;
+            println!(
+                "indexed {} episodes ({} added, {} replaced, {} unchanged), {} chapters, {} chunks ({} embedded now) with {} into {} in {:.1}s",
+                report.episodes_total,
+                report.episodes_added,
+                report.episodes_replaced,
+                report.episodes_unchanged,
+                report.chapters_total,
+                report.chunks_total,
+                report.chunks_embedded,
+                embedder.model_id(),
+                index.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(parse_exit(&parsed))
+        }
+        Command::Search { question, k, lang, episode, index, mode, json } => {
+            let opened = Index::open(&index, None)?;
+            let embedder = embed::load(&opened.manifest.model_id, 1)?;
+            let engine = SearchEngine::new(opened, embedder)?;
+            let mode = match mode.as_str() {
+                "ann" => Mode::Ann,
+                "exact" => Mode::Exact,
+                other => bail!("--mode: `{other}` is not `ann` or `exact`"),
+            };
+            let hits = engine.search(&Query { text: question.clone(), k: Some(k), lang, episode, mode })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"query": question, "count": hits.len(), "hits": hits}))?);
+            } else {
+                print!("{}", podseek::search::render_table(&hits));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { addr, index, threads } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve::serve(serve::ServeOptions { addr, index_dir: index, model: None, threads }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mcp { index } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve::mcp::serve_stdio(&index))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

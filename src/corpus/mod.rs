@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 pub use timestamp::{format_timestamp, parse_timestamp};
 
 /// Episode language. Only the languages podseek's models and filters are tuned for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     En,
@@ -51,7 +51,7 @@ impl Lang {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Quote {
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -61,7 +61,7 @@ pub struct Quote {
     pub at_s: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Entity {
     pub name: String,
     #[serde(rename = "type")]
@@ -285,4 +285,28 @@ fn dedupe_episodes(name: &str, parsed: &mut Parsed) {
         }
     }
     parsed.episodes = kept;
+}
+
+/// A readable summary of a parse: episodes, chapter counts and titles with timestamps.
+pub fn summary(parsed: &Parsed) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let with_chapters = parsed.episodes.iter().filter(|e| !e.chapters.is_empty()).count();
+    let quotes: usize = parsed.episodes.iter().flat_map(|e| &e.chapters).map(|c| c.quotes.len()).sum();
+    let _ = writeln!(
+        out,
+        "{} episodes ({} with chapters), {} chapters, {} quotes, {} problems",
+        parsed.episodes.len(),
+        with_chapters,
+        parsed.chapter_count(),
+        quotes,
+        parsed.diagnostics.len()
+    );
+    for e in &parsed.episodes {
+        let _ = writeln!(out, "\n{} [{}] {} chapters, {} entities  (id {})", e.title, e.lang.code(), e.chapters.len(), e.entities.len(), e.id);
+        for c in &e.chapters {
+            let _ = writeln!(out, "  [{:>8}] {}  ({} quotes)", c.timestamp, c.title, c.quotes.len());
+        }
+    }
+    out
 }

@@ -19,6 +19,8 @@ use crate::index::{Index, VectorStore};
 pub const MAX_QUERY_CHARS: usize = 2000;
 pub const MAX_K: usize = 100;
 pub const DEFAULT_K: usize = 10;
+/// Below this best-chunk cosine the page says nothing matches well (calibrated on the dev set, BENCHMARKS.md).
+pub const WEAK_MATCH_SCORE: f32 = 0.30;
 /// Chunks taken from the vector store per requested chapter before grouping.
 pub const CHUNKS_PER_CHAPTER: usize = 8;
 const MIN_CHUNKS: usize = 100;
@@ -74,7 +76,7 @@ pub struct Hit {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChapterRef {
     pub id: String,
     pub title: String,
@@ -82,7 +84,7 @@ pub struct ChapterRef {
     pub start_s: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChapterView {
     pub id: String,
     pub title: String,
@@ -320,4 +322,29 @@ impl SearchEngine {
             })
             .collect()
     }
+}
+
+/// Hits as a readable table for the terminal.
+pub fn render_table(hits: &[Hit]) -> String {
+    use std::fmt::Write;
+    if hits.is_empty() {
+        return "no chapters found\n".to_string();
+    }
+    let mut out = String::new();
+    for h in hits {
+        let _ = writeln!(out, "{:>2}. {:.3}  [{}] {}  ({})", h.rank, h.score, h.timestamp, h.chapter_title, h.lang);
+        let _ = writeln!(out, "    {}", h.episode_title);
+        let snippet: String = h.snippet.chars().take(160).collect();
+        let more = if h.snippet.chars().count() > 160 { "…" } else { "" };
+        match &h.speaker {
+            Some(s) => {
+                let _ = writeln!(out, "    {} “{snippet}{more}” — {s}", h.snippet_kind);
+            }
+            None => {
+                let _ = writeln!(out, "    {}: {snippet}{more}", h.snippet_kind);
+            }
+        }
+        let _ = writeln!(out, "    id {}", h.chapter_id);
+    }
+    out
 }
