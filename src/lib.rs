@@ -7,6 +7,7 @@ pub mod chunk;
 pub mod corpus;
 pub mod embed;
 pub mod error;
+pub mod eval;
 pub mod index;
 mod pool;
 pub mod search;

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use podseek::corpus::{self, Parsed};
 use podseek::embed;
+use podseek::eval;
 use podseek::index::{self, Index, IngestOptions};
 use podseek::search::{Mode, Query, SearchEngine};
 use podseek::serve;
@@ -92,6 +93,74 @@ enum Command {
         #[arg(long, default_value = index::DEFAULT_DIR)]
         index: PathBuf,
     },
+    /// Score retrieval against judged queries (BEIR queries.jsonl + BEIR or TREC qrels).
+    Eval {
+        #[arg(long, default_value = "tests/data/dev/queries.jsonl")]
+        queries: PathBuf,
+        #[arg(long, default_value = "tests/data/dev/qrels.tsv")]
+        qrels: PathBuf,
+        #[arg(long, default_value = index::DEFAULT_DIR)]
+        index: PathBuf,
+        /// The model the index must have been built with (checked against its manifest).
+        #[arg(long)]
+        model: Option<String>,
+        /// `ann` or `exact` search; ignored for `--system bm25`.
+        #[arg(long, default_value = "ann")]
+        mode: String,
+        /// `dense` (the index's embeddings) or `bm25` (keyword baseline over the same chapters).
+        #[arg(long, default_value = "dense")]
+        system: String,
+        /// Write a TREC run file (`qid Q0 docid rank score tag`).
+        #[arg(long)]
+        run_out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks: `embed` (throughput and query latency per model) or `ann` (recall/speed sweep).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Chapters/s and tokens/s embedding the corpus, and single-query latency p50/p99.
+    Embed {
+        #[arg(long, value_delimiter = ',', default_value = "use-m3,e5-small,use-m3+e5")]
+        models: Vec<String>,
+        #[arg(long, default_value = "data/podcast-page.txt")]
+        corpus: PathBuf,
+        #[arg(long, default_value = "tests/data/dev/queries.jsonl")]
+        queries: PathBuf,
+        #[arg(long, default_value_t = default_threads())]
+        threads: usize,
+    },
+    /// Recall@10 against exact search, queries/s, p50/p99 for a sweep of ef and quantization.
+    Ann {
+        #[arg(long, default_value = index::DEFAULT_DIR)]
+        index: PathBuf,
+        #[arg(long, default_value = "tests/data/dev/queries.jsonl")]
+        queries: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "8,16,32,64,128,256")]
+        ef: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "f32,f16,i8")]
+        quantization: Vec<String>,
+    },
+}
+
+fn parse_mode(mode: &str) -> anyhow::Result<Mode> {
+    match mode {
+        "ann" => Ok(Mode::Ann),
+        "exact" => Ok(Mode::Exact),
+        other => bail!("--mode: `{other}` is not `ann` or `exact`"),
+    }
+}
+
+/// The commit the binary runs from, when it runs in a git checkout (for report manifests).
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn default_threads() -> usize {
@@ -186,11 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let opened = Index::open(&index, None)?;
             let embedder = embed::load(&opened.manifest.model_id, 1)?;
             let engine = SearchEngine::new(opened, embedder)?;
-            let mode = match mode.as_str() {
-                "ann" => Mode::Ann,
-                "exact" => Mode::Exact,
-                other => bail!("--mode: `{other}` is not `ann` or `exact`"),
-            };
+            let mode = parse_mode(&mode)?;
             let hits = engine.search(&Query { text: question.clone(), k: Some(k), lang, episode, mode })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({"query": question, "count": hits.len(), "hits": hits}))?);
@@ -207,6 +272,67 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mcp { index } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve::mcp::serve_stdio(&index))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { queries, qrels, index, model, mode, system, run_out, json } => {
+            let opened = Index::open(&index, model.as_deref())?;
+            let chapter_lang = opened.records.episodes.iter().flat_map(|e| e.chapters.iter().map(|c| (c.id.clone(), c.lang))).collect();
+            let manifest = serde_json::json!({
+                "system": system, "mode": mode, "model": opened.manifest.model_id, "index": index.display().to_string(),
+                "corpus_hash": opened.manifest.corpus_hash, "chunking": opened.manifest.chunking, "hnsw": opened.manifest.hnsw,
+                "queries": queries.display().to_string(), "qrels": qrels.display().to_string(), "commit": git_commit(),
+            });
+            let queries = eval::load_queries(&queries)?;
+            let qrels = eval::load_qrels(&qrels)?;
+            let report = match system.as_str() {
+                "bm25" => {
+                    let bm25 = eval::bm25::Bm25::build(&opened.records.episodes)?;
+                    eval::evaluate(&eval::System::Bm25(&bm25), &queries, &qrels, &chapter_lang, manifest)?
+                }
+                "dense" => {
+                    let mode = parse_mode(&mode)?;
+                    let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
+                    let engine = SearchEngine::new(opened, embedder)?;
+                    eval::evaluate(&eval::System::Dense { engine: &engine, mode }, &queries, &qrels, &chapter_lang, manifest)?
+                }
+                other => bail!("--system: `{other}` is not `dense` or `bm25`"),
+            };
+            if let Some(path) = run_out {
+                std::fs::write(&path, eval::trec_run(&report, &format!("podseek-{system}")))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", eval::render(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { what: BenchCommand::Embed { models, corpus, queries, threads } } => {
+            let parsed = parse_files(&[corpus])?;
+            let texts: Vec<String> = eval::load_queries(&queries)?.into_iter().map(|q| q.text).collect();
+            let mut rows = Vec::new();
+            for m in &models {
+                let ingest = embed::load(m, threads)?;
+                let query = embed::load(m, 1)?;
+                rows.push(eval::bench::bench_embed(ingest.as_ref(), query.as_ref(), threads, &parsed.episodes, &texts)?);
+                eprintln!("{m}: done");
+            }
+            print!("{}", eval::bench::render_embed(&rows));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { what: BenchCommand::Ann { index, queries, ef, quantization } } => {
+            let opened = Index::open(&index, None)?;
+            let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
+            let texts: Vec<String> = eval::load_queries(&queries)?.into_iter().map(|q| q.text).collect();
+            let vectors = texts.iter().map(|t| embedder.embed_query(t)).collect::<Result<Vec<_>, _>>()?;
+            let quantizations = quantization
+                .iter()
+                .map(|q| index::Quantization::parse(q).with_context(|| format!("--quantization: `{q}` is not f32, f16 or i8")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let rows = eval::bench::bench_ann(&opened, &vectors, &ef, &quantizations)?;
+            println!("model {}, M={}, ef_construction={}", opened.manifest.model_id, opened.manifest.hnsw.connectivity, opened.manifest.hnsw.expansion_add);
+            print!("{}", eval::bench::render_ann(&rows, opened.records.chunks.len(), vectors.len()));
             Ok(ExitCode::SUCCESS)
         }
     }

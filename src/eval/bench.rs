@@ -1,0 +1,139 @@
+//! Benchmarks: embedding throughput and query latency per model, and the ANN sweep (recall@10
+//! against exact search over the index's own vectors, queries/s, p50/p99) across `ef` and
+//! quantization. Wall-clock numbers; run on a quiet machine.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use crate::corpus::Episode;
+use crate::embed::Embedder;
+use crate::error::Result;
+use crate::index::{ExactStore, HnswParams, HnswStore, Index, Quantization, VectorStore};
+
+pub fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
+    if sorted_ms.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_ms.len() as f64 - 1.0) * p).round() as usize;
+    sorted_ms[i.min(sorted_ms.len() - 1)]
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EmbedBench {
+    pub model: String,
+    pub threads: usize,
+    pub passages: usize,
+    pub tokens: usize,
+    pub seconds: f64,
+    pub passages_per_s: f64,
+    pub tokens_per_s: f64,
+    pub query_p50_ms: f64,
+    pub query_p99_ms: f64,
+}
+
+/// Embed every chapter (title + summary) as passages with `ingest` (its thread count), then time
+/// single queries one by one on `query` (one intra-op thread, as when serving).
+pub fn bench_embed(ingest: &dyn Embedder, query: &dyn Embedder, threads: usize, episodes: &[Episode], queries: &[String]) -> Result<EmbedBench> {
+    let texts: Vec<String> = episodes.iter().flat_map(|e| &e.chapters).map(|c| format!("{}. {}", c.title, c.summary)).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let (tok, _) = ingest.chunk_tokenizer();
+    let tokens: usize = refs.iter().map(|t| tok.encode(*t, false).map(|e| e.len()).unwrap_or(0)).sum();
+    ingest.embed_passages(&refs[..refs.len().min(8)])?; // warm-up
+    let started = Instant::now();
+    ingest.embed_passages(&refs)?;
+    let seconds = started.elapsed().as_secs_f64();
+    query.embed_query("warm up")?;
+    let mut lat: Vec<f64> = Vec::new();
+    for q in queries {
+        let t = Instant::now();
+        query.embed_query(q)?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    Ok(EmbedBench {
+        model: ingest.model_id().to_string(),
+        threads,
+        passages: refs.len(),
+        tokens,
+        seconds,
+        passages_per_s: refs.len() as f64 / seconds,
+        tokens_per_s: tokens as f64 / seconds,
+        query_p50_ms: percentile(&lat, 0.5),
+        query_p99_ms: percentile(&lat, 0.99),
+    })
+}
+
+pub fn render_embed(rows: &[EmbedBench]) -> String {
+    let mut out = String::from("| model | threads | chapters | tokens | seconds | chapters/s | tokens/s | query p50 ms | query p99 ms |\n|---|---|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.2} | {:.1} | {:.0} | {:.1} | {:.1} |",
+            r.model, r.threads, r.passages, r.tokens, r.seconds, r.passages_per_s, r.tokens_per_s, r.query_p50_ms, r.query_p99_ms
+        );
+    }
+    out
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AnnRow {
+    pub quantization: Quantization,
+    pub ef: usize,
+    pub recall_at_10: f64,
+    pub queries_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub build_s: f64,
+}
+
+/// Sweep ef and quantization over the index's vectors; ground truth is the exact top 10.
+pub fn bench_ann(index: &Index, queries: &[Vec<f32>], efs: &[usize], quantizations: &[Quantization]) -> Result<Vec<AnnRow>> {
+    let dims = index.manifest.dims;
+    let exact: ExactStore = index.exact_store();
+    let truth: Vec<Vec<u64>> = queries.iter().map(|q| exact.search(q, 10, None).map(|r| r.into_iter().map(|(k, _)| k).collect())).collect::<Result<_>>()?;
+    let items: Vec<(u64, &[f32])> = index.records.chunks.iter().enumerate().map(|(i, c)| (c.key, index.vector(i))).collect();
+    let mut rows = Vec::new();
+    for &q in quantizations {
+        let params = HnswParams { quantization: q, ..index.manifest.hnsw };
+        let t = Instant::now();
+        let store = HnswStore::build(dims, &params, &items)?;
+        let build_s = t.elapsed().as_secs_f64();
+        for &ef in efs {
+            store.set_expansion_search(ef);
+            let mut lat = Vec::with_capacity(queries.len());
+            let mut hits = 0usize;
+            let all = Instant::now();
+            for (query, truth) in queries.iter().zip(&truth) {
+                let t = Instant::now();
+                let got = store.search(query, 10, None)?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                hits += got.iter().filter(|(k, _)| truth.contains(k)).count();
+            }
+            let total = all.elapsed().as_secs_f64();
+            lat.sort_by(f64::total_cmp);
+            let denominator: usize = truth.iter().map(Vec::len).sum();
+            rows.push(AnnRow {
+                quantization: q,
+                ef,
+                recall_at_10: hits as f64 / denominator.max(1) as f64,
+                queries_per_s: queries.len() as f64 / total,
+                p50_ms: percentile(&lat, 0.5),
+                p99_ms: percentile(&lat, 0.99),
+                build_s,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+pub fn render_ann(rows: &[AnnRow], vectors: usize, queries: usize) -> String {
+    let mut out = format!("{vectors} vectors, {queries} queries, top 10 vs exact\n\n| quantization | ef | recall@10 | queries/s | p50 ms | p99 ms | build s |\n|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {:?} | {} | {:.4} | {:.0} | {:.3} | {:.3} | {:.2} |",
+            r.quantization, r.ef, r.recall_at_10, r.queries_per_s, r.p50_ms, r.p99_ms, r.build_s
+        );
+    }
+    out
+}

@@ -1,0 +1,211 @@
+//! Evaluation: retrieval quality against judged queries, and ANN fidelity and speed.
+//!
+//! Owns the input formats IR people use (BEIR `queries.jsonl` + qrels TSV with a header, or TREC
+//! qrels `qid 0 docid rel`), the metrics (`metrics`, matching trec_eval), the breakdowns podseek
+//! cares about (query kind, query → chapter language pair, the cross-lingual gap), TREC run files,
+//! the BM25 baseline (`bm25`) and the benchmarks (`bench`). Documents are chapters, named by the
+//! chapter ids podseek prints. It reads files but knows nothing of HTTP.
+
+pub mod bench;
+pub mod bm25;
+pub mod metrics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use metrics::{Judgments, QueryMetrics};
+
+use crate::corpus::Lang;
+use crate::error::{Error, Result};
+use crate::search::{Mode, SearchEngine};
+
+/// Ranked documents retrieved per query (Recall@100 needs 100).
+pub const RUN_DEPTH: usize = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalQuery {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub text: String,
+    #[serde(default)]
+    pub lang: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+pub fn load_queries(path: &Path) -> Result<Vec<EvalQuery>> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let q: EvalQuery = serde_json::from_str(line)
+            .map_err(|e| Error::invalid(format!("{}:{}", path.display(), i + 1), format!("not a query object with _id and text: {e}")))?;
+        out.push(q);
+    }
+    Ok(out)
+}
+
+/// Qrels in BEIR TSV (`query-id corpus-id score`, header line) or TREC (`qid 0 docid rel`) form.
+pub fn load_qrels(path: &Path) -> Result<HashMap<String, Judgments>> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let mut out: HashMap<String, Judgments> = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.is_empty() || (i == 0 && cols.first().is_some_and(|c| c.eq_ignore_ascii_case("query-id"))) {
+            continue;
+        }
+        let (qid, doc, grade) = match cols.as_slice() {
+            [q, d, g] => (q, d, g),
+            [q, _, d, g] => (q, d, g),
+            _ => return Err(Error::invalid(format!("{}:{}", path.display(), i + 1), "expected `query-id corpus-id score` or `qid 0 docid rel`")),
+        };
+        let grade: i64 = grade.parse().map_err(|_| Error::invalid(format!("{}:{}", path.display(), i + 1), format!("relevance `{grade}` is not an integer")))?;
+        out.entry(qid.to_string()).or_default().insert(doc.to_string(), grade.max(0) as u32);
+    }
+    Ok(out)
+}
+
+/// What is evaluated: the dense engine (ANN or exact) or the BM25 baseline.
+pub enum System<'a> {
+    Dense { engine: &'a SearchEngine, mode: Mode },
+    Bm25(&'a bm25::Bm25),
+}
+
+impl System<'_> {
+    fn retrieve(&self, text: &str) -> Result<Vec<(String, f32)>> {
+        match self {
+            System::Dense { engine, mode } => {
+                let v = engine.query_vector(text)?;
+                Ok(engine.search_by_vector(&v, RUN_DEPTH, *mode)?.into_iter().map(|h| (h.chapter_id, h.score)).collect())
+            }
+            System::Bm25(b) => b.search(text, RUN_DEPTH),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub queries: usize,
+    pub metrics: QueryMetrics,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Model, index manifest, parameters and commit: what produced these numbers.
+    pub manifest: serde_json::Value,
+    pub overall: Group,
+    pub by_kind: BTreeMap<String, Group>,
+    /// `en→es`, `es→en`, `en→en`, …: query language → language of its relevant chapters.
+    pub by_pair: BTreeMap<String, Group>,
+    /// nDCG@10 on same-language queries minus nDCG@10 on cross-language queries.
+    pub cross_lingual_gap: f64,
+    pub per_query: BTreeMap<String, QueryMetrics>,
+    #[serde(skip)]
+    pub run: Vec<(String, Vec<(String, f32)>)>,
+    /// Queries without judgments (left out of the means).
+    pub unjudged: Vec<String>,
+}
+
+fn group(items: &[QueryMetrics]) -> Group {
+    Group { queries: items.len(), metrics: QueryMetrics::mean(items) }
+}
+
+/// Run every judged query and score it. `chapter_lang` gives each chapter's language.
+pub fn evaluate(
+    system: &System,
+    queries: &[EvalQuery],
+    qrels: &HashMap<String, Judgments>,
+    chapter_lang: &HashMap<String, Lang>,
+    manifest: serde_json::Value,
+) -> Result<Report> {
+    let mut all = Vec::new();
+    let mut kinds: BTreeMap<String, Vec<QueryMetrics>> = BTreeMap::new();
+    let mut pairs: BTreeMap<String, Vec<QueryMetrics>> = BTreeMap::new();
+    let (mut same, mut cross) = (Vec::new(), Vec::new());
+    let mut per_query = BTreeMap::new();
+    let mut run = Vec::new();
+    let mut unjudged = Vec::new();
+    for q in queries {
+        let Some(judged) = qrels.get(&q.id).filter(|j| j.values().any(|&g| g > 0)) else {
+            unjudged.push(q.id.clone());
+            continue;
+        };
+        let found = system.retrieve(&q.text)?;
+        let ranked: Vec<String> = found.iter().map(|(d, _)| d.clone()).collect();
+        let m = QueryMetrics::compute(&ranked, judged);
+        let qlang = q.lang.as_deref().and_then(Lang::from_code).unwrap_or_else(|| Lang::detect(&q.text));
+        let mut rel_langs: Vec<Lang> = judged.iter().filter(|(_, &g)| g > 0).filter_map(|(d, _)| chapter_lang.get(d).copied()).collect();
+        rel_langs.sort();
+        rel_langs.dedup();
+        let target = match rel_langs.as_slice() {
+            [one] => one.code().to_string(),
+            _ => "mixed".to_string(),
+        };
+        if rel_langs.len() == 1 {
+            if rel_langs[0] == qlang {
+                same.push(m);
+            } else {
+                cross.push(m);
+            }
+        }
+        pairs.entry(format!("{}→{}", qlang.code(), target)).or_default().push(m);
+        kinds.entry(q.kind.clone().unwrap_or_else(|| "unlabelled".into())).or_default().push(m);
+        all.push(m);
+        per_query.insert(q.id.clone(), m);
+        run.push((q.id.clone(), found));
+    }
+    let gap = QueryMetrics::mean(&same).ndcg_10 - QueryMetrics::mean(&cross).ndcg_10;
+    Ok(Report {
+        manifest,
+        overall: group(&all),
+        by_kind: kinds.into_iter().map(|(k, v)| (k, group(&v))).collect(),
+        by_pair: pairs.into_iter().map(|(k, v)| (k, group(&v))).collect(),
+        cross_lingual_gap: if same.is_empty() || cross.is_empty() { 0.0 } else { gap },
+        per_query,
+        run,
+        unjudged,
+    })
+}
+
+/// `qid Q0 docid rank score tag`, for trec_eval or ir_measures.
+pub fn trec_run(report: &Report, tag: &str) -> String {
+    let mut out = String::new();
+    for (qid, docs) in &report.run {
+        for (rank, (doc, score)) in docs.iter().enumerate() {
+            let _ = writeln!(out, "{qid} Q0 {doc} {} {score:.6} {tag}", rank + 1);
+        }
+    }
+    out
+}
+
+fn row(name: &str, g: &Group) -> String {
+    let m = &g.metrics;
+    format!(
+        "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+        g.queries, m.ndcg_10, m.mrr_10, m.recall_1, m.recall_5, m.recall_10, m.recall_100, m.hit_5, m.hit_10
+    )
+}
+
+/// The report as Markdown tables, with the manifest line on top.
+pub fn render(report: &Report) -> String {
+    let mut out = format!("manifest: {}\n\n", report.manifest);
+    let header = "| slice | queries | nDCG@10 | MRR@10 | R@1 | R@5 | R@10 | R@100 | Hit@5 | Hit@10 |\n|---|---|---|---|---|---|---|---|---|---|\n";
+    out.push_str(header);
+    out.push_str(&row("all", &report.overall));
+    for (k, g) in &report.by_kind {
+        out.push_str(&row(&format!("kind: {k}"), g));
+    }
+    for (k, g) in &report.by_pair {
+        out.push_str(&row(&format!("lang: {k}"), g));
+    }
+    let _ = writeln!(out, "\ncross-lingual gap (nDCG@10 same-language − cross-language): {:+.3}", report.cross_lingual_gap);
+    if !report.unjudged.is_empty() {
+        let _ = writeln!(out, "queries without judgments, left out: {}", report.unjudged.join(", "));
+    }
+    out
+}
