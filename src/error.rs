@@ -15,14 +15,22 @@ pub enum Error {
 
     /// Set-up is incomplete; `fix` is the one command that repairs it.
     #[error("{what} is missing at {}: {reason}. Fix: {fix}", path.display())]
-    Missing { what: &'static str, path: PathBuf, reason: String, fix: String },
+    Missing {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+        fix: String,
+    },
 
     /// An index built for another model, dims or format than the one asked for.
     #[error("index at {} does not fit: {message}", path.display())]
     IndexMismatch { path: PathBuf, message: String },
 
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("corrupt data in {}: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },
@@ -38,7 +46,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::InvalidInput { field: field.into(), message: message.into() }
+        Error::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {

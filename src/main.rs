@@ -15,7 +15,11 @@ use podseek::search::{Mode, Query, SearchEngine};
 use podseek::serve;
 
 #[derive(Parser)]
-#[command(name = "podseek", version, about = "Cross-lingual semantic search over podcast chapters (English ⇄ Spanish)")]
+#[command(
+    name = "podseek",
+    version,
+    about = "Cross-lingual semantic search over podcast chapters (English ⇄ Spanish)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -115,6 +119,12 @@ enum Command {
         run_out: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Rank by embeddings alone, without the keyword boost.
+        #[arg(long)]
+        dense_only: bool,
+        /// Print one Markdown table row with this label (for baseline tables) instead of the report.
+        #[arg(long)]
+        row: Option<String>,
     },
     /// Benchmarks: `embed` (throughput and query latency per model) or `ann` (recall/speed sweep).
     Bench {
@@ -127,7 +137,11 @@ enum Command {
 enum BenchCommand {
     /// Chapters/s and tokens/s embedding the corpus, and single-query latency p50/p99.
     Embed {
-        #[arg(long, value_delimiter = ',', default_value = "use-m3,e5-small,use-m3+e5")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "use-m3,e5-small,use-m3+e5"
+        )]
         models: Vec<String>,
         #[arg(long, default_value = "data/podcast-page.txt")]
         corpus: PathBuf,
@@ -135,6 +149,17 @@ enum BenchCommand {
         queries: PathBuf,
         #[arg(long, default_value_t = default_threads())]
         threads: usize,
+    },
+    /// Load a running server: concurrent clients searching for a while; errors, throughput, p50/p99.
+    Http {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        #[arg(long, default_value = "tests/data/dev/queries.jsonl")]
+        queries: PathBuf,
     },
     /// Recall@10 against exact search, queries/s, p50/p99 for a sweep of ef and quantization.
     Ann {
@@ -159,8 +184,13 @@ fn parse_mode(mode: &str) -> anyhow::Result<Mode> {
 
 /// The commit the binary runs from, when it runs in a git checkout (for report manifests).
 fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn default_threads() -> usize {
@@ -170,7 +200,10 @@ fn default_threads() -> usize {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "podseek=info,warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "podseek=info,warn".into()),
+        )
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -210,22 +243,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let parsed = parse_files(&files)?;
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer_pretty(&mut out, &serde_json::json!({"episodes": parsed.episodes, "diagnostics": parsed.diagnostics}))?;
+                serde_json::to_writer_pretty(
+                    &mut out,
+                    &serde_json::json!({"episodes": parsed.episodes, "diagnostics": parsed.diagnostics}),
+                )?;
                 writeln!(out)?;
             } else {
                 write!(out, "{}", corpus::summary(&parsed))?;
             }
             Ok(parse_exit(&parsed))
         }
-        Command::Embed { model, passage, texts } => {
+        Command::Embed {
+            model,
+            passage,
+            texts,
+        } => {
             let embedder = embed::load(&model, 1)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let vectors = if passage { embedder.embed_passages(&refs)? } else { refs.iter().map(|t| embedder.embed_query(t)).collect::<Result<_, _>>()? };
-            let items: Vec<_> = texts.iter().zip(vectors).map(|(t, v)| serde_json::json!({"text": t, "vector": v})).collect();
-            println!("{}", serde_json::to_string(&serde_json::json!({"model": embedder.model_id(), "dims": embedder.dims(), "kind": if passage {"passage"} else {"query"}, "embeddings": items}))?);
+            let vectors = if passage {
+                embedder.embed_passages(&refs)?
+            } else {
+                refs.iter()
+                    .map(|t| embedder.embed_query(t))
+                    .collect::<Result<_, _>>()?
+            };
+            let items: Vec<_> = texts
+                .iter()
+                .zip(vectors)
+                .map(|(t, v)| serde_json::json!({"text": t, "vector": v}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string(
+                    &serde_json::json!({"model": embedder.model_id(), "dims": embedder.dims(), "kind": if passage {"passage"} else {"query"}, "embeddings": items})
+                )?
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { files, model, index, threads, chunk_tokens, no_quotes } => {
+        Command::Ingest {
+            files,
+            model,
+            index,
+            threads,
+            chunk_tokens,
+            no_quotes,
+        } => {
             let parsed = parse_files(&files)?;
             if parsed.episodes.is_empty() {
                 bail!("no episodes to ingest (see the messages above); the index was not changed");
@@ -235,7 +297,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             options.chunking.max_tokens = chunk_tokens;
             options.chunking.quotes = !no_quotes;
             let started = std::time::Instant::now();
-            let report = index::ingest(&index, embedder.as_ref(), parsed.episodes.clone(), &options)?;
+            let report =
+                index::ingest(&index, embedder.as_ref(), parsed.episodes.clone(), &options)?;
             println!(
                 "indexed {} episodes ({} added, {} replaced, {} unchanged), {} chapters, {} chunks ({} embedded now) with {} into {} in {:.1}s",
                 report.episodes_total,
@@ -251,22 +314,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(parse_exit(&parsed))
         }
-        Command::Search { question, k, lang, episode, index, mode, json } => {
+        Command::Search {
+            question,
+            k,
+            lang,
+            episode,
+            index,
+            mode,
+            json,
+        } => {
             let opened = Index::open(&index, None)?;
             let embedder = embed::load(&opened.manifest.model_id, 1)?;
             let engine = SearchEngine::new(opened, embedder)?;
             let mode = parse_mode(&mode)?;
-            let hits = engine.search(&Query { text: question.clone(), k: Some(k), lang, episode, mode })?;
+            let hits = engine.search(&Query {
+                text: question.clone(),
+                k: Some(k),
+                lang,
+                episode,
+                mode,
+            })?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"query": question, "count": hits.len(), "hits": hits}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"query": question, "count": hits.len(), "hits": hits})
+                    )?
+                );
             } else {
                 print!("{}", podseek::search::render_table(&hits));
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { addr, index, threads } => {
+        Command::Serve {
+            addr,
+            index,
+            threads,
+        } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve::serve(serve::ServeOptions { addr, index_dir: index, model: None, threads }))?;
+            runtime.block_on(serve::serve(serve::ServeOptions {
+                addr,
+                index_dir: index,
+                model: None,
+                threads,
+            }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Mcp { index } => {
@@ -274,11 +365,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(serve::mcp::serve_stdio(&index))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { queries, qrels, index, model, mode, system, run_out, json } => {
+        Command::Eval {
+            queries,
+            qrels,
+            index,
+            model,
+            mode,
+            system,
+            run_out,
+            json,
+            dense_only,
+            row,
+        } => {
             let opened = Index::open(&index, model.as_deref())?;
-            let chapter_lang = opened.records.episodes.iter().flat_map(|e| e.chapters.iter().map(|c| (c.id.clone(), c.lang))).collect();
+            let chapter_lang = opened
+                .records
+                .episodes
+                .iter()
+                .flat_map(|e| e.chapters.iter().map(|c| (c.id.clone(), c.lang)))
+                .collect();
             let manifest = serde_json::json!({
-                "system": system, "mode": mode, "model": opened.manifest.model_id, "index": index.display().to_string(),
+                "system": system, "mode": mode, "hybrid": !dense_only && system == "dense", "model": opened.manifest.model_id, "index": index.display().to_string(),
                 "corpus_hash": opened.manifest.corpus_hash, "chunking": opened.manifest.chunking, "hnsw": opened.manifest.hnsw,
                 "queries": queries.display().to_string(), "qrels": qrels.display().to_string(), "commit": git_commit(),
             });
@@ -286,14 +393,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let qrels = eval::load_qrels(&qrels)?;
             let report = match system.as_str() {
                 "bm25" => {
-                    let bm25 = eval::bm25::Bm25::build(&opened.records.episodes)?;
-                    eval::evaluate(&eval::System::Bm25(&bm25), &queries, &qrels, &chapter_lang, manifest)?
+                    let bm25 = podseek::search::keyword::Bm25::build(&opened.records.episodes)?;
+                    eval::evaluate(
+                        &eval::System::Bm25(&bm25),
+                        &queries,
+                        &qrels,
+                        &chapter_lang,
+                        manifest,
+                    )?
                 }
                 "dense" => {
                     let mode = parse_mode(&mode)?;
                     let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
-                    let engine = SearchEngine::new(opened, embedder)?;
-                    eval::evaluate(&eval::System::Dense { engine: &engine, mode }, &queries, &qrels, &chapter_lang, manifest)?
+                    let mut engine = SearchEngine::new(opened, embedder)?;
+                    if dense_only {
+                        engine = engine.with_hybrid(None);
+                    }
+                    eval::evaluate(
+                        &eval::System::Dense {
+                            engine: &engine,
+                            mode,
+                        },
+                        &queries,
+                        &qrels,
+                        &chapter_lang,
+                        manifest,
+                    )?
                 }
                 other => bail!("--system: `{other}` is not `dense` or `bm25`"),
             };
@@ -301,38 +426,112 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::fs::write(&path, eval::trec_run(&report, &format!("podseek-{system}")))
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
-            if json {
+            if let Some(label) = row {
+                println!("{}", eval::row(&label, &report));
+            } else if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", eval::render(&report));
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { what: BenchCommand::Embed { models, corpus, queries, threads } } => {
+        Command::Bench {
+            what:
+                BenchCommand::Embed {
+                    models,
+                    corpus,
+                    queries,
+                    threads,
+                },
+        } => {
             let parsed = parse_files(&[corpus])?;
-            let texts: Vec<String> = eval::load_queries(&queries)?.into_iter().map(|q| q.text).collect();
+            let texts: Vec<String> = eval::load_queries(&queries)?
+                .into_iter()
+                .map(|q| q.text)
+                .collect();
             let mut rows = Vec::new();
             for m in &models {
                 let ingest = embed::load(m, threads)?;
                 let query = embed::load(m, 1)?;
-                rows.push(eval::bench::bench_embed(ingest.as_ref(), query.as_ref(), threads, &parsed.episodes, &texts)?);
+                rows.push(eval::bench::bench_embed(
+                    ingest.as_ref(),
+                    query.as_ref(),
+                    threads,
+                    &parsed.episodes,
+                    &texts,
+                )?);
                 eprintln!("{m}: done");
             }
             print!("{}", eval::bench::render_embed(&rows));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { what: BenchCommand::Ann { index, queries, ef, quantization } } => {
+        Command::Bench {
+            what:
+                BenchCommand::Http {
+                    url,
+                    clients,
+                    seconds,
+                    queries,
+                },
+        } => {
+            let texts: Vec<String> = eval::load_queries(&queries)?
+                .into_iter()
+                .map(|q| q.text)
+                .collect();
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(serve::loadtest::run(
+                &url,
+                clients,
+                std::time::Duration::from_secs(seconds),
+                &texts,
+            ))?;
+            println!(
+                "{} clients for {:.0}s: {} requests, {} errors, {:.1} requests/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                report.clients, report.seconds, report.requests, report.errors, report.requests_per_s, report.p50_ms, report.p99_ms, report.max_ms
+            );
+            Ok(if report.errors == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Ann {
+                    index,
+                    queries,
+                    ef,
+                    quantization,
+                },
+        } => {
             let opened = Index::open(&index, None)?;
             let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
-            let texts: Vec<String> = eval::load_queries(&queries)?.into_iter().map(|q| q.text).collect();
-            let vectors = texts.iter().map(|t| embedder.embed_query(t)).collect::<Result<Vec<_>, _>>()?;
+            let texts: Vec<String> = eval::load_queries(&queries)?
+                .into_iter()
+                .map(|q| q.text)
+                .collect();
+            let vectors = texts
+                .iter()
+                .map(|t| embedder.embed_query(t))
+                .collect::<Result<Vec<_>, _>>()?;
             let quantizations = quantization
                 .iter()
-                .map(|q| index::Quantization::parse(q).with_context(|| format!("--quantization: `{q}` is not f32, f16 or i8")))
+                .map(|q| {
+                    index::Quantization::parse(q)
+                        .with_context(|| format!("--quantization: `{q}` is not f32, f16 or i8"))
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let rows = eval::bench::bench_ann(&opened, &vectors, &ef, &quantizations)?;
-            println!("model {}, M={}, ef_construction={}", opened.manifest.model_id, opened.manifest.hnsw.connectivity, opened.manifest.hnsw.expansion_add);
-            print!("{}", eval::bench::render_ann(&rows, opened.records.chunks.len(), vectors.len()));
+            println!(
+                "model {}, M={}, ef_construction={}",
+                opened.manifest.model_id,
+                opened.manifest.hnsw.connectivity,
+                opened.manifest.hnsw.expansion_add
+            );
+            print!(
+                "{}",
+                eval::bench::render_ann(&rows, opened.records.chunks.len(), vectors.len())
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -12,7 +12,11 @@ pub struct Pool<T> {
 impl<T> Pool<T> {
     pub fn new(items: Vec<T>) -> Pool<T> {
         let size = items.len();
-        Pool { items: Mutex::new(items), available: Condvar::new(), size }
+        Pool {
+            items: Mutex::new(items),
+            available: Condvar::new(),
+            size,
+        }
     }
 
     pub fn size(&self) -> usize {
@@ -26,7 +30,10 @@ impl<T> Pool<T> {
                 if let Some(item) = items.pop() {
                     break item;
                 }
-                items = self.available.wait(items).unwrap_or_else(|e| e.into_inner());
+                items = self
+                    .available
+                    .wait(items)
+                    .unwrap_or_else(|e| e.into_inner());
             }
         };
         // Give the session back even if `f` panics, so the pool never shrinks.
@@ -37,12 +44,19 @@ impl<T> Pool<T> {
         impl<T> Drop for Return<'_, T> {
             fn drop(&mut self) {
                 if let Some(item) = self.item.take() {
-                    self.pool.items.lock().unwrap_or_else(|e| e.into_inner()).push(item);
+                    self.pool
+                        .items
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(item);
                     self.pool.available.notify_one();
                 }
             }
         }
-        let mut guard = Return { pool: self, item: None };
+        let mut guard = Return {
+            pool: self,
+            item: None,
+        };
         let result = f(&mut item);
         guard.item = Some(item);
         result

@@ -59,7 +59,12 @@ pub struct ChunkSettings {
 
 impl Default for ChunkSettings {
     fn default() -> Self {
-        ChunkSettings { max_tokens: 256, overlap_tokens: 32, quotes: true, description: true }
+        ChunkSettings {
+            max_tokens: 256,
+            overlap_tokens: 32,
+            quotes: true,
+            description: true,
+        }
     }
 }
 
@@ -77,10 +82,18 @@ pub fn chunk_episode(
 ) -> Vec<Chunk> {
     let capacity = settings.max_tokens.min(model_window).max(16);
     let overlap = settings.overlap_tokens.min(capacity / 2);
-    let config = ChunkConfig::new(capacity).with_overlap(overlap).expect("overlap < capacity").with_sizer(tokenizer);
+    let config = ChunkConfig::new(capacity)
+        .with_overlap(overlap)
+        .expect("overlap < capacity")
+        .with_sizer(tokenizer);
     let splitter = TextSplitter::new(config);
     let mut out = Vec::new();
-    let mut push = |chapter_id: &str, kind: ChunkKind, n: usize, text: String, speaker: Option<String>, embed_text: String| {
+    let mut push = |chapter_id: &str,
+                    kind: ChunkKind,
+                    n: usize,
+                    text: String,
+                    speaker: Option<String>,
+                    embed_text: String| {
         let letter = match kind {
             ChunkKind::Summary => 's',
             ChunkKind::Quote => 'q',
@@ -99,16 +112,38 @@ pub fn chunk_episode(
         });
     };
     for chapter in &episode.chapters {
-        let body = if chapter.summary.is_empty() { chapter.title.clone() } else { format!("{}. {}", chapter.title, chapter.summary) };
+        let body = if chapter.summary.is_empty() {
+            chapter.title.clone()
+        } else {
+            format!("{}. {}", chapter.title, chapter.summary)
+        };
         for (n, piece) in splitter.chunks(&body).enumerate() {
             // Later pieces lose the title; put it back as context for the model.
-            let embed_text = if n == 0 { piece.to_string() } else { format!("{}. {piece}", chapter.title) };
-            push(&chapter.id, ChunkKind::Summary, n, piece.to_string(), None, embed_text);
+            let embed_text = if n == 0 {
+                piece.to_string()
+            } else {
+                format!("{}. {piece}", chapter.title)
+            };
+            push(
+                &chapter.id,
+                ChunkKind::Summary,
+                n,
+                piece.to_string(),
+                None,
+                embed_text,
+            );
         }
         if settings.quotes {
             for (n, q) in chapter.quotes.iter().enumerate() {
                 for (m, piece) in splitter.chunks(&q.text).enumerate() {
-                    push(&chapter.id, ChunkKind::Quote, n * 100 + m, piece.to_string(), q.speaker.clone(), piece.to_string());
+                    push(
+                        &chapter.id,
+                        ChunkKind::Quote,
+                        n * 100 + m,
+                        piece.to_string(),
+                        q.speaker.clone(),
+                        piece.to_string(),
+                    );
                 }
             }
         }
@@ -117,7 +152,14 @@ pub fn chunk_episode(
         if let Some(first) = episode.chapters.first() {
             for (n, piece) in splitter.chunks(&episode.description).enumerate() {
                 let embed_text = format!("{}. {piece}", episode.title);
-                push(&first.id, ChunkKind::Description, n, piece.to_string(), None, embed_text);
+                push(
+                    &first.id,
+                    ChunkKind::Description,
+                    n,
+                    piece.to_string(),
+                    None,
+                    embed_text,
+                );
             }
         }
     }

@@ -16,7 +16,8 @@ use super::{Entity, Quote};
 
 static START_KEY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"['"]start['"]\s*:\s*(\d+(?:\.\d+)?)"#).unwrap());
-static NAME_TAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""name"\s*:\s*"([^"]*)$"#).unwrap());
+static NAME_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#""name"\s*:\s*"([^"]*)$"#).unwrap());
 
 #[derive(Debug, Default)]
 pub struct Record {
@@ -125,13 +126,20 @@ impl Builder {
         let text = clean(&self.quote.join(", "));
         self.quote.clear();
         if let Some(r) = self.current.as_mut() {
-            r.quotes.push(Quote { text, speaker: None, at_s });
+            r.quotes.push(Quote {
+                text,
+                speaker: None,
+                at_s,
+            });
         }
     }
 
     fn start(&mut self, start_s: f64) {
         self.finish();
-        self.current = Some(Record { start_s: start_s.round() as u32, ..Default::default() });
+        self.current = Some(Record {
+            start_s: start_s.round() as u32,
+            ..Default::default()
+        });
     }
 
     fn finish(&mut self) {
@@ -206,7 +214,12 @@ pub fn repair(text: &str) -> Repair {
                     markers.push((m.get(0).unwrap().end(), Mode::Other));
                     marked = true;
                 }
-                for (needle, m) in [("\"summary\":", Mode::Summary), ("\"quotes\":", Mode::Quotes), ("entities\":", Mode::Entities), ("title\":", Mode::Other)] {
+                for (needle, m) in [
+                    ("\"summary\":", Mode::Summary),
+                    ("\"quotes\":", Mode::Quotes),
+                    ("entities\":", Mode::Entities),
+                    ("title\":", Mode::Other),
+                ] {
                     if let Some(p) = s.rfind(needle) {
                         markers.push((p, m));
                         marked = true;
@@ -238,9 +251,17 @@ pub fn repair(text: &str) -> Repair {
                 b.glue = false;
             }
             Token::Punct('[') if mode == Mode::Quotes => {
-                if let (Some(Token::Num(m)), Some(Token::Punct(',')), Some(Token::Num(s)), Some(Token::Punct(']'))) =
-                    (tokens.get(i + 1), tokens.get(i + 2), tokens.get(i + 3), tokens.get(i + 4))
-                {
+                if let (
+                    Some(Token::Num(m)),
+                    Some(Token::Punct(',')),
+                    Some(Token::Num(s)),
+                    Some(Token::Punct(']')),
+                ) = (
+                    tokens.get(i + 1),
+                    tokens.get(i + 2),
+                    tokens.get(i + 3),
+                    tokens.get(i + 4),
+                ) {
                     b.flush_quote(Some((*m as u32) * 60 + *s as u32));
                     i += 5;
                     continue;

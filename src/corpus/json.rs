@@ -45,7 +45,11 @@ enum Start {
 #[serde(untagged)]
 enum InQuote {
     Text(String),
-    Full { text: String, #[serde(default)] speaker: Option<String> },
+    Full {
+        text: String,
+        #[serde(default)]
+        speaker: Option<String>,
+    },
 }
 
 pub fn parse(file: &str, text: &str) -> Parsed {
@@ -53,12 +57,18 @@ pub fn parse(file: &str, text: &str) -> Parsed {
     let trimmed = text.trim_start();
     // (line number, JSON value) per episode
     let mut values: Vec<(usize, serde_json::Value)> = Vec::new();
-    if trimmed.starts_with('[') || (trimmed.starts_with('{') && serde_json::from_str::<serde_json::Value>(text).is_ok()) {
+    if trimmed.starts_with('[')
+        || (trimmed.starts_with('{') && serde_json::from_str::<serde_json::Value>(text).is_ok())
+    {
         match serde_json::from_str::<serde_json::Value>(text) {
             Ok(serde_json::Value::Array(items)) => values.extend(items.into_iter().map(|v| (1, v))),
             Ok(v) => values.push((1, v)),
             Err(e) => out.diagnostics.push(Diagnostic {
-                position: Position { file: file.to_string(), line: e.line(), column: e.column() },
+                position: Position {
+                    file: file.to_string(),
+                    line: e.line(),
+                    column: e.column(),
+                },
                 episode: None,
                 message: format!("invalid JSON: {e}"),
                 skipped: true,
@@ -72,7 +82,11 @@ pub fn parse(file: &str, text: &str) -> Parsed {
             match serde_json::from_str(line) {
                 Ok(v) => values.push((i + 1, v)),
                 Err(e) => out.diagnostics.push(Diagnostic {
-                    position: Position { file: file.to_string(), line: i + 1, column: e.column() },
+                    position: Position {
+                        file: file.to_string(),
+                        line: i + 1,
+                        column: e.column(),
+                    },
                     episode: None,
                     message: format!("invalid JSON line: {e}; episode skipped"),
                     skipped: true,
@@ -81,8 +95,15 @@ pub fn parse(file: &str, text: &str) -> Parsed {
         }
     }
     for (n, (line, value)) in values.into_iter().enumerate() {
-        let position = Position { file: file.to_string(), line, column: 1 };
-        let name = value.get("title").and_then(|t| t.as_str()).map(str::to_string);
+        let position = Position {
+            file: file.to_string(),
+            line,
+            column: 1,
+        };
+        let name = value
+            .get("title")
+            .and_then(|t| t.as_str())
+            .map(str::to_string);
         let ep: InEpisode = match serde_json::from_value(value) {
             Ok(ep) => ep,
             Err(e) => {
@@ -103,9 +124,18 @@ pub fn parse(file: &str, text: &str) -> Parsed {
     out
 }
 
-fn convert(ep: InEpisode, position: &Position, diagnostics: &mut Vec<Diagnostic>) -> Option<Episode> {
+fn convert(
+    ep: InEpisode,
+    position: &Position,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Episode> {
     let mut diag = |message: String, skipped: bool| {
-        diagnostics.push(Diagnostic { position: position.clone(), episode: Some(ep.title.clone()), message, skipped })
+        diagnostics.push(Diagnostic {
+            position: position.clone(),
+            episode: Some(ep.title.clone()),
+            message,
+            skipped,
+        })
     };
     if ep.title.trim().is_empty() {
         diag("field `title` is empty; episode skipped".to_string(), true);
@@ -129,11 +159,17 @@ fn convert(ep: InEpisode, position: &Position, diagnostics: &mut Vec<Diagnostic>
             Start::Stamp(s) => parse_timestamp(s),
         };
         let Some(start_s) = start_s else {
-            diag(format!("chapters[{i}].start is not seconds or MM:SS / H:MM:SS; chapter skipped"), true);
+            diag(
+                format!("chapters[{i}].start is not seconds or MM:SS / H:MM:SS; chapter skipped"),
+                true,
+            );
             continue;
         };
         if c.title.trim().is_empty() {
-            diag(format!("chapters[{i}].title is empty; chapter skipped"), true);
+            diag(
+                format!("chapters[{i}].title is empty; chapter skipped"),
+                true,
+            );
             continue;
         }
         if chapters.iter().any(|x: &Chapter| x.start_s == start_s) {
@@ -156,13 +192,28 @@ fn convert(ep: InEpisode, position: &Position, diagnostics: &mut Vec<Diagnostic>
                 .quotes
                 .into_iter()
                 .map(|q| match q {
-                    InQuote::Text(text) => Quote { text, speaker: None, at_s: None },
-                    InQuote::Full { text, speaker } => Quote { text, speaker, at_s: None },
+                    InQuote::Text(text) => Quote {
+                        text,
+                        speaker: None,
+                        at_s: None,
+                    },
+                    InQuote::Full { text, speaker } => Quote {
+                        text,
+                        speaker,
+                        at_s: None,
+                    },
                 })
                 .filter(|q| !q.text.trim().is_empty())
                 .collect(),
             lang: Lang::En,
         });
     }
-    Some(Episode::assemble(ep.title.trim().to_string(), ep.url, lang, super::page::clean(&ep.description), chapters, ep.entities))
+    Some(Episode::assemble(
+        ep.title.trim().to_string(),
+        ep.url,
+        lang,
+        super::page::clean(&ep.description),
+        chapters,
+        ep.entities,
+    ))
 }

@@ -18,7 +18,19 @@ use sha2::{Digest, Sha256};
 pub use timestamp::{format_timestamp, parse_timestamp};
 
 /// Episode language. Only the languages podseek's models and filters are tuned for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    PartialOrd,
+    Ord,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     En,
@@ -43,7 +55,8 @@ impl Lang {
 
     /// Detect English vs Spanish; other languages are not distinguished.
     pub fn detect(text: &str) -> Lang {
-        let detector = whatlang::Detector::with_allowlist(vec![whatlang::Lang::Eng, whatlang::Lang::Spa]);
+        let detector =
+            whatlang::Detector::with_allowlist(vec![whatlang::Lang::Eng, whatlang::Lang::Spa]);
         match detector.detect_lang(text) {
             Some(whatlang::Lang::Spa) => Lang::Es,
             _ => Lang::En,
@@ -123,7 +136,15 @@ impl Episode {
             c.end_s = starts.get(i + 1).copied();
             c.lang = lang;
         }
-        Episode { id, title, url, lang, description, chapters, entities }
+        Episode {
+            id,
+            title,
+            url,
+            lang,
+            description,
+            chapters,
+            entities,
+        }
     }
 
     pub fn duration_s(&self) -> Option<u32> {
@@ -226,14 +247,22 @@ impl Parsed {
 pub fn parse_file(name: &str, bytes: &[u8]) -> Parsed {
     let (text, mut diagnostics) = decode_utf8(name, bytes);
     let trimmed = text.trim_start();
-    let mut parsed = if name.ends_with(".json") || name.ends_with(".jsonl") || trimmed.starts_with('{') || trimmed.starts_with('[') {
+    let mut parsed = if name.ends_with(".json")
+        || name.ends_with(".jsonl")
+        || trimmed.starts_with('{')
+        || trimmed.starts_with('[')
+    {
         json::parse(name, &text)
     } else {
         page::parse(name, &text)
     };
     if text.trim().is_empty() {
         diagnostics.push(Diagnostic {
-            position: Position { file: name.to_string(), line: 1, column: 1 },
+            position: Position {
+                file: name.to_string(),
+                line: 1,
+                column: 1,
+            },
             episode: None,
             message: "the file is empty: no episodes".to_string(),
             skipped: true,
@@ -256,9 +285,16 @@ fn decode_utf8(name: &str, bytes: &[u8]) -> (String, Vec<Diagnostic>) {
         match std::str::from_utf8(line) {
             Ok(s) => out.push_str(s),
             Err(e) => diagnostics.push(Diagnostic {
-                position: Position { file: name.to_string(), line: i + 1, column: e.valid_up_to() + 1 },
+                position: Position {
+                    file: name.to_string(),
+                    line: i + 1,
+                    column: e.valid_up_to() + 1,
+                },
                 episode: None,
-                message: format!("not UTF-8 (invalid byte at byte {} of the line); line skipped", e.valid_up_to() + 1),
+                message: format!(
+                    "not UTF-8 (invalid byte at byte {} of the line); line skipped",
+                    e.valid_up_to() + 1
+                ),
                 skipped: true,
             }),
         }
@@ -277,7 +313,11 @@ fn dedupe_episodes(name: &str, parsed: &mut Parsed) {
             kept.push(e);
         } else {
             parsed.diagnostics.push(Diagnostic {
-                position: Position { file: name.to_string(), line: 1, column: 1 },
+                position: Position {
+                    file: name.to_string(),
+                    line: 1,
+                    column: 1,
+                },
                 episode: Some(e.title.clone()),
                 message: "a second episode with the same title; the first one is kept".to_string(),
                 skipped: true,
@@ -291,21 +331,45 @@ fn dedupe_episodes(name: &str, parsed: &mut Parsed) {
 pub fn summary(parsed: &Parsed) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let with_chapters = parsed.episodes.iter().filter(|e| !e.chapters.is_empty()).count();
-    let quotes: usize = parsed.episodes.iter().flat_map(|e| &e.chapters).map(|c| c.quotes.len()).sum();
+    let with_chapters = parsed
+        .episodes
+        .iter()
+        .filter(|e| !e.chapters.is_empty())
+        .count();
+    let quotes: usize = parsed
+        .episodes
+        .iter()
+        .flat_map(|e| &e.chapters)
+        .map(|c| c.quotes.len())
+        .sum();
     let _ = writeln!(
         out,
-        "{} episodes ({} with chapters), {} chapters, {} quotes, {} problems",
+        "{} episodes ({} with chapters), {} chapters, {} quotes; {} parser notes, {} with input skipped",
         parsed.episodes.len(),
         with_chapters,
         parsed.chapter_count(),
         quotes,
-        parsed.diagnostics.len()
+        parsed.diagnostics.len(),
+        parsed.diagnostics.iter().filter(|d| d.skipped).count()
     );
     for e in &parsed.episodes {
-        let _ = writeln!(out, "\n{} [{}] {} chapters, {} entities  (id {})", e.title, e.lang.code(), e.chapters.len(), e.entities.len(), e.id);
+        let _ = writeln!(
+            out,
+            "\n{} [{}] {} chapters, {} entities  (id {})",
+            e.title,
+            e.lang.code(),
+            e.chapters.len(),
+            e.entities.len(),
+            e.id
+        );
         for c in &e.chapters {
-            let _ = writeln!(out, "  [{:>8}] {}  ({} quotes)", c.timestamp, c.title, c.quotes.len());
+            let _ = writeln!(
+                out,
+                "  [{:>8}] {}  ({} quotes)",
+                c.timestamp,
+                c.title,
+                c.quotes.len()
+            );
         }
     }
     out

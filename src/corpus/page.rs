@@ -13,11 +13,14 @@ use super::dump;
 use super::titles::{self, TitleContext};
 use super::{parse_timestamp, Chapter, Diagnostic, Entity, Episode, Lang, Parsed, Position, Quote};
 
-static CHAPTER_HEADER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"##\s*\[\s*([^\]\n]{0,16}?)\s*\]").unwrap());
-static ENTITIES_HEADER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"##\s*(?:Entities|Entidades)\b:?").unwrap());
+static CHAPTER_HEADER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"##\s*\[\s*([^\]\n]{0,16}?)\s*\]").unwrap());
+static ENTITIES_HEADER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"##\s*(?:Entities|Entidades)\b:?").unwrap());
 static ENTITY_ITEM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:^|\s)-\s+\*\*(.+?)\*\*\s*(?:\(([^)]*)\))?\s*:?\s*").unwrap());
-static QUOTE_TIME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\[\s*(\d{1,3})\s*,\s*(\d{1,2})\s*\]$").unwrap());
+static QUOTE_TIME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\[\s*(\d{1,3})\s*,\s*(\d{1,2})\s*\]$").unwrap());
 
 /// Body lines are long, or carry chapter / quote / entity markup.
 const BODY_MIN_CHARS: usize = 300;
@@ -46,7 +49,10 @@ pub fn parse(file: &str, text: &str) -> Parsed {
     let lines: Vec<Line> = text
         .lines()
         .enumerate()
-        .map(|(i, t)| Line { number: i + 1, text: t.trim_end_matches('\r') })
+        .map(|(i, t)| Line {
+            number: i + 1,
+            text: t.trim_end_matches('\r'),
+        })
         .filter(|l| !l.text.trim().is_empty())
         .collect();
     let raw = split_episodes(&lines);
@@ -75,7 +81,9 @@ fn split_episodes<'a>(lines: &'a [Line<'a>]) -> Vec<RawEpisode<'a>> {
         let explicit = l.text.starts_with("# ");
         explicit || (!is_body(l.text) && lines.get(i + 1).is_some_and(|n| is_body(n.text)))
     });
-    let Some(first) = first else { return Vec::new() };
+    let Some(first) = first else {
+        return Vec::new();
+    };
     let mut episodes: Vec<RawEpisode> = Vec::new();
     let mut previous_was_title = false;
     for (i, line) in lines.iter().enumerate().skip(first) {
@@ -93,12 +101,18 @@ fn split_episodes<'a>(lines: &'a [Line<'a>]) -> Vec<RawEpisode<'a>> {
         });
         if title_line && !continues {
             episodes.push(RawEpisode {
-                title: Line { number: line.number, text: text.trim_start_matches("# ") },
+                title: Line {
+                    number: line.number,
+                    text: text.trim_start_matches("# "),
+                },
                 body: Vec::new(),
             });
             previous_was_title = true;
         } else if let Some(e) = episodes.last_mut() {
-            e.body.push(Line { number: line.number, text });
+            e.body.push(Line {
+                number: line.number,
+                text,
+            });
             previous_was_title = false;
         }
     }
@@ -127,10 +141,20 @@ impl Body {
     }
 
     fn position(&self, file: &str, offset: usize) -> Position {
-        let idx = self.starts.partition_point(|(o, _)| *o <= offset).saturating_sub(1);
+        let idx = self
+            .starts
+            .partition_point(|(o, _)| *o <= offset)
+            .saturating_sub(1);
         let (start, line) = self.starts.get(idx).copied().unwrap_or((0, 1));
-        let column = self.text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
-        Position { file: file.to_string(), line, column }
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
+        Position {
+            file: file.to_string(),
+            line,
+            column,
+        }
     }
 }
 
@@ -162,24 +186,43 @@ fn parse_episode(
 
     let entities_at = ENTITIES_HEADER.find(text);
     let chapters_end = entities_at.map_or(text.len(), |m| m.start());
-    let headers: Vec<_> = CHAPTER_HEADER.captures_iter(&text[..chapters_end]).collect();
-    let description_end = headers.first().map_or(chapters_end, |c| c.get(0).unwrap().start());
+    let headers: Vec<_> = CHAPTER_HEADER
+        .captures_iter(&text[..chapters_end])
+        .collect();
+    let description_end = headers
+        .first()
+        .map_or(chapters_end, |c| c.get(0).unwrap().start());
     let description = clean(&text[..description_end]);
 
     let mut raws = Vec::new();
     for (i, cap) in headers.iter().enumerate() {
         let whole = cap.get(0).unwrap();
-        let end = headers.get(i + 1).map_or(chapters_end, |n| n.get(0).unwrap().start());
+        let end = headers
+            .get(i + 1)
+            .map_or(chapters_end, |n| n.get(0).unwrap().start());
         let stamp = cap[1].trim().to_string();
         let Some(start_s) = parse_timestamp(&stamp) else {
             diag(whole.start(), format!("chapter timestamp `[{stamp}]` is not MM:SS, H:MM:SS or HH:MM:SS; chapter skipped"), true);
             continue;
         };
-        raws.push(RawChapter { start_s, timestamp: stamp, text: text[whole.end()..end].to_string(), offset: whole.end() });
+        raws.push(RawChapter {
+            start_s,
+            timestamp: stamp,
+            text: text[whole.end()..end].to_string(),
+            offset: whole.end(),
+        });
     }
 
-    let mut entities = entities_at.map(|m| parse_entities(&text[m.end()..])).unwrap_or_default();
-    let ctx = TitleContext::new(&title, &description, raws.iter().map(|r| r.text.as_str()), &entities, lowercase_names);
+    let mut entities = entities_at
+        .map(|m| parse_entities(&text[m.end()..]))
+        .unwrap_or_default();
+    let ctx = TitleContext::new(
+        &title,
+        &description,
+        raws.iter().map(|r| r.text.as_str()),
+        &entities,
+        lowercase_names,
+    );
 
     let mut chapters: Vec<Chapter> = Vec::new();
     let mut repaired: Vec<dump::Repair> = Vec::new();
@@ -190,21 +233,28 @@ fn parse_episode(
         let mut quotes = Vec::new();
         let mut dump_from = None;
         for (i, q) in quote_blocks.iter().enumerate() {
-            if dump::looks_like_dump_start(&q.text) && dump::has_records(&q_rest(&quote_blocks, i)) {
+            if dump::looks_like_dump_start(&q.text) && dump::has_records(&q_rest(&quote_blocks, i))
+            {
                 dump_from = Some(i);
                 break;
             }
             if let Some(t) = QUOTE_TIME.captures(q.text.trim()) {
                 if let Some(last) = quotes.last_mut() {
                     let q: &mut Quote = last;
-                    q.at_s = Some(t[1].parse::<u32>().unwrap_or(0) * 60 + t[2].parse::<u32>().unwrap_or(0));
+                    q.at_s = Some(
+                        t[1].parse::<u32>().unwrap_or(0) * 60 + t[2].parse::<u32>().unwrap_or(0),
+                    );
                 }
                 continue;
             }
             if !q.text.chars().any(char::is_alphanumeric) {
                 continue;
             }
-            quotes.push(Quote { text: q.text.clone(), speaker: q.speaker.clone(), at_s: None });
+            quotes.push(Quote {
+                text: q.text.clone(),
+                speaker: q.speaker.clone(),
+                at_s: None,
+            });
         }
         if dump::has_records(&summary_text) && dump_from.is_none() {
             // The dump can also start in the summary itself.
@@ -222,11 +272,22 @@ fn parse_episode(
         }
         let (title, summary) = titles::split(&summary_text, &ctx);
         if title.is_empty() {
-            diag(r.offset, format!("chapter [{}] has no text; chapter skipped", r.timestamp), true);
+            diag(
+                r.offset,
+                format!("chapter [{}] has no text; chapter skipped", r.timestamp),
+                true,
+            );
             continue;
         }
         if chapters.iter().any(|c| c.start_s == r.start_s) {
-            diag(r.offset, format!("a second chapter at [{}]; the first one is kept", r.timestamp), true);
+            diag(
+                r.offset,
+                format!(
+                    "a second chapter at [{}]; the first one is kept",
+                    r.timestamp
+                ),
+                true,
+            );
             continue;
         }
         chapters.push(Chapter {
@@ -244,7 +305,10 @@ fn parse_episode(
 
     for repair in repaired {
         for rec in repair.records {
-            match chapters.iter_mut().find(|c| c.start_s.abs_diff(rec.start_s) <= 1) {
+            match chapters
+                .iter_mut()
+                .find(|c| c.start_s.abs_diff(rec.start_s) <= 1)
+            {
                 Some(c) if c.summary.is_empty() || c.quotes.is_empty() => {
                     if c.summary.is_empty() {
                         c.summary = rec.summary;
@@ -254,7 +318,14 @@ fn parse_episode(
                     }
                 }
                 Some(_) => {}
-                None => diag(0, format!("a dumped record starts at {} s, where no chapter starts; record dropped", rec.start_s), true),
+                None => diag(
+                    0,
+                    format!(
+                        "a dumped record starts at {} s, where no chapter starts; record dropped",
+                        rec.start_s
+                    ),
+                    true,
+                ),
             }
         }
         if entities.is_empty() {
@@ -266,7 +337,11 @@ fn parse_episode(
 }
 
 fn q_rest(blocks: &[QuoteBlock], from: usize) -> String {
-    blocks[from..].iter().map(|b| b.raw.as_str()).collect::<Vec<_>>().join(" ")
+    blocks[from..]
+        .iter()
+        .map(|b| b.raw.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Collapse runs of whitespace; trim.
@@ -284,7 +359,9 @@ struct QuoteBlock {
 /// Split chapter text into the summary part (before the first quote) and the quote blocks.
 fn split_quotes(text: &str) -> (String, Vec<QuoteBlock>) {
     let starts: Vec<usize> = text.match_indices("> *").map(|(i, _)| i).collect();
-    let Some(&first) = starts.first() else { return (text.trim().to_string(), Vec::new()) };
+    let Some(&first) = starts.first() else {
+        return (text.trim().to_string(), Vec::new());
+    };
     let mut blocks = Vec::new();
     for (i, &s) in starts.iter().enumerate() {
         let end = starts.get(i + 1).copied().unwrap_or(text.len());
@@ -293,7 +370,10 @@ fn split_quotes(text: &str) -> (String, Vec<QuoteBlock>) {
         let (body, after) = if let Some(rest) = inner.strip_prefix('"') {
             match rest.find("\"*") {
                 Some(e) => (&rest[..e], &rest[e + 2..]),
-                None => (rest.trim_end().trim_end_matches('*').trim_end_matches('"'), ""),
+                None => (
+                    rest.trim_end().trim_end_matches('*').trim_end_matches('"'),
+                    "",
+                ),
             }
         } else {
             match inner.rfind('*') {
@@ -307,7 +387,11 @@ fn split_quotes(text: &str) -> (String, Vec<QuoteBlock>) {
             .find_map(|d| after.strip_prefix(d))
             .map(|s| clean(s))
             .filter(|s| !s.is_empty());
-        blocks.push(QuoteBlock { text: clean(body), speaker, raw: raw.to_string() });
+        blocks.push(QuoteBlock {
+            text: clean(body),
+            speaker,
+            raw: raw.to_string(),
+        });
     }
     (text[..first].trim().to_string(), blocks)
 }
@@ -318,7 +402,9 @@ fn parse_entities(text: &str) -> Vec<Entity> {
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let end = items.get(i + 1).map_or(text.len(), |n| n.get(0).unwrap().start());
+            let end = items
+                .get(i + 1)
+                .map_or(text.len(), |n| n.get(0).unwrap().start());
             Entity {
                 name: clean(&c[1]),
                 kind: c.get(2).map(|m| clean(m.as_str())).unwrap_or_default(),

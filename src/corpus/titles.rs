@@ -20,35 +20,141 @@ use std::collections::{HashMap, HashSet};
 use super::Entity;
 
 const MINOR_EN: &[&str] = &[
-    "a", "an", "the", "and", "or", "but", "nor", "of", "in", "on", "at", "to", "for", "from", "by", "with", "vs",
-    "vs.", "via", "as", "into", "over", "per", "than", "up", "out", "off", "&",
+    "a", "an", "the", "and", "or", "but", "nor", "of", "in", "on", "at", "to", "for", "from", "by",
+    "with", "vs", "vs.", "via", "as", "into", "over", "per", "than", "up", "out", "off", "&",
 ];
 const MINOR_ES: &[&str] = &[
-    "a", "al", "de", "del", "el", "la", "los", "las", "lo", "un", "una", "y", "e", "o", "u", "en", "con", "por",
-    "para", "sobre", "entre", "sin", "su", "sus", "vs", "vs.", "que", "como", "hacia",
+    "a", "al", "de", "del", "el", "la", "los", "las", "lo", "un", "una", "y", "e", "o", "u", "en",
+    "con", "por", "para", "sobre", "entre", "sin", "su", "sus", "vs", "vs.", "que", "como",
+    "hacia",
 ];
 /// Words a title cannot end with.
 const DANGLING: &[&str] = &[
-    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "for", "from", "by", "with", "vs", "vs.", "via",
-    "as", "into", "al", "de", "del", "el", "la", "los", "las", "un", "una", "y", "e", "o", "en", "con", "por",
-    "para", "sobre", "entre", "sin", "su", "sus", "—", "-", "–", "&",
+    "a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "for", "from", "by", "with", "vs",
+    "vs.", "via", "as", "into", "al", "de", "del", "el", "la", "los", "las", "un", "una", "y", "e",
+    "o", "en", "con", "por", "para", "sobre", "entre", "sin", "su", "sus", "—", "-", "–", "&",
 ];
 /// Capitalized words that open sentences rather than name things.
 const OPENERS: &[&str] = &[
-    "The", "This", "These", "That", "Those", "It", "Its", "In", "On", "At", "After", "Before", "When", "While",
-    "As", "With", "Without", "Over", "Under", "For", "To", "From", "By", "A", "An", "One", "Here", "There",
-    "Asked", "Despite", "Although", "Though", "Since", "Because", "Once", "Rather", "Instead", "Unlike", "Both",
-    "Each", "Every", "Most", "Many", "Some", "Today", "Now", "Then", "Finally", "First", "Next", "Later", "His",
-    "Her", "Their", "Our", "We", "He", "She", "They", "If", "Across", "During", "Between", "Beyond", "Throughout",
-    "El", "La", "Los", "Las", "Lo", "Un", "Una", "Unos", "Unas", "Este", "Esta", "Estos", "Estas", "Ese", "Esa",
-    "En", "Con", "Ante", "Tras", "Hoy", "Según", "Cuando", "Aunque", "Durante", "Desde", "Sobre", "Para", "Por",
-    "Al", "A", "Su", "Sus", "Otro", "Otra", "Como", "Mientras", "Si", "Pero", "Ya", "Entre", "Más", "Muchos",
-    "Cada", "Uno", "Ambos", "Aquí", "Luego", "Finalmente", "Primero",
+    "The",
+    "This",
+    "These",
+    "That",
+    "Those",
+    "It",
+    "Its",
+    "In",
+    "On",
+    "At",
+    "After",
+    "Before",
+    "When",
+    "While",
+    "As",
+    "With",
+    "Without",
+    "Over",
+    "Under",
+    "For",
+    "To",
+    "From",
+    "By",
+    "A",
+    "An",
+    "One",
+    "Here",
+    "There",
+    "Asked",
+    "Despite",
+    "Although",
+    "Though",
+    "Since",
+    "Because",
+    "Once",
+    "Rather",
+    "Instead",
+    "Unlike",
+    "Both",
+    "Each",
+    "Every",
+    "Most",
+    "Many",
+    "Some",
+    "Today",
+    "Now",
+    "Then",
+    "Finally",
+    "First",
+    "Next",
+    "Later",
+    "His",
+    "Her",
+    "Their",
+    "Our",
+    "We",
+    "He",
+    "She",
+    "They",
+    "If",
+    "Across",
+    "During",
+    "Between",
+    "Beyond",
+    "Throughout",
+    "El",
+    "La",
+    "Los",
+    "Las",
+    "Lo",
+    "Un",
+    "Una",
+    "Unos",
+    "Unas",
+    "Este",
+    "Esta",
+    "Estos",
+    "Estas",
+    "Ese",
+    "Esa",
+    "En",
+    "Con",
+    "Ante",
+    "Tras",
+    "Hoy",
+    "Según",
+    "Cuando",
+    "Aunque",
+    "Durante",
+    "Desde",
+    "Sobre",
+    "Para",
+    "Por",
+    "Al",
+    "A",
+    "Su",
+    "Sus",
+    "Otro",
+    "Otra",
+    "Como",
+    "Mientras",
+    "Si",
+    "Pero",
+    "Ya",
+    "Entre",
+    "Más",
+    "Muchos",
+    "Cada",
+    "Uno",
+    "Ambos",
+    "Aquí",
+    "Luego",
+    "Finalmente",
+    "Primero",
 ];
 /// A title that is only one of these is not a title.
 const NOT_A_TITLE: &[&str] = &[
-    "How", "Why", "What", "When", "Who", "Where", "Which", "The", "A", "An", "Is", "Are", "Cómo", "Por", "Qué",
-    "Quién", "Cuándo", "Dónde", "El", "La", "Los", "Las", "Un", "Una",
+    "How", "Why", "What", "When", "Who", "Where", "Which", "The", "A", "An", "Is", "Are", "Cómo",
+    "Por", "Qué", "Quién", "Cuándo", "Dónde", "El", "La", "Los", "Las", "Un", "Una",
 ];
 
 /// Names written in lower case (`swyx`), taken from entity lists anywhere in the page.
@@ -59,7 +165,10 @@ pub fn lowercase_names(page: &str) -> HashSet<String> {
         rest = &rest[i + 4..];
         if let Some(end) = rest.find("**") {
             let name = &rest[..end];
-            if !name.contains(' ') && name.chars().next().is_some_and(char::is_lowercase) && name.len() > 1 {
+            if !name.contains(' ')
+                && name.chars().next().is_some_and(char::is_lowercase)
+                && name.len() > 1
+            {
                 out.insert(name.to_string());
             }
         }
@@ -85,7 +194,10 @@ fn bare(word: &str) -> &str {
 /// The word without a possessive: `Yaroslav's` → `Yaroslav`.
 fn stem(word: &str) -> String {
     let b = bare(word);
-    b.strip_suffix("'s").or_else(|| b.strip_suffix("’s")).unwrap_or(b).to_string()
+    b.strip_suffix("'s")
+        .or_else(|| b.strip_suffix("’s"))
+        .unwrap_or(b)
+        .to_string()
 }
 
 impl TitleContext {
@@ -110,23 +222,38 @@ impl TitleContext {
         }
         let mut counts: HashMap<(String, String), usize> = HashMap::new();
         // Chapter heads are skipped: the pair where a title meets its summary must not count as a name.
-        let texts = [(episode_title, 0), (description, 0)].into_iter().chain(chapter_texts.clone().map(|t| (t, HEAD_WORDS)));
+        let texts = [(episode_title, 0), (description, 0)]
+            .into_iter()
+            .chain(chapter_texts.clone().map(|t| (t, HEAD_WORDS)));
         for (text, skip) in texts {
             let words: Vec<&str> = text.split_whitespace().skip(skip).collect();
             for w in words.windows(2) {
-                if ctx.is_cap(w[0]) && ctx.is_cap(w[1]) && !w[0].ends_with([',', '.', ':', '?', '!', ';']) && !OPENERS.contains(&w[0]) {
+                if ctx.is_cap(w[0])
+                    && ctx.is_cap(w[1])
+                    && !w[0].ends_with([',', '.', ':', '?', '!', ';'])
+                    && !OPENERS.contains(&w[0])
+                {
                     *counts.entry((stem(w[0]), stem(w[1]))).or_default() += 1;
                 }
             }
         }
-        ctx.pairs.extend(counts.into_iter().filter(|(_, n)| *n >= 2).map(|(k, _)| k));
+        ctx.pairs
+            .extend(counts.into_iter().filter(|(_, n)| *n >= 2).map(|(k, _)| k));
 
-        let all: String = std::iter::once(description).chain(chapter_texts.clone()).collect::<Vec<_>>().join(" ");
+        let all: String = std::iter::once(description)
+            .chain(chapter_texts.clone())
+            .collect::<Vec<_>>()
+            .join(" ");
         ctx.spanish_minor = super::Lang::detect(&all) == super::Lang::Es;
         // Title Case when most chapters' first two content words after the first are capitalized.
         let (mut tc, mut sc) = (0, 0);
         for text in chapter_texts {
-            let words: Vec<&str> = text.split_whitespace().skip(1).filter(|w| !ctx.is_minor(w) && !ctx.is_neutral(w)).take(2).collect();
+            let words: Vec<&str> = text
+                .split_whitespace()
+                .skip(1)
+                .filter(|w| !ctx.is_minor(w) && !ctx.is_neutral(w))
+                .take(2)
+                .collect();
             if words.len() < 2 {
                 continue;
             }
@@ -155,7 +282,9 @@ impl TitleContext {
 
     fn is_neutral(&self, word: &str) -> bool {
         let b = bare(word);
-        b.is_empty() || b.starts_with(|c: char| c.is_ascii_digit()) || !b.chars().any(char::is_alphabetic)
+        b.is_empty()
+            || b.starts_with(|c: char| c.is_ascii_digit())
+            || !b.chars().any(char::is_alphabetic)
     }
 
     fn is_minor(&self, word: &str) -> bool {
@@ -185,23 +314,41 @@ pub fn split(text: &str, ctx: &TitleContext) -> (String, String) {
         return (String::new(), String::new());
     }
     // No sentence in it: the whole text is the title (a chapter listed without a summary).
-    if words.len() <= 16 && !words[..words.len() - 1].iter().any(|w| ends_sentence(w)) && !text.ends_with('.') {
+    if words.len() <= 16
+        && !words[..words.len() - 1].iter().any(|w| ends_sentence(w))
+        && !text.ends_with('.')
+    {
         return (words.join(" "), String::new());
     }
-    let k = if ctx.title_case { title_case_split(&words, ctx) } else { sentence_case_split(&words, ctx) };
+    let k = if ctx.title_case {
+        title_case_split(&words, ctx)
+    } else {
+        sentence_case_split(&words, ctx)
+    };
     let k = k.unwrap_or(words.len());
     (words[..k].join(" "), words[k..].join(" "))
 }
 
 fn title_case_split(words: &[&str], ctx: &TitleContext) -> Option<usize> {
     let j = (1..words.len()).find(|&i| ctx.is_lower_content(words[i]))?;
-    let mut k = (1..j).rev().find(|&i| ctx.is_cap(words[i]) && !ctx.is_minor(words[i]))?;
+    let mut k = (1..j)
+        .rev()
+        .find(|&i| ctx.is_cap(words[i]) && !ctx.is_minor(words[i]))?;
     loop {
         if k >= 2 && ctx.is_pair(words[k - 1], words[k]) {
             k -= 1;
-        } else if k >= 2 && OPENERS.contains(&words[k - 1]) && !OPENERS.contains(&words[k]) && !words[k - 2].ends_with(':') {
+        } else if k >= 2
+            && OPENERS.contains(&words[k - 1])
+            && !OPENERS.contains(&words[k])
+            && !words[k - 2].ends_with(':')
+        {
             k -= 1;
-        } else if k >= 3 && matches!(words[k - 1], "and" | "&" | "y") && ctx.is_cap(words[k - 2]) && !words[k - 3].ends_with(',') && !ctx.is_minor(words[k - 3]) {
+        } else if k >= 3
+            && matches!(words[k - 1], "and" | "&" | "y")
+            && ctx.is_cap(words[k - 2])
+            && !words[k - 3].ends_with(',')
+            && !ctx.is_minor(words[k - 3])
+        {
             k -= 2;
         } else {
             break;
@@ -219,7 +366,10 @@ fn sentence_case_split(words: &[&str], ctx: &TitleContext) -> Option<usize> {
         }
         let prev = words[k - 1];
         let prev_bare = prev.trim_matches(|c: char| c == ',' || c == '(' || c == ')');
-        if DANGLING.contains(&prev_bare) || DANGLING.contains(&prev_bare.to_lowercase().as_str()) || prev.ends_with(':') {
+        if DANGLING.contains(&prev_bare)
+            || DANGLING.contains(&prev_bare.to_lowercase().as_str())
+            || prev.ends_with(':')
+        {
             continue;
         }
         if k == 1 && NOT_A_TITLE.contains(&bare(words[0])) {
@@ -246,7 +396,9 @@ fn sentence_case_split(words: &[&str], ctx: &TitleContext) -> Option<usize> {
             score -= 2;
         }
         // A title does not run across the end of a sentence.
-        if words[..k - 1].iter().any(|w| ends_sentence(w)) || (ends_sentence(words[k - 1]) && !words[k - 1].ends_with('?')) {
+        if words[..k - 1].iter().any(|w| ends_sentence(w))
+            || (ends_sentence(words[k - 1]) && !words[k - 1].ends_with('?'))
+        {
             score -= 4;
         }
         if best.is_none_or(|(s, _)| score > s) {
@@ -264,7 +416,8 @@ fn subject_then_verb(words: &[&str], k: usize, ctx: &TitleContext) -> bool {
         let mut saw = false;
         while i < words.len()
             && (ctx.is_cap(words[i]) || (saw && ctx.is_neutral(words[i])))
-            && !(saw && (OPENERS.contains(&words[i]) || ctx.lowercase_names.contains(&stem(words[i]))))
+            && !(saw
+                && (OPENERS.contains(&words[i]) || ctx.lowercase_names.contains(&stem(words[i]))))
         {
             saw = true;
             let w = words[i];
@@ -293,5 +446,6 @@ fn subject_then_verb(words: &[&str], k: usize, ctx: &TitleContext) -> bool {
 /// A word that closes a sentence (`done.`, `why?`), not an abbreviation like `vs.`.
 fn ends_sentence(word: &str) -> bool {
     let w = word.trim_end_matches(['"', '\'', '”', ')', '*']);
-    (w.ends_with('.') || w.ends_with('!') || w.ends_with('?')) && !matches!(w, "vs." | "etc." | "e.g." | "i.e." | "Dr." | "Mr." | "St.")
+    (w.ends_with('.') || w.ends_with('!') || w.ends_with('?'))
+        && !matches!(w, "vs." | "etc." | "e.g." | "i.e." | "Dr." | "Mr." | "St.")
 }

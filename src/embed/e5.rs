@@ -4,15 +4,18 @@
 
 use std::path::Path;
 
-use fastembed::{InitOptionsUserDefined, OutputKey, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use fastembed::{
+    InitOptionsUserDefined, OutputKey, Pooling, TextEmbedding, TokenizerFiles,
+    UserDefinedEmbeddingModel,
+};
 use ort::environment::Environment;
 use text_splitter::{ChunkConfig, TextSplitter};
 use tokenizers::Tokenizer;
 
-use crate::pool::Pool;
 use super::use_m3::load_tokenizer;
 use super::{batches_by_tokens, normalize, Embedder, ModelSpec};
 use crate::error::{Error, Result};
+use crate::pool::Pool;
 
 /// Padded tokens per inference call (batch × longest).
 const TOKEN_BUDGET: usize = 8192;
@@ -26,7 +29,12 @@ pub struct FastembedModel {
 }
 
 impl FastembedModel {
-    pub fn load(dir: &Path, spec: ModelSpec, env: Environment, threads: usize) -> Result<FastembedModel> {
+    pub fn load(
+        dir: &Path,
+        spec: ModelSpec,
+        env: Environment,
+        threads: usize,
+    ) -> Result<FastembedModel> {
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read(&path).map_err(|e| Error::Missing {
@@ -50,7 +58,8 @@ impl FastembedModel {
         };
         let mut models = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let mut model = UserDefinedEmbeddingModel::new(onnx.clone(), files.clone()).with_pooling(pooling.clone());
+            let mut model = UserDefinedEmbeddingModel::new(onnx.clone(), files.clone())
+                .with_pooling(pooling.clone());
             model.output_key = Some(OutputKey::ByName("last_hidden_state"));
             let options = InitOptionsUserDefined::new()
                 .with_environment(env.clone())
@@ -70,7 +79,10 @@ impl FastembedModel {
     }
 
     fn token_count(&self, text: &str) -> usize {
-        self.tokenizer.encode(text, false).map(|e| e.len()).unwrap_or(text.len() / 3)
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.len())
+            .unwrap_or(text.len() / 3)
     }
 
     /// Embed already-prefixed texts, each within the window.
@@ -79,7 +91,9 @@ impl FastembedModel {
         let batches = batches_by_tokens(&lengths, TOKEN_BUDGET, true);
         let results = run_parallel(&batches, self.models.size(), |batch| {
             let items: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
-            self.models.with(|m| m.embed(&items, Some(items.len()))).map_err(|e| Error::Inference(e.to_string()))
+            self.models
+                .with(|m| m.embed(&items, Some(items.len())))
+                .map_err(|e| Error::Inference(e.to_string()))
         })?;
         let mut out = vec![Vec::new(); texts.len()];
         for (batch, vectors) in batches.iter().zip(results) {
@@ -128,7 +142,10 @@ pub(crate) fn run_parallel<T: Send>(
         return batches.iter().map(|b| f(b)).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<T>>>> = batches.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let results: Vec<std::sync::Mutex<Option<Result<T>>>> = batches
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
     std::thread::scope(|s| {
         for _ in 0..workers.min(batches.len()) {
             s.spawn(|| loop {
@@ -142,7 +159,11 @@ pub(crate) fn run_parallel<T: Send>(
     });
     results
         .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).unwrap_or_else(|| Err(Error::Inference("batch not run".into()))))
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err(Error::Inference("batch not run".into())))
+        })
         .collect()
 }
 
@@ -156,7 +177,9 @@ impl Embedder for FastembedModel {
     }
 
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        Ok(self.embed_with_prefix(&self.spec.query_prefix, &[text])?.remove(0))
+        Ok(self
+            .embed_with_prefix(&self.spec.query_prefix, &[text])?
+            .remove(0))
     }
 
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {

@@ -33,18 +33,28 @@ impl Embedder for Ensemble {
     }
 
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        Ok(Self::join(self.first.embed_query(text)?, self.second.embed_query(text)?))
+        Ok(Self::join(
+            self.first.embed_query(text)?,
+            self.second.embed_query(text)?,
+        ))
     }
 
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let a = self.first.embed_passages(texts)?;
         let b = self.second.embed_passages(texts)?;
-        Ok(a.into_iter().zip(b).map(|(a, b)| Self::join(a, b)).collect())
+        Ok(a.into_iter()
+            .zip(b)
+            .map(|(a, b)| Self::join(a, b))
+            .collect())
     }
 
     /// Chunks must fit the model with the tighter window.
     fn chunk_tokenizer(&self) -> (&tokenizers::Tokenizer, usize) {
         let (a, b) = (self.first.chunk_tokenizer(), self.second.chunk_tokenizer());
-        if a.1 <= b.1 { a } else { b }
+        if a.1 <= b.1 {
+            a
+        } else {
+            b
+        }
     }
 }

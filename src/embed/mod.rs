@@ -78,7 +78,9 @@ fn load_single(root: &Path, model: &str, threads: usize) -> Result<Arc<dyn Embed
     let env = ort_environment()?;
     match spec.runtime.as_str() {
         "use" => Ok(Arc::new(use_m3::UseM3::load(&dir, spec, env, threads)?)),
-        "fastembed" => Ok(Arc::new(e5::FastembedModel::load(&dir, spec, env, threads)?)),
+        "fastembed" => Ok(Arc::new(e5::FastembedModel::load(
+            &dir, spec, env, threads,
+        )?)),
         other => Err(Error::Corrupt {
             path: dir.join("model.json"),
             message: format!("runtime `{other}` is not `use` or `fastembed`"),
@@ -106,13 +108,21 @@ pub(crate) fn batches_by_tokens(lengths: &[usize], budget: usize, padded: bool) 
     let mut cost = 0;
     for i in order {
         let len = lengths[i].max(1);
-        let next_cost = if padded { len * (current.len() + 1) } else { cost + len };
+        let next_cost = if padded {
+            len * (current.len() + 1)
+        } else {
+            cost + len
+        };
         if !current.is_empty() && next_cost > budget {
             out.push(std::mem::take(&mut current));
             cost = 0;
         }
         current.push(i);
-        cost = if padded { len * current.len() } else { cost + len };
+        cost = if padded {
+            len * current.len()
+        } else {
+            cost + len
+        };
     }
     if !current.is_empty() {
         out.push(current);

@@ -19,9 +19,11 @@ pub fn runtime_library_path() -> PathBuf {
     std::fs::read_dir(&dir)
         .ok()
         .and_then(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so.")))
+            entries.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("libonnxruntime.so."))
+            })
         })
         .unwrap_or_else(|| dir.join("libonnxruntime.so.1.32.0"))
 }
@@ -42,6 +44,9 @@ pub fn ort_environment() -> Result<Environment> {
         return Err(missing("no such file".to_string()));
     }
     let builder = ort::init_from(&path).map_err(|e| missing(e.to_string()))?;
-    let env = builder.with_name("podseek").build().map_err(|e| missing(e.to_string()))?;
+    let env = builder
+        .with_name("podseek")
+        .build()
+        .map_err(|e| missing(e.to_string()))?;
     Ok(ENVIRONMENT.get_or_init(|| env).clone())
 }

@@ -40,6 +40,9 @@ impl ModelSpec {
             reason: format!("cannot read model.json ({e})"),
             fix: super::FETCH_HINT.to_string(),
         })?;
-        serde_json::from_str(&text).map_err(|e| Error::Corrupt { path, message: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+            path,
+            message: e.to_string(),
+        })
     }
 }

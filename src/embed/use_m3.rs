@@ -8,9 +8,9 @@ use ort::session::Session;
 use ort::value::Tensor;
 use tokenizers::Tokenizer;
 
-use crate::pool::Pool;
 use super::{batches_by_tokens, normalize, Embedder, ModelSpec};
 use crate::error::{Error, Result};
+use crate::pool::Pool;
 
 /// Tokens per inference call; the graph's cost is linear in tokens, there is no padding.
 const TOKEN_BUDGET: usize = 4096;
@@ -55,12 +55,21 @@ pub(crate) fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
 impl UseM3 {
     pub fn load(dir: &Path, spec: ModelSpec, env: Environment, threads: usize) -> Result<UseM3> {
         let tokenizer = load_tokenizer(&dir.join("tokenizer.json"))?;
-        let sessions = (0..threads).map(|_| session(&env, &dir.join("model.onnx"))).collect::<Result<Vec<_>>>()?;
-        Ok(UseM3 { spec, tokenizer, sessions: Pool::new(sessions) })
+        let sessions = (0..threads)
+            .map(|_| session(&env, &dir.join("model.onnx")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(UseM3 {
+            spec,
+            tokenizer,
+            sessions: Pool::new(sessions),
+        })
     }
 
     fn encode(&self, text: &str) -> Result<Vec<i32>> {
-        let enc = self.tokenizer.encode(text, true).map_err(|e| Error::Inference(e.to_string()))?;
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| Error::Inference(e.to_string()))?;
         Ok(enc.get_ids().iter().map(|&i| i as i32).collect())
     }
 
@@ -82,7 +91,9 @@ impl UseM3 {
                     "row_splits" => Tensor::from_array(([n_splits], splits)).map_err(err)?,
                 ])
                 .map_err(err)?;
-            let (shape, data) = outputs["outputs"].try_extract_tensor::<f32>().map_err(err)?;
+            let (shape, data) = outputs["outputs"]
+                .try_extract_tensor::<f32>()
+                .map_err(err)?;
             let dims = shape[1] as usize;
             Ok(data
                 .chunks(dims)
@@ -111,7 +122,10 @@ impl Embedder for UseM3 {
     }
 
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let encoded = texts.iter().map(|t| self.encode(t)).collect::<Result<Vec<_>>>()?;
+        let encoded = texts
+            .iter()
+            .map(|t| self.encode(t))
+            .collect::<Result<Vec<_>>>()?;
         let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
         let batches = batches_by_tokens(&lengths, TOKEN_BUDGET, false);
         let results = super::e5::run_parallel(&batches, self.sessions.size(), |batch| {

@@ -33,11 +33,24 @@ pub struct EmbedBench {
 
 /// Embed every chapter (title + summary) as passages with `ingest` (its thread count), then time
 /// single queries one by one on `query` (one intra-op thread, as when serving).
-pub fn bench_embed(ingest: &dyn Embedder, query: &dyn Embedder, threads: usize, episodes: &[Episode], queries: &[String]) -> Result<EmbedBench> {
-    let texts: Vec<String> = episodes.iter().flat_map(|e| &e.chapters).map(|c| format!("{}. {}", c.title, c.summary)).collect();
+pub fn bench_embed(
+    ingest: &dyn Embedder,
+    query: &dyn Embedder,
+    threads: usize,
+    episodes: &[Episode],
+    queries: &[String],
+) -> Result<EmbedBench> {
+    let texts: Vec<String> = episodes
+        .iter()
+        .flat_map(|e| &e.chapters)
+        .map(|c| format!("{}. {}", c.title, c.summary))
+        .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let (tok, _) = ingest.chunk_tokenizer();
-    let tokens: usize = refs.iter().map(|t| tok.encode(*t, false).map(|e| e.len()).unwrap_or(0)).sum();
+    let tokens: usize = refs
+        .iter()
+        .map(|t| tok.encode(*t, false).map(|e| e.len()).unwrap_or(0))
+        .sum();
     ingest.embed_passages(&refs[..refs.len().min(8)])?; // warm-up
     let started = Instant::now();
     ingest.embed_passages(&refs)?;
@@ -69,7 +82,15 @@ pub fn render_embed(rows: &[EmbedBench]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {:.2} | {:.1} | {:.0} | {:.1} | {:.1} |",
-            r.model, r.threads, r.passages, r.tokens, r.seconds, r.passages_per_s, r.tokens_per_s, r.query_p50_ms, r.query_p99_ms
+            r.model,
+            r.threads,
+            r.passages,
+            r.tokens,
+            r.seconds,
+            r.passages_per_s,
+            r.tokens_per_s,
+            r.query_p50_ms,
+            r.query_p99_ms
         );
     }
     out
@@ -87,14 +108,35 @@ pub struct AnnRow {
 }
 
 /// Sweep ef and quantization over the index's vectors; ground truth is the exact top 10.
-pub fn bench_ann(index: &Index, queries: &[Vec<f32>], efs: &[usize], quantizations: &[Quantization]) -> Result<Vec<AnnRow>> {
+pub fn bench_ann(
+    index: &Index,
+    queries: &[Vec<f32>],
+    efs: &[usize],
+    quantizations: &[Quantization],
+) -> Result<Vec<AnnRow>> {
     let dims = index.manifest.dims;
     let exact: ExactStore = index.exact_store();
-    let truth: Vec<Vec<u64>> = queries.iter().map(|q| exact.search(q, 10, None).map(|r| r.into_iter().map(|(k, _)| k).collect())).collect::<Result<_>>()?;
-    let items: Vec<(u64, &[f32])> = index.records.chunks.iter().enumerate().map(|(i, c)| (c.key, index.vector(i))).collect();
+    let truth: Vec<Vec<u64>> = queries
+        .iter()
+        .map(|q| {
+            exact
+                .search(q, 10, None)
+                .map(|r| r.into_iter().map(|(k, _)| k).collect())
+        })
+        .collect::<Result<_>>()?;
+    let items: Vec<(u64, &[f32])> = index
+        .records
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.key, index.vector(i)))
+        .collect();
     let mut rows = Vec::new();
     for &q in quantizations {
-        let params = HnswParams { quantization: q, ..index.manifest.hnsw };
+        let params = HnswParams {
+            quantization: q,
+            ..index.manifest.hnsw
+        };
         let t = Instant::now();
         let store = HnswStore::build(dims, &params, &items)?;
         let build_s = t.elapsed().as_secs_f64();

@@ -11,11 +11,17 @@ use std::collections::HashMap;
 pub type Judgments = HashMap<String, u32>;
 
 pub fn dcg(gains: impl Iterator<Item = u32>) -> f64 {
-    gains.enumerate().map(|(i, g)| g as f64 / ((i + 2) as f64).log2()).sum()
+    gains
+        .enumerate()
+        .map(|(i, g)| g as f64 / ((i + 2) as f64).log2())
+        .sum()
 }
 
 pub fn ndcg_at(ranked: &[String], judged: &Judgments, k: usize) -> f64 {
-    let actual = dcg(ranked.iter().take(k).map(|d| judged.get(d).copied().unwrap_or(0)));
+    let actual = dcg(ranked
+        .iter()
+        .take(k)
+        .map(|d| judged.get(d).copied().unwrap_or(0)));
     let mut ideal: Vec<u32> = judged.values().copied().filter(|&g| g > 0).collect();
     ideal.sort_unstable_by(|a, b| b.cmp(a));
     let best = dcg(ideal.into_iter().take(k));
@@ -39,12 +45,20 @@ pub fn recall_at(ranked: &[String], judged: &Judgments, k: usize) -> f64 {
     if relevant == 0 {
         return 0.0;
     }
-    let found = ranked.iter().take(k).filter(|d| judged.get(*d).is_some_and(|&g| g > 0)).count();
+    let found = ranked
+        .iter()
+        .take(k)
+        .filter(|d| judged.get(*d).is_some_and(|&g| g > 0))
+        .count();
     found as f64 / relevant as f64
 }
 
 pub fn hit_at(ranked: &[String], judged: &Judgments, k: usize) -> f64 {
-    if ranked.iter().take(k).any(|d| judged.get(d).is_some_and(|&g| g > 0)) {
+    if ranked
+        .iter()
+        .take(k)
+        .any(|d| judged.get(d).is_some_and(|&g| g > 0))
+    {
         1.0
     } else {
         0.0

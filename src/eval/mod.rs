@@ -3,11 +3,10 @@
 //! Owns the input formats IR people use (BEIR `queries.jsonl` + qrels TSV with a header, or TREC
 //! qrels `qid 0 docid rel`), the metrics (`metrics`, matching trec_eval), the breakdowns podseek
 //! cares about (query kind, query → chapter language pair, the cross-lingual gap), TREC run files,
-//! the BM25 baseline (`bm25`) and the benchmarks (`bench`). Documents are chapters, named by the
+//! the BM25 baseline (`search::keyword`) and the benchmarks (`bench`). Documents are chapters, named by the
 //! chapter ids podseek prints. It reads files but knows nothing of HTTP.
 
 pub mod bench;
-pub mod bm25;
 pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap};
@@ -43,8 +42,12 @@ pub fn load_queries(path: &Path) -> Result<Vec<EvalQuery>> {
         if line.trim().is_empty() {
             continue;
         }
-        let q: EvalQuery = serde_json::from_str(line)
-            .map_err(|e| Error::invalid(format!("{}:{}", path.display(), i + 1), format!("not a query object with _id and text: {e}")))?;
+        let q: EvalQuery = serde_json::from_str(line).map_err(|e| {
+            Error::invalid(
+                format!("{}:{}", path.display(), i + 1),
+                format!("not a query object with _id and text: {e}"),
+            )
+        })?;
         out.push(q);
     }
     Ok(out)
@@ -56,32 +59,61 @@ pub fn load_qrels(path: &Path) -> Result<HashMap<String, Judgments>> {
     let mut out: HashMap<String, Judgments> = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let cols: Vec<&str> = line.split_whitespace().collect();
-        if cols.is_empty() || (i == 0 && cols.first().is_some_and(|c| c.eq_ignore_ascii_case("query-id"))) {
+        if cols.is_empty()
+            || (i == 0
+                && cols
+                    .first()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("query-id")))
+        {
             continue;
         }
         let (qid, doc, grade) = match cols.as_slice() {
             [q, d, g] => (q, d, g),
             [q, _, d, g] => (q, d, g),
-            _ => return Err(Error::invalid(format!("{}:{}", path.display(), i + 1), "expected `query-id corpus-id score` or `qid 0 docid rel`")),
+            _ => {
+                return Err(Error::invalid(
+                    format!("{}:{}", path.display(), i + 1),
+                    "expected `query-id corpus-id score` or `qid 0 docid rel`",
+                ))
+            }
         };
-        let grade: i64 = grade.parse().map_err(|_| Error::invalid(format!("{}:{}", path.display(), i + 1), format!("relevance `{grade}` is not an integer")))?;
-        out.entry(qid.to_string()).or_default().insert(doc.to_string(), grade.max(0) as u32);
+        let grade: i64 = grade.parse().map_err(|_| {
+            Error::invalid(
+                format!("{}:{}", path.display(), i + 1),
+                format!("relevance `{grade}` is not an integer"),
+            )
+        })?;
+        out.entry(qid.to_string())
+            .or_default()
+            .insert(doc.to_string(), grade.max(0) as u32);
     }
     Ok(out)
 }
 
-/// What is evaluated: the dense engine (ANN or exact) or the BM25 baseline.
+/// What is evaluated: the search engine as configured (ANN or exact) or the BM25 baseline.
 pub enum System<'a> {
-    Dense { engine: &'a SearchEngine, mode: Mode },
-    Bm25(&'a bm25::Bm25),
+    Dense {
+        engine: &'a SearchEngine,
+        mode: Mode,
+    },
+    Bm25(&'a crate::search::keyword::Bm25),
 }
 
 impl System<'_> {
     fn retrieve(&self, text: &str) -> Result<Vec<(String, f32)>> {
         match self {
             System::Dense { engine, mode } => {
-                let v = engine.query_vector(text)?;
-                Ok(engine.search_by_vector(&v, RUN_DEPTH, *mode)?.into_iter().map(|h| (h.chapter_id, h.score)).collect())
+                let q = crate::search::Query {
+                    text: text.to_string(),
+                    k: Some(RUN_DEPTH),
+                    mode: *mode,
+                    ..Default::default()
+                };
+                Ok(engine
+                    .search(&q)?
+                    .into_iter()
+                    .map(|h| (h.chapter_id, h.score))
+                    .collect())
             }
             System::Bm25(b) => b.search(text, RUN_DEPTH),
         }
@@ -112,7 +144,10 @@ pub struct Report {
 }
 
 fn group(items: &[QueryMetrics]) -> Group {
-    Group { queries: items.len(), metrics: QueryMetrics::mean(items) }
+    Group {
+        queries: items.len(),
+        metrics: QueryMetrics::mean(items),
+    }
 }
 
 /// Run every judged query and score it. `chapter_lang` gives each chapter's language.
@@ -138,8 +173,16 @@ pub fn evaluate(
         let found = system.retrieve(&q.text)?;
         let ranked: Vec<String> = found.iter().map(|(d, _)| d.clone()).collect();
         let m = QueryMetrics::compute(&ranked, judged);
-        let qlang = q.lang.as_deref().and_then(Lang::from_code).unwrap_or_else(|| Lang::detect(&q.text));
-        let mut rel_langs: Vec<Lang> = judged.iter().filter(|(_, &g)| g > 0).filter_map(|(d, _)| chapter_lang.get(d).copied()).collect();
+        let qlang = q
+            .lang
+            .as_deref()
+            .and_then(Lang::from_code)
+            .unwrap_or_else(|| Lang::detect(&q.text));
+        let mut rel_langs: Vec<Lang> = judged
+            .iter()
+            .filter(|(_, &g)| g > 0)
+            .filter_map(|(d, _)| chapter_lang.get(d).copied())
+            .collect();
         rel_langs.sort();
         rel_langs.dedup();
         let target = match rel_langs.as_slice() {
@@ -153,8 +196,14 @@ pub fn evaluate(
                 cross.push(m);
             }
         }
-        pairs.entry(format!("{}→{}", qlang.code(), target)).or_default().push(m);
-        kinds.entry(q.kind.clone().unwrap_or_else(|| "unlabelled".into())).or_default().push(m);
+        pairs
+            .entry(format!("{}→{}", qlang.code(), target))
+            .or_default()
+            .push(m);
+        kinds
+            .entry(q.kind.clone().unwrap_or_else(|| "unlabelled".into()))
+            .or_default()
+            .push(m);
         all.push(m);
         per_query.insert(q.id.clone(), m);
         run.push((q.id.clone(), found));
@@ -165,7 +214,11 @@ pub fn evaluate(
         overall: group(&all),
         by_kind: kinds.into_iter().map(|(k, v)| (k, group(&v))).collect(),
         by_pair: pairs.into_iter().map(|(k, v)| (k, group(&v))).collect(),
-        cross_lingual_gap: if same.is_empty() || cross.is_empty() { 0.0 } else { gap },
+        cross_lingual_gap: if same.is_empty() || cross.is_empty() {
+            0.0
+        } else {
+            gap
+        },
         per_query,
         run,
         unjudged,
@@ -183,11 +236,19 @@ pub fn trec_run(report: &Report, tag: &str) -> String {
     out
 }
 
-fn row(name: &str, g: &Group) -> String {
+fn group_row(name: &str, g: &Group) -> String {
     let m = &g.metrics;
     format!(
         "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
-        g.queries, m.ndcg_10, m.mrr_10, m.recall_1, m.recall_5, m.recall_10, m.recall_100, m.hit_5, m.hit_10
+        g.queries,
+        m.ndcg_10,
+        m.mrr_10,
+        m.recall_1,
+        m.recall_5,
+        m.recall_10,
+        m.recall_100,
+        m.hit_5,
+        m.hit_10
     )
 }
 
@@ -196,16 +257,61 @@ pub fn render(report: &Report) -> String {
     let mut out = format!("manifest: {}\n\n", report.manifest);
     let header = "| slice | queries | nDCG@10 | MRR@10 | R@1 | R@5 | R@10 | R@100 | Hit@5 | Hit@10 |\n|---|---|---|---|---|---|---|---|---|---|\n";
     out.push_str(header);
-    out.push_str(&row("all", &report.overall));
+    out.push_str(&group_row("all", &report.overall));
     for (k, g) in &report.by_kind {
-        out.push_str(&row(&format!("kind: {k}"), g));
+        out.push_str(&group_row(&format!("kind: {k}"), g));
     }
     for (k, g) in &report.by_pair {
-        out.push_str(&row(&format!("lang: {k}"), g));
+        out.push_str(&group_row(&format!("lang: {k}"), g));
     }
-    let _ = writeln!(out, "\ncross-lingual gap (nDCG@10 same-language − cross-language): {:+.3}", report.cross_lingual_gap);
+    let _ = writeln!(
+        out,
+        "\ncross-lingual gap (nDCG@10 same-language − cross-language): {:+.3}",
+        report.cross_lingual_gap
+    );
     if !report.unjudged.is_empty() {
-        let _ = writeln!(out, "queries without judgments, left out: {}", report.unjudged.join(", "));
+        let _ = writeln!(
+            out,
+            "queries without judgments, left out: {}",
+            report.unjudged.join(", ")
+        );
     }
     out
+}
+
+/// The header for `row`.
+
+/// One Markdown row summarizing a report, for baseline tables.
+pub fn row(label: &str, r: &Report) -> String {
+    let pair = |p: &str| {
+        r.by_pair.get(p).map_or("–".to_string(), |g| {
+            format!(
+                "{:.3} / {:.3} / {:.3}",
+                g.metrics.ndcg_10, g.metrics.mrr_10, g.metrics.hit_10
+            )
+        })
+    };
+    let kind = |k: &str| {
+        r.by_kind
+            .get(k)
+            .map_or("–".to_string(), |g| format!("{:.3}", g.metrics.ndcg_10))
+    };
+    let same: Vec<QueryMetrics> = ["en→en", "es→es"]
+        .iter()
+        .filter_map(|p| r.by_pair.get(*p))
+        .flat_map(|g| std::iter::repeat_n(g.metrics, g.queries))
+        .collect();
+    let m = &r.overall.metrics;
+    format!(
+        "| {label} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {:.3} | {} | {} |",
+        m.ndcg_10,
+        m.mrr_10,
+        m.hit_10,
+        m.recall_100,
+        pair("en→es"),
+        pair("es→en"),
+        QueryMetrics::mean(&same).ndcg_10,
+        kind("quote"),
+        kind("multi")
+    )
 }

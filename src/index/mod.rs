@@ -86,7 +86,10 @@ pub fn current_generation(dir: &Path) -> Result<Option<PathBuf>> {
     match std::fs::read_to_string(&pointer) {
         Ok(name) => Ok(Some(dir.join(name.trim()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io { path: pointer, source: e }),
+        Err(e) => Err(Error::Io {
+            path: pointer,
+            source: e,
+        }),
     }
 }
 
@@ -98,12 +101,18 @@ impl Index {
                 what: "the index",
                 path: dir.to_path_buf(),
                 reason: "no index has been built here".into(),
-                fix: format!("podseek ingest data/podcast-page.txt --index {}", dir.display()),
+                fix: format!(
+                    "podseek ingest data/podcast-page.txt --index {}",
+                    dir.display()
+                ),
             });
         };
         let manifest_path = generation.join("manifest.json");
-        let manifest: Manifest = serde_json::from_str(&read_to_string(&manifest_path)?)
-            .map_err(|e| Error::Corrupt { path: manifest_path.clone(), message: e.to_string() })?;
+        let manifest: Manifest =
+            serde_json::from_str(&read_to_string(&manifest_path)?).map_err(|e| Error::Corrupt {
+                path: manifest_path.clone(),
+                message: e.to_string(),
+            })?;
         if manifest.format_version != FORMAT_VERSION {
             return Err(Error::IndexMismatch {
                 path: dir.to_path_buf(),
@@ -119,25 +128,50 @@ impl Index {
             }
         }
         let records_path = generation.join("records.json");
-        let records: Records = serde_json::from_str(&read_to_string(&records_path)?)
-            .map_err(|e| Error::Corrupt { path: records_path, message: e.to_string() })?;
+        let records: Records =
+            serde_json::from_str(&read_to_string(&records_path)?).map_err(|e| Error::Corrupt {
+                path: records_path,
+                message: e.to_string(),
+            })?;
         let vectors_path = generation.join("vectors.f32");
         let bytes = std::fs::read(&vectors_path).map_err(Error::io(&vectors_path))?;
         if bytes.len() != records.chunks.len() * manifest.dims * 4 {
             return Err(Error::Corrupt {
                 path: vectors_path,
-                message: format!("{} bytes for {} chunks of {} dims", bytes.len(), records.chunks.len(), manifest.dims),
+                message: format!(
+                    "{} bytes for {} chunks of {} dims",
+                    bytes.len(),
+                    records.chunks.len(),
+                    manifest.dims
+                ),
             });
         }
-        let vectors: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        let hnsw = HnswStore::load(&generation.join("hnsw.usearch"), manifest.dims, &manifest.hnsw)?;
+        let vectors: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let hnsw = HnswStore::load(
+            &generation.join("hnsw.usearch"),
+            manifest.dims,
+            &manifest.hnsw,
+        )?;
         if hnsw.len() != records.chunks.len() {
             return Err(Error::Corrupt {
                 path: generation.join("hnsw.usearch"),
-                message: format!("graph has {} vectors, records have {} chunks", hnsw.len(), records.chunks.len()),
+                message: format!(
+                    "graph has {} vectors, records have {} chunks",
+                    hnsw.len(),
+                    records.chunks.len()
+                ),
             });
         }
-        Ok(Index { dir: dir.to_path_buf(), manifest, records, vectors, hnsw })
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            manifest,
+            records,
+            vectors,
+            hnsw,
+        })
     }
 
     pub fn vector(&self, chunk: usize) -> &[f32] {
@@ -145,7 +179,11 @@ impl Index {
     }
 
     pub fn exact_store(&self) -> ExactStore {
-        ExactStore::new(self.manifest.dims, self.records.chunks.iter().map(|c| c.key).collect(), self.vectors.clone())
+        ExactStore::new(
+            self.manifest.dims,
+            self.records.chunks.iter().map(|c| c.key).collect(),
+            self.vectors.clone(),
+        )
     }
 }
 
@@ -170,20 +208,31 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { chunking: ChunkSettings::default(), hnsw: HnswParams::default() }
+        IngestOptions {
+            chunking: ChunkSettings::default(),
+            hnsw: HnswParams::default(),
+        }
     }
 }
 
 /// Add or replace episodes (upsert by episode id) and write a new generation atomically.
 /// Episodes already in the index and absent from `episodes` are kept. Unchanged episodes and
 /// unchanged chunk texts reuse their stored vectors; only new text is embedded.
-pub fn ingest(dir: &Path, embedder: &dyn Embedder, episodes: Vec<Episode>, options: &IngestOptions) -> Result<IngestReport> {
+pub fn ingest(
+    dir: &Path,
+    embedder: &dyn Embedder,
+    episodes: Vec<Episode>,
+    options: &IngestOptions,
+) -> Result<IngestReport> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     // One writer at a time; the OS drops the lock if the process dies.
     let lock_path = dir.join("ingest.lock");
     let lock = std::fs::File::create(&lock_path).map_err(Error::io(&lock_path))?;
     if lock.try_lock().is_err() {
-        return Err(Error::invalid("index", format!("another ingest is writing {} right now", dir.display())));
+        return Err(Error::invalid(
+            "index",
+            format!("another ingest is writing {} right now", dir.display()),
+        ));
     }
     let previous = match current_generation(dir)? {
         Some(_) => Some(Index::open(dir, Some(embedder.model_id()))?),
@@ -193,14 +242,26 @@ pub fn ingest(dir: &Path, embedder: &dyn Embedder, episodes: Vec<Episode>, optio
         if p.manifest.dims != embedder.dims() {
             return Err(Error::IndexMismatch {
                 path: dir.to_path_buf(),
-                message: format!("it has {} dims, model `{}` gives {}", p.manifest.dims, embedder.model_id(), embedder.dims()),
+                message: format!(
+                    "it has {} dims, model `{}` gives {}",
+                    p.manifest.dims,
+                    embedder.model_id(),
+                    embedder.dims()
+                ),
             });
         }
     }
-    let chunking = previous.as_ref().map_or(options.chunking, |p| p.manifest.chunking);
-    let settings_changed = previous.as_ref().is_some_and(|p| p.manifest.chunking != options.chunking);
+    let chunking = previous
+        .as_ref()
+        .map_or(options.chunking, |p| p.manifest.chunking);
+    let settings_changed = previous
+        .as_ref()
+        .is_some_and(|p| p.manifest.chunking != options.chunking);
     if settings_changed {
-        tracing::warn!("keeping the index's chunking settings {:?}; build a new --index to change them", chunking);
+        tracing::warn!(
+            "keeping the index's chunking settings {:?}; build a new --index to change them",
+            chunking
+        );
     }
 
     // Stored vectors by (chunk id, embedded text), for reuse.
@@ -232,14 +293,19 @@ pub fn ingest(dir: &Path, embedder: &dyn Embedder, episodes: Vec<Episode>, optio
     }
 
     let (tokenizer, window) = embedder.chunk_tokenizer();
-    let mut final_episodes: BTreeMap<String, Episode> = old_by_id.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+    let mut final_episodes: BTreeMap<String, Episode> = old_by_id
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
     let mut seen_new = std::collections::HashSet::new();
     for e in episodes {
         if !seen_new.insert(e.id.clone()) {
             continue;
         }
         match old_by_id.get(&e.id) {
-            Some((old, _)) if episode_hash(old) == episode_hash(&e) => report.episodes_unchanged += 1,
+            Some((old, _)) if episode_hash(old) == episode_hash(&e) => {
+                report.episodes_unchanged += 1
+            }
             Some(_) => report.episodes_replaced += 1,
             None => report.episodes_added += 1,
         }
@@ -254,8 +320,15 @@ pub fn ingest(dir: &Path, embedder: &dyn Embedder, episodes: Vec<Episode>, optio
     let missing: Vec<usize> = (0..chunks.len())
         .filter(|&i| !stored.contains_key(&(chunks[i].id.as_str(), chunks[i].embed_text.as_str())))
         .collect();
-    let texts: Vec<&str> = missing.iter().map(|&i| chunks[i].embed_text.as_str()).collect();
-    let fresh = if texts.is_empty() { Vec::new() } else { embedder.embed_passages(&texts)? };
+    let texts: Vec<&str> = missing
+        .iter()
+        .map(|&i| chunks[i].embed_text.as_str())
+        .collect();
+    let fresh = if texts.is_empty() {
+        Vec::new()
+    } else {
+        embedder.embed_passages(&texts)?
+    };
     let mut fresh_by_chunk: HashMap<usize, Vec<f32>> = missing.iter().copied().zip(fresh).collect();
     report.chunks_embedded = missing.len();
 
@@ -286,7 +359,9 @@ pub fn ingest(dir: &Path, embedder: &dyn Embedder, episodes: Vec<Episode>, optio
         chunking,
         hnsw: options.hnsw,
         corpus_hash: hex(&corpus.finalize()),
-        created_at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        created_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         episodes: report.episodes_total,
         chapters: report.chapters_total,
         chunks: report.chunks_total,
@@ -302,21 +377,39 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     f.sync_all().map_err(Error::io(path))
 }
 
-fn write_generation(dir: &Path, manifest: &Manifest, records: &Records, vectors: &[f32]) -> Result<PathBuf> {
+fn write_generation(
+    dir: &Path,
+    manifest: &Manifest,
+    records: &Records,
+    vectors: &[f32],
+) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let name = format!("gen-{millis}-{}", std::process::id());
     let generation = dir.join(&name);
     std::fs::create_dir(&generation).map_err(Error::io(&generation))?;
 
-    let keyed: Vec<(u64, &[f32])> = records.chunks.iter().zip(vectors.chunks_exact(manifest.dims)).map(|(c, v)| (c.key, v)).collect();
+    let keyed: Vec<(u64, &[f32])> = records
+        .chunks
+        .iter()
+        .zip(vectors.chunks_exact(manifest.dims))
+        .map(|(c, v)| (c.key, v))
+        .collect();
     let graph = HnswStore::build(manifest.dims, &manifest.hnsw, &keyed)?;
     graph.save(&generation.join("hnsw.usearch"))?;
     let bytes: Vec<u8> = vectors.iter().flat_map(|x| x.to_le_bytes()).collect();
     write_file(&generation.join("vectors.f32"), &bytes)?;
-    write_file(&generation.join("records.json"), &serde_json::to_vec(records).expect("records serialize"))?;
+    write_file(
+        &generation.join("records.json"),
+        &serde_json::to_vec(records).expect("records serialize"),
+    )?;
     // The manifest last: a generation without one was never finished.
-    write_file(&generation.join("manifest.json"), &serde_json::to_vec_pretty(manifest).expect("manifest serializes"))?;
+    write_file(
+        &generation.join("manifest.json"),
+        &serde_json::to_vec_pretty(manifest).expect("manifest serializes"),
+    )?;
 
     let tmp = dir.join("CURRENT.tmp");
     write_file(&tmp, name.as_bytes())?;

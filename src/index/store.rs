@@ -7,8 +7,8 @@ use std::path::Path;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::embed::dot;
-use crate::pool::Pool;
 use crate::error::{Error, Result};
+use crate::pool::Pool;
 
 pub trait VectorStore: Send + Sync {
     fn dims(&self) -> usize;
@@ -17,7 +17,12 @@ pub trait VectorStore: Send + Sync {
         self.len() == 0
     }
     /// Up to `k` (key, cosine similarity) pairs, best first, keeping only keys `filter` accepts.
-    fn search(&self, query: &[f32], k: usize, filter: Option<&(dyn Fn(u64) -> bool + Sync)>) -> Result<Vec<(u64, f32)>>;
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) -> Result<Vec<(u64, f32)>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -60,7 +65,12 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams { connectivity: 16, expansion_add: 128, expansion_search: 64, quantization: Quantization::F32 }
+        HnswParams {
+            connectivity: 16,
+            expansion_add: 128,
+            expansion_search: 128,
+            quantization: Quantization::F32,
+        }
     }
 }
 
@@ -91,26 +101,49 @@ impl HnswStore {
 
     pub fn build(dims: usize, params: &HnswParams, items: &[(u64, &[f32])]) -> Result<HnswStore> {
         let index = Index::new(&Self::options(dims, params)).map_err(usearch_err)?;
-        index.reserve_capacity_and_threads(items.len().max(1), SEARCH_SLOTS).map_err(usearch_err)?;
+        index
+            .reserve_capacity_and_threads(items.len().max(1), SEARCH_SLOTS)
+            .map_err(usearch_err)?;
         for (key, v) in items {
             index.add(*key, v).map_err(usearch_err)?;
         }
-        Ok(HnswStore { index, slots: Pool::new(vec![(); SEARCH_SLOTS]) })
+        Ok(HnswStore {
+            index,
+            slots: Pool::new(vec![(); SEARCH_SLOTS]),
+        })
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        self.index.save(&path.to_string_lossy()).map_err(usearch_err)
+        self.index
+            .save(&path.to_string_lossy())
+            .map_err(usearch_err)
     }
 
     pub fn load(path: &Path, dims: usize, params: &HnswParams) -> Result<HnswStore> {
         let index = Index::new(&Self::options(dims, params)).map_err(usearch_err)?;
-        index.load(&path.to_string_lossy()).map_err(|e| Error::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;
+        index
+            .load(&path.to_string_lossy())
+            .map_err(|e| Error::Corrupt {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         if index.dimensions() != dims {
-            return Err(Error::Corrupt { path: path.to_path_buf(), message: format!("graph has {} dims, manifest says {dims}", index.dimensions()) });
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                message: format!(
+                    "graph has {} dims, manifest says {dims}",
+                    index.dimensions()
+                ),
+            });
         }
-        index.reserve_capacity_and_threads(index.size().max(1), SEARCH_SLOTS).map_err(usearch_err)?;
+        index
+            .reserve_capacity_and_threads(index.size().max(1), SEARCH_SLOTS)
+            .map_err(usearch_err)?;
         index.change_expansion_search(params.expansion_search);
-        Ok(HnswStore { index, slots: Pool::new(vec![(); SEARCH_SLOTS]) })
+        Ok(HnswStore {
+            index,
+            slots: Pool::new(vec![(); SEARCH_SLOTS]),
+        })
     }
 
     pub fn set_expansion_search(&self, ef: usize) {
@@ -127,7 +160,12 @@ impl VectorStore for HnswStore {
         self.index.size()
     }
 
-    fn search(&self, query: &[f32], k: usize, filter: Option<&(dyn Fn(u64) -> bool + Sync)>) -> Result<Vec<(u64, f32)>> {
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) -> Result<Vec<(u64, f32)>> {
         let k = k.min(self.len());
         if k == 0 {
             return Ok(Vec::new());
@@ -137,7 +175,11 @@ impl VectorStore for HnswStore {
             None => self.index.search(query, k),
         });
         let m = matches.map_err(usearch_err)?;
-        Ok(m.keys.into_iter().zip(m.distances).map(|(key, d)| (key, 1.0 - d)).collect())
+        Ok(m.keys
+            .into_iter()
+            .zip(m.distances)
+            .map(|(key, d)| (key, 1.0 - d))
+            .collect())
     }
 }
 
@@ -150,7 +192,11 @@ pub struct ExactStore {
 
 impl ExactStore {
     pub fn new(dims: usize, keys: Vec<u64>, vectors: Vec<f32>) -> ExactStore {
-        ExactStore { dims, keys, vectors }
+        ExactStore {
+            dims,
+            keys,
+            vectors,
+        }
     }
 }
 
@@ -163,7 +209,12 @@ impl VectorStore for ExactStore {
         self.keys.len()
     }
 
-    fn search(&self, query: &[f32], k: usize, filter: Option<&(dyn Fn(u64) -> bool + Sync)>) -> Result<Vec<(u64, f32)>> {
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) -> Result<Vec<(u64, f32)>> {
         let mut scored: Vec<(u64, f32)> = self
             .keys
             .iter()

@@ -27,7 +27,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/episodes", get(episodes))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
-        .route("/openapi.json", get(|| async { Json(super::openapi::document()) }))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(super::openapi::document()) }),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -68,7 +71,11 @@ impl IntoResponse for ApiError {
             Error::InvalidInput { message, .. } => message.clone(),
             other => other.to_string(),
         };
-        (status, Json(json!({"error": {"status": status.as_u16(), "field": field, "message": message}}))).into_response()
+        (
+            status,
+            Json(json!({"error": {"status": status.as_u16(), "field": field, "message": message}})),
+        )
+            .into_response()
     }
 }
 
@@ -76,8 +83,13 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError(Error::invalid(field, message))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::Result<T> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError(Error::Inference(format!("worker failed: {e}"))))?.map_err(ApiError)
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(Error::Inference(format!("worker failed: {e}"))))?
+        .map_err(ApiError)
 }
 
 #[derive(Deserialize)]
@@ -101,38 +113,80 @@ async fn run_search(state: AppState, query: search::Query) -> Result<Response, A
     Ok(Json(json!({"query": q, "count": hits.len(), "hits": hits})).into_response())
 }
 
-async fn search_get(State(state): State<AppState>, Query(params): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
+async fn search_get(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     for key in params.keys() {
         if !matches!(key.as_str(), "q" | "k" | "lang" | "episode" | "mode") {
-            return Err(invalid(key, "unknown parameter; use q, k, lang, episode, mode"));
+            return Err(invalid(
+                key,
+                "unknown parameter; use q, k, lang, episode, mode",
+            ));
         }
     }
-    let text = params.get("q").cloned().ok_or_else(|| invalid("q", "the question is missing (?q=…)"))?;
+    let text = params
+        .get("q")
+        .cloned()
+        .ok_or_else(|| invalid("q", "the question is missing (?q=…)"))?;
     let k = match params.get("k") {
         None => None,
-        Some(k) => Some(k.trim().parse::<usize>().map_err(|_| invalid("k", format!("`{k}` is not a whole number")))?),
+        Some(k) => Some(
+            k.trim()
+                .parse::<usize>()
+                .map_err(|_| invalid("k", format!("`{k}` is not a whole number")))?,
+        ),
     };
     let mode = match params.get("mode").map(String::as_str) {
         None | Some("ann") => Mode::Ann,
         Some("exact") => Mode::Exact,
         Some(m) => return Err(invalid("mode", format!("`{m}` is not `ann` or `exact`"))),
     };
-    run_search(state, search::Query { text, k, lang: params.get("lang").cloned(), episode: params.get("episode").cloned(), mode }).await
+    run_search(
+        state,
+        search::Query {
+            text,
+            k,
+            lang: params.get("lang").cloned(),
+            episode: params.get("episode").cloned(),
+            mode,
+        },
+    )
+    .await
 }
 
-async fn search_post(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            invalid("body", format!("the body is larger than {MAX_BODY_BYTES} bytes"))
-        } else {
-            invalid("body", e.body_text())
+async fn search_post(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let status = StatusCode::PAYLOAD_TOO_LARGE;
+            let message = format!("the body is larger than {MAX_BODY_BYTES} bytes");
+            return Ok((status, Json(json!({"error": {"status": status.as_u16(), "field": "body", "message": message}}))).into_response());
         }
-    })?;
-    let b: SearchBody = serde_json::from_slice(&body).map_err(|e| invalid("body", format!("malformed JSON: {e}")))?;
-    run_search(state, search::Query { text: b.q, k: b.k, lang: b.lang, episode: b.episode, mode: b.mode.unwrap_or_default() }).await
+        Err(e) => return Err(invalid("body", e.body_text())),
+    };
+    let b: SearchBody = serde_json::from_slice(&body)
+        .map_err(|e| invalid("body", format!("malformed JSON: {e}")))?;
+    run_search(
+        state,
+        search::Query {
+            text: b.q,
+            k: b.k,
+            lang: b.lang,
+            episode: b.episode,
+            mode: b.mode.unwrap_or_default(),
+        },
+    )
+    .await
 }
 
-async fn chapter(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn chapter(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let engine = state.engine()?;
     Ok(Json(engine.chapter(&id)?).into_response())
 }
@@ -149,6 +203,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
             Json(json!({"status": "ready", "model": m.model_id, "dims": m.dims, "episodes": m.episodes, "chapters": m.chapters, "chunks": m.chunks}))
                 .into_response()
         }
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "loading", "reason": e.to_string()}))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading", "reason": e.to_string()})),
+        )
+            .into_response(),
     }
 }

@@ -26,8 +26,9 @@ use crate::search::{self, ChapterView, Hit, Mode, SearchEngine};
 pub const DEFAULT_K: usize = 5;
 pub const MAX_K: usize = 20;
 pub const DEFAULT_MAX_CHARS: usize = 300;
-/// Characters of snippet text one answer may carry in all (about 3,000 tokens).
-pub const ANSWER_CHAR_BUDGET: usize = 12_000;
+/// Characters of snippet text one answer may carry in all hits together (about 1,000 tokens; with
+/// the hits' ids, titles and citations a full answer stays near 3,500 tokens).
+pub const ANSWER_CHAR_BUDGET: usize = 4_000;
 
 const INSTRUCTIONS: &str = "podseek searches the chapters of a podcast corpus in English and Spanish. \
 Ask in either language: an English question finds Spanish chapters and the other way round. \
@@ -111,14 +112,17 @@ fn truncate_chars(s: &str, max: usize) -> (String, bool) {
 fn tool_error(e: &Error) -> CallToolResult {
     let hint = match e {
         Error::InvalidInput { field, message } => format!("invalid `{field}`: {message}"),
-        Error::NotFound { what, id } => format!("no {what} with id `{id}`; use search_chapters to find ids"),
+        Error::NotFound { what, id } => {
+            format!("no {what} with id `{id}`; use search_chapters to find ids")
+        }
         other => format!("podseek cannot answer right now: {other}"),
     };
     CallToolResult::error(vec![ContentBlock::text(hint)])
 }
 
 fn structured<T: Serialize>(value: &T, text: String) -> CallToolResult {
-    let mut result = CallToolResult::structured(serde_json::to_value(value).expect("tool output serializes"));
+    let mut result =
+        CallToolResult::structured(serde_json::to_value(value).expect("tool output serializes"));
     result.content = vec![ContentBlock::text(text)];
     result
 }
@@ -126,7 +130,11 @@ fn structured<T: Serialize>(value: &T, text: String) -> CallToolResult {
 #[tool_router]
 impl PodseekMcp {
     pub fn new(state: AppState, base_url: Option<String>) -> PodseekMcp {
-        PodseekMcp { state, base_url, tool_router: Self::tool_router() }
+        PodseekMcp {
+            state,
+            base_url,
+            tool_router: Self::tool_router(),
+        }
     }
 
     fn chapter_url(&self, view_url: Option<&String>, id: &str) -> String {
@@ -137,23 +145,43 @@ impl PodseekMcp {
         }
     }
 
-    async fn with_engine<T: Send + 'static>(&self, f: impl FnOnce(&SearchEngine) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn with_engine<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SearchEngine) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let engine = self.state.engine()?;
-        tokio::task::spawn_blocking(move || f(&engine)).await.map_err(|e| Error::Inference(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&engine))
+            .await
+            .map_err(|e| Error::Inference(e.to_string()))?
     }
 
     #[tool(
-        description = "Search podcast chapters by meaning. Works across languages: English questions find Spanish chapters and Spanish questions find English ones. Returns up to k chapters (default 5, max 20), best first, each with episode and chapter titles, timestamp (start_s seconds and display form), language, the evidence snippet (summary passage or quote with speaker), a score (cosine similarity, higher is closer) and a ready-made `citation` string (`Episode — Chapter [MM:SS]`) to quote when citing. Snippets are cut to max_chars_per_hit characters (default 300) and the whole answer stays under about 3,000 tokens; `truncated` says when text was shortened. Use get_chapter with a hit's chapter_id to read the full chapter.",
+        description = "Search podcast chapters by meaning. Works across languages: English questions find Spanish chapters and Spanish questions find English ones. Returns up to k chapters (default 5, max 20), best first, each with episode and chapter titles, timestamp (start_s seconds and display form), language, the evidence snippet (summary passage or quote with speaker), a score (cosine similarity, higher is closer) and a ready-made `citation` string (`Episode — Chapter [MM:SS]`) to quote when citing. Snippets are cut to max_chars_per_hit characters (default 300) and the whole answer stays under about 4,000 tokens; `truncated` says when text was shortened. Use get_chapter with a hit's chapter_id to read the full chapter.",
         output_schema = schema_for_output::<SearchChaptersOutput>(),
         annotations(title = "Search podcast chapters", read_only_hint = true, idempotent_hint = true, destructive_hint = false, open_world_hint = false)
     )]
-    async fn search_chapters(&self, Parameters(args): Parameters<SearchChaptersArgs>) -> CallToolResult {
+    async fn search_chapters(
+        &self,
+        Parameters(args): Parameters<SearchChaptersArgs>,
+    ) -> CallToolResult {
         let k = args.k.unwrap_or(DEFAULT_K);
         if !(1..=MAX_K).contains(&k) {
-            return tool_error(&Error::invalid("k", format!("k must be between 1 and {MAX_K}, got {k}")));
+            return tool_error(&Error::invalid(
+                "k",
+                format!("k must be between 1 and {MAX_K}, got {k}"),
+            ));
         }
-        let max_chars = args.max_chars_per_hit.unwrap_or(DEFAULT_MAX_CHARS).clamp(20, 2000);
-        let query = search::Query { text: args.query.clone(), k: Some(k), lang: args.lang, episode: args.episode, mode: Mode::Ann };
+        let max_chars = args
+            .max_chars_per_hit
+            .unwrap_or(DEFAULT_MAX_CHARS)
+            .clamp(20, 2000);
+        let query = search::Query {
+            text: args.query.clone(),
+            k: Some(k),
+            lang: args.lang,
+            episode: args.episode,
+            mode: Mode::Ann,
+        };
         let hits = match self.with_engine(move |e| e.search(&query)).await {
             Ok(h) => h,
             Err(e) => return tool_error(&e),
@@ -169,7 +197,16 @@ impl PodseekMcp {
                 h
             })
             .collect();
-        let mut text = format!("{} chapters for \"{}\"{}:\n", hits.len(), args.query.trim(), if truncated { " (snippets shortened)" } else { "" });
+        let mut text = format!(
+            "{} chapters for \"{}\"{}:\n",
+            hits.len(),
+            args.query.trim(),
+            if truncated {
+                " (snippets shortened)"
+            } else {
+                ""
+            }
+        );
         for h in &hits {
             text.push_str(&format!(
                 "{}. {} ({}; score {:.3}; id {})\n   {}{}\n",
@@ -178,11 +215,21 @@ impl PodseekMcp {
                 h.lang,
                 h.score,
                 h.chapter_id,
-                h.speaker.as_ref().map(|s| format!("{s}: ")).unwrap_or_default(),
+                h.speaker
+                    .as_ref()
+                    .map(|s| format!("{s}: "))
+                    .unwrap_or_default(),
                 h.snippet
             ));
         }
-        structured(&SearchChaptersOutput { query: args.query, hits, truncated }, text)
+        structured(
+            &SearchChaptersOutput {
+                query: args.query,
+                hits,
+                truncated,
+            },
+            text,
+        )
     }
 
     #[tool(
@@ -194,7 +241,13 @@ impl PodseekMcp {
         let id = args.id.trim().to_string();
         match self.with_engine(move |e| e.chapter(&id)).await {
             Ok(view) => {
-                let text = format!("{}\n{}\n{} quotes, {} entities", view.citation, view.summary, view.quotes.len(), view.entities.len());
+                let text = format!(
+                    "{}\n{}\n{} quotes, {} entities",
+                    view.citation,
+                    view.summary,
+                    view.quotes.len(),
+                    view.entities.len()
+                );
                 structured(&view, text)
             }
             Err(e) => tool_error(&e),
@@ -207,12 +260,22 @@ impl PodseekMcp {
         annotations(title = "Search", read_only_hint = true, idempotent_hint = true, destructive_hint = false, open_world_hint = false)
     )]
     async fn search(&self, Parameters(args): Parameters<ConnectorSearchArgs>) -> CallToolResult {
-        let query = search::Query { text: args.query, k: Some(10), lang: None, episode: None, mode: Mode::Ann };
+        let query = search::Query {
+            text: args.query,
+            k: Some(10),
+            lang: None,
+            episode: None,
+            mode: Mode::Ann,
+        };
         match self.with_engine(move |e| e.search(&query)).await {
             Ok(hits) => {
                 let results: Vec<ConnectorResult> = hits
                     .iter()
-                    .map(|h| ConnectorResult { id: h.chapter_id.clone(), title: h.citation.clone(), url: self.chapter_url(h.url.as_ref(), &h.chapter_id) })
+                    .map(|h| ConnectorResult {
+                        id: h.chapter_id.clone(),
+                        title: h.citation.clone(),
+                        url: self.chapter_url(h.url.as_ref(), &h.chapter_id),
+                    })
                     .collect();
                 let out = ConnectorSearchOutput { results };
                 let text = serde_json::to_string(&out).expect("serializes");
@@ -233,7 +296,14 @@ impl PodseekMcp {
             Ok(v) => {
                 let mut text = v.summary.clone();
                 for q in &v.quotes {
-                    text.push_str(&format!("\n\n“{}”{}", q.text, q.speaker.as_ref().map(|s| format!(" — {s}")).unwrap_or_default()));
+                    text.push_str(&format!(
+                        "\n\n“{}”{}",
+                        q.text,
+                        q.speaker
+                            .as_ref()
+                            .map(|s| format!(" — {s}"))
+                            .unwrap_or_default()
+                    ));
                 }
                 let doc = ConnectorDocument {
                     url: self.chapter_url(v.url.as_ref(), &v.id),
@@ -263,7 +333,11 @@ impl ServerHandler for PodseekMcp {
 pub fn http_service(state: AppState) -> StreamableHttpService<PodseekMcp, LocalSessionManager> {
     // Default allowed hosts (localhost, 127.0.0.1, ::1) guard against DNS rebinding.
     let config = StreamableHttpServerConfig::default();
-    StreamableHttpService::new(move || Ok(PodseekMcp::new(state.clone(), None)), Arc::new(LocalSessionManager::default()), config)
+    StreamableHttpService::new(
+        move || Ok(PodseekMcp::new(state.clone(), None)),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
 }
 
 /// `podseek mcp`: open the index, load its model, and speak MCP on stdin/stdout until EOF.
@@ -276,8 +350,17 @@ pub async fn serve_stdio(index_dir: &Path) -> Result<()> {
     })
     .await
     .map_err(|e| Error::Inference(e.to_string()))??;
-    let server = PodseekMcp::new(AppState::ready(Arc::new(engine)), std::env::var("PODSEEK_PUBLIC_URL").ok());
-    let running = server.serve(rmcp::transport::stdio()).await.map_err(|e| Error::Inference(format!("MCP: {e}")))?;
-    running.waiting().await.map_err(|e| Error::Inference(format!("MCP: {e}")))?;
+    let server = PodseekMcp::new(
+        AppState::ready(Arc::new(engine)),
+        std::env::var("PODSEEK_PUBLIC_URL").ok(),
+    );
+    let running = server
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| Error::Inference(format!("MCP: {e}")))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| Error::Inference(format!("MCP: {e}")))?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! workers. Serving never writes the index.
 
 mod http;
+pub mod loadtest;
 pub mod mcp;
 mod openapi;
 mod page;
@@ -27,17 +28,26 @@ pub use http::error_status;
 #[derive(Clone)]
 pub struct AppState {
     engine: Arc<OnceLock<std::result::Result<Arc<SearchEngine>, String>>>,
+    /// The index's model, known before the model itself is loaded.
+    model_id: Arc<str>,
 }
 
 impl AppState {
     pub fn ready(engine: Arc<SearchEngine>) -> AppState {
+        let model_id = Arc::from(engine.index().manifest.model_id.as_str());
         let cell = OnceLock::new();
         let _ = cell.set(Ok(engine));
-        AppState { engine: Arc::new(cell) }
+        AppState {
+            engine: Arc::new(cell),
+            model_id,
+        }
     }
 
-    fn loading() -> AppState {
-        AppState { engine: Arc::new(OnceLock::new()) }
+    fn loading(model_id: &str) -> AppState {
+        AppState {
+            engine: Arc::new(OnceLock::new()),
+            model_id: Arc::from(model_id),
+        }
     }
 
     /// The engine, or a `Missing` error saying it is still loading or failed to load.
@@ -62,7 +72,9 @@ impl AppState {
 
 /// The whole HTTP surface: page, JSON API, OpenAPI document and MCP at `/mcp`.
 pub fn router(state: AppState) -> Router {
-    http::routes(state.clone()).merge(page::routes()).nest_service("/mcp", mcp::http_service(state))
+    http::routes(state.clone())
+        .merge(page::routes(state.clone()))
+        .nest_service("/mcp", mcp::http_service(state))
 }
 
 pub struct ServeOptions {
@@ -76,13 +88,22 @@ pub struct ServeOptions {
 pub async fn serve(options: ServeOptions) -> Result<()> {
     let index = Index::open(&options.index_dir, options.model.as_deref())?;
     let model = index.manifest.model_id.clone();
-    let listener = tokio::net::TcpListener::bind(options.addr).await.map_err(|e| Error::Io { path: PathBuf::from(options.addr.to_string()), source: e })?;
-    let local = listener.local_addr().map_err(|e| Error::Io { path: PathBuf::from(options.addr.to_string()), source: e })?;
-    let state = AppState::loading();
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| Error::Io {
+            path: PathBuf::from(options.addr.to_string()),
+            source: e,
+        })?;
+    let local = listener.local_addr().map_err(|e| Error::Io {
+        path: PathBuf::from(options.addr.to_string()),
+        source: e,
+    })?;
+    let state = AppState::loading(&model);
     let cell = state.engine.clone();
     let threads = options.threads;
     tokio::task::spawn_blocking(move || {
-        let loaded = embed::load(&model, threads).and_then(|embedder| SearchEngine::new(index, embedder));
+        let loaded =
+            embed::load(&model, threads).and_then(|embedder| SearchEngine::new(index, embedder));
         if let Err(e) = &loaded {
             tracing::error!("loading failed: {e}");
         } else {
@@ -96,7 +117,10 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| Error::Io { path: PathBuf::from(local.to_string()), source: e })?;
+        .map_err(|e| Error::Io {
+            path: PathBuf::from(local.to_string()),
+            source: e,
+        })?;
     println!("podseek stopped");
     Ok(())
 }

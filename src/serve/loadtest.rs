@@ -1,0 +1,86 @@
+//! A load generator for a running server: `clients` concurrent loops, each sending real search
+//! requests over HTTP for a bounded time, counting errors and measuring latency. For loopback use.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadReport {
+    pub clients: usize,
+    pub seconds: f64,
+    pub requests: usize,
+    pub errors: usize,
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Send `GET /v1/search` with the given questions in turn from `clients` concurrent clients for
+/// `duration`; any non-200 answer or transport error counts as an error.
+pub async fn run(
+    base_url: &str,
+    clients: usize,
+    duration: Duration,
+    questions: &[String],
+) -> Result<LoadReport> {
+    if questions.is_empty() {
+        return Err(Error::invalid("queries", "no questions to send"));
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .map_err(|e| Error::Inference(e.to_string()))?;
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let url = format!("{}/v1/search", base_url.trim_end_matches('/'));
+        let questions = questions.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            let mut i = c;
+            while Instant::now() < deadline {
+                let q = &questions[i % questions.len()];
+                i += clients;
+                let t = Instant::now();
+                let ok = match client
+                    .get(&url)
+                    .query(&[("q", q.as_str()), ("k", "10")])
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.map_err(|e| Error::Inference(e.to_string()))?;
+        all.extend(l);
+        errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    Ok(LoadReport {
+        clients,
+        seconds,
+        requests: all.len(),
+        errors,
+        requests_per_s: all.len() as f64 / seconds,
+        p50_ms: crate::eval::bench::percentile(&all, 0.5),
+        p99_ms: crate::eval::bench::percentile(&all, 0.99),
+        max_ms: all.last().copied().unwrap_or(0.0),
+    })
+}

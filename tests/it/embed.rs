@@ -1,0 +1,182 @@
+//! The real models: parity with reference vectors computed by Python onnxruntime, cross-lingual
+//! behaviour for each model, the ensemble's construction, long texts, and a missing runtime.
+
+use podseek::embed::{dot, Embedder};
+use serde_json::Value;
+
+use crate::fixtures::{bin, data, default_model, e5, use_m3};
+
+fn reference() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(data("tests/data/reference_vectors.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn vectors(v: &Value, key: &str) -> Vec<Vec<f32>> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect()
+}
+
+fn cos(a: &[f32], b: &[f32]) -> f32 {
+    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+}
+
+#[test]
+fn parity_with_python_onnxruntime() {
+    let r = reference();
+    let texts: Vec<String> = r["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    let (u, e) = (use_m3(), e5());
+    for (i, t) in texts.iter().enumerate() {
+        let c = cos(&u.embed_query(t).unwrap(), &vectors(&r, "use-m3")[i]);
+        assert!(c >= 0.9999, "use-m3 text {i}: cos {c}");
+        let c = cos(
+            &e.embed_query(t).unwrap(),
+            &vectors(&r, "e5-small/query")[i],
+        );
+        assert!(c >= 0.9999, "e5 query text {i}: cos {c}");
+        let c = cos(
+            &e.embed_passages(&[t.as_str()]).unwrap()[0],
+            &vectors(&r, "e5-small/passage")[i],
+        );
+        assert!(c >= 0.9999, "e5 passage text {i}: cos {c}");
+    }
+}
+
+#[test]
+fn paraphrases_across_languages_are_closer_than_unrelated_text() {
+    let pairs = [
+        (
+            "How do protein language models learn structure?",
+            "¿Cómo aprenden estructura los modelos de lenguaje de proteínas?",
+        ),
+        (
+            "Drones changed the war in Ukraine.",
+            "Los drones cambiaron la guerra en Ucrania.",
+        ),
+        (
+            "The company moved from the cloud to its own servers.",
+            "La empresa pasó de la nube a sus propios servidores.",
+        ),
+    ];
+    let models: Vec<(&str, std::sync::Arc<dyn Embedder>)> = vec![
+        ("use-m3", use_m3()),
+        ("e5-small", e5()),
+        ("use-m3+e5", default_model()),
+    ];
+    for (name, m) in models {
+        for (i, (en, es)) in pairs.iter().enumerate() {
+            let q = m.embed_query(en).unwrap();
+            let same = dot(&q, &m.embed_passages(&[es]).unwrap()[0]);
+            for (j, (_, other)) in pairs.iter().enumerate() {
+                if i != j {
+                    let unrelated = dot(&q, &m.embed_passages(&[other]).unwrap()[0]);
+                    assert!(
+                        same > unrelated,
+                        "{name}: `{en}` → translation {same:.3} vs unrelated {unrelated:.3}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn ensemble_is_the_scaled_concatenation() {
+    let text = "Cross-lingual retrieval of podcast chapters";
+    let (a, b, both) = (
+        use_m3().embed_query(text).unwrap(),
+        e5().embed_query(text).unwrap(),
+        default_model().embed_query(text).unwrap(),
+    );
+    assert_eq!(both.len(), 896);
+    assert_eq!(default_model().dims(), 896);
+    let s = std::f32::consts::FRAC_1_SQRT_2;
+    for (x, y) in both.iter().zip(a.iter().chain(&b)) {
+        assert!((x - y * s).abs() < 1e-5);
+    }
+    assert!((dot(&both, &both) - 1.0).abs() < 1e-4, "unit length");
+}
+
+#[test]
+fn long_passages_are_windowed_not_truncated() {
+    let e = e5();
+    let head = "Protein language models learn structure from sequences alone. ".repeat(60);
+    let tail = "Drones and jamming dominate the front line in Ukraine. ".repeat(60);
+    let long = format!("{head}{tail}");
+    let v_long = &e.embed_passages(&[long.as_str()]).unwrap()[0];
+    let v_head = &e.embed_passages(&[head.as_str()]).unwrap()[0];
+    let v_tail = &e.embed_passages(&[tail.as_str()]).unwrap()[0];
+    // Truncation would make the long text equal to its head; windows let the tail count too.
+    assert!(
+        dot(v_long, v_tail) > 0.8,
+        "tail represented: {}",
+        dot(v_long, v_tail)
+    );
+    assert!(dot(v_long, v_head) < 0.999);
+}
+
+#[test]
+fn batch_order_does_not_change_vectors() {
+    let m = use_m3();
+    let texts = [
+        "short",
+        "a somewhat longer sentence about podcasts and chapters",
+        "medium length text here",
+    ];
+    let batch = m.embed_passages(&texts).unwrap();
+    for (t, v) in texts.iter().zip(&batch) {
+        let alone = m.embed_passages(&[t]).unwrap().remove(0);
+        assert!(dot(v, &alone) > 0.999, "{t}");
+    }
+}
+
+#[test]
+fn missing_runtime_library_is_a_clear_error() {
+    let out = std::process::Command::new(bin())
+        .args(["embed", "--model", "use-m3", "hello"])
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ONNX Runtime library is missing at /nonexistent/libonnxruntime.so"),
+        "{err}"
+    );
+    assert!(err.contains("Fix: bash models/fetch.sh"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn embed_command_prints_vectors() {
+    let out = std::process::Command::new(bin())
+        .args(["embed", "--model", "use-m3", "hola", "hello"])
+        .current_dir(crate::fixtures::root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dims"], 512);
+    assert_eq!(v["embeddings"].as_array().unwrap().len(), 2);
+    assert_eq!(v["embeddings"][0]["vector"].as_array().unwrap().len(), 512);
+}

@@ -1,0 +1,165 @@
+//! Shared fixtures: paths, the parsed sample corpus, loaded models, the sample index (built once
+//! per test run with the default model) and a `podseek serve` subprocess on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use podseek::corpus::{self, Parsed};
+use podseek::embed::{self, Embedder};
+use podseek::index::{self, Index, IngestOptions};
+use podseek::search::SearchEngine;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn data(path: &str) -> PathBuf {
+    root().join(path)
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_podseek"))
+}
+
+pub fn sample_bytes() -> Vec<u8> {
+    std::fs::read(data("data/podcast-page.txt")).expect("bundled corpus")
+}
+
+pub fn sample() -> &'static Parsed {
+    static P: OnceLock<Parsed> = OnceLock::new();
+    P.get_or_init(|| corpus::parse_file("data/podcast-page.txt", &sample_bytes()))
+}
+
+fn model(name: &'static str, cell: &'static OnceLock<Arc<dyn Embedder>>) -> Arc<dyn Embedder> {
+    cell.get_or_init(|| {
+        embed::load(name, 2)
+            .unwrap_or_else(|e| panic!("model {name}: {e} (run bash models/fetch.sh)"))
+    })
+    .clone()
+}
+
+pub fn default_model() -> Arc<dyn Embedder> {
+    static M: OnceLock<Arc<dyn Embedder>> = OnceLock::new();
+    model(embed::DEFAULT_MODEL, &M)
+}
+
+pub fn use_m3() -> Arc<dyn Embedder> {
+    static M: OnceLock<Arc<dyn Embedder>> = OnceLock::new();
+    model("use-m3", &M)
+}
+
+pub fn e5() -> Arc<dyn Embedder> {
+    static M: OnceLock<Arc<dyn Embedder>> = OnceLock::new();
+    model("e5-small", &M)
+}
+
+/// The bundled corpus indexed with the default model, built once per test run.
+pub fn sample_index_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let episodes = sample().episodes.clone();
+        index::ingest(
+            dir.path(),
+            default_model().as_ref(),
+            episodes,
+            &IngestOptions::default(),
+        )
+        .expect("index the sample");
+        dir
+    })
+    .path()
+}
+
+pub fn engine() -> Arc<SearchEngine> {
+    static E: OnceLock<Arc<SearchEngine>> = OnceLock::new();
+    E.get_or_init(|| {
+        let index = Index::open(sample_index_dir(), None).expect("open sample index");
+        Arc::new(SearchEngine::new(index, default_model()).expect("engine"))
+    })
+    .clone()
+}
+
+/// A `podseek serve` child process on a free loopback port; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(index_dir: &Path) -> Server {
+        let mut child = Command::new(bin())
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--threads",
+                "2",
+                "--index",
+            ])
+            .arg(index_dir)
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn podseek serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().expect("a line").expect("utf-8");
+        let url = first
+            .split("http://")
+            .nth(1)
+            .map(|u| format!("http://{}", u.trim().trim_end_matches('/')))
+            .expect("URL in first line");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let server = Server { child, url };
+        server.wait_ready(Duration::from_secs(120));
+        server
+    }
+
+    fn wait_ready(&self, limit: Duration) {
+        let started = Instant::now();
+        let client = http_probe::status;
+        while started.elapsed() < limit {
+            if client(&format!("{}/readyz", self.url)) == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("server at {} not ready within {limit:?}", self.url);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Tiny blocking GET for readiness polling (no extra client crate needed).
+mod http_probe {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    pub fn status(url: &str) -> Option<u16> {
+        let rest = url.strip_prefix("http://")?;
+        let (host, path) = rest
+            .split_once('/')
+            .map(|(h, p)| (h, format!("/{p}")))
+            .unwrap_or((rest, "/".into()));
+        let mut s = TcpStream::connect(host).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        buf.split_whitespace().nth(1)?.parse().ok()
+    }
+}

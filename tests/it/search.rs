@@ -1,0 +1,179 @@
+//! Search with the real default model over the real sample index: the questions from the issue,
+//! filters, input validation, chapter lookup, and ANN agreeing with exact search.
+
+use podseek::search::{Mode, Query};
+use podseek::Error;
+
+use crate::fixtures::engine;
+
+fn ask(text: &str, k: usize) -> Vec<podseek::search::Hit> {
+    engine()
+        .search(&Query {
+            text: text.into(),
+            k: Some(k),
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+#[test]
+fn spanish_question_finds_english_chapters_on_parallel_agents() {
+    let hits = ask("¿Qué opinan sobre ejecutar muchos agentes en paralelo?", 10);
+    let english: Vec<_> = hits.iter().filter(|h| h.lang == "en").collect();
+    assert!(english.len() >= 5, "{hits:#?}");
+    assert!(
+        hits.iter()
+            .any(|h| h.chapter_title.contains("15 Agents on Saturday")
+                || (h.chapter_title == "Hook" && h.episode_title.starts_with("GitHub"))),
+        "the '15 agents on a Saturday' chapters are among the hits: {:#?}",
+        hits.iter().map(|h| &h.citation).collect::<Vec<_>>()
+    );
+    for h in &hits {
+        assert!(!h.timestamp.is_empty() && h.citation.ends_with(&format!("[{}]", h.timestamp)));
+    }
+}
+
+#[test]
+fn english_question_finds_the_spanish_protein_chapter() {
+    let hits = ask(
+        "How do protein language models learn structure without supervision?",
+        5,
+    );
+    assert_eq!(hits[0].lang, "es");
+    assert!(
+        hits[0].episode_title.contains("La Amarga Lección"),
+        "{:#?}",
+        hits[0]
+    );
+    assert_eq!(hits[0].rank, 1);
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+}
+
+#[test]
+fn one_hit_per_chapter_with_evidence() {
+    let hits = ask(
+        "Who said they spin up fifteen agents while their kids are at lacrosse?",
+        10,
+    );
+    let ids: std::collections::HashSet<_> = hits.iter().map(|h| &h.chapter_id).collect();
+    assert_eq!(ids.len(), hits.len());
+    let top = &hits[0];
+    assert_eq!(top.snippet_kind, "quote");
+    assert!(top.snippet.contains("lacrosse"), "{top:#?}");
+}
+
+#[test]
+fn filters_by_language_and_episode() {
+    let e = engine();
+    let es = e
+        .search(&Query {
+            text: "agents and infrastructure".into(),
+            k: Some(20),
+            lang: Some("es".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!es.is_empty() && es.iter().all(|h| h.lang == "es"));
+    let episode = es[0].episode_id.clone();
+    let one = e
+        .search(&Query {
+            text: "agents".into(),
+            k: Some(50),
+            episode: Some(episode.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!one.is_empty() && one.iter().all(|h| h.episode_id == episode));
+}
+
+#[test]
+fn invalid_queries_name_the_field() {
+    let e = engine();
+    let cases: Vec<(Query, &str)> = vec![
+        (
+            Query {
+                text: "   ".into(),
+                ..Default::default()
+            },
+            "q",
+        ),
+        (
+            Query {
+                text: "x".repeat(2001),
+                ..Default::default()
+            },
+            "q",
+        ),
+        (
+            Query {
+                text: "hi".into(),
+                k: Some(0),
+                ..Default::default()
+            },
+            "k",
+        ),
+        (
+            Query {
+                text: "hi".into(),
+                k: Some(101),
+                ..Default::default()
+            },
+            "k",
+        ),
+        (
+            Query {
+                text: "hi".into(),
+                lang: Some("fr".into()),
+                ..Default::default()
+            },
+            "lang",
+        ),
+        (
+            Query {
+                text: "hi".into(),
+                episode: Some("nope".into()),
+                ..Default::default()
+            },
+            "episode",
+        ),
+    ];
+    for (q, field) in cases {
+        match e.search(&q) {
+            Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("expected invalid `{field}`, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn chapter_view_has_neighbours_and_unknown_ids_are_not_found() {
+    let e = engine();
+    let hit = &ask("Fiber optic drones against jamming", 1)[0];
+    let view = e.chapter(&hit.chapter_id).unwrap();
+    assert_eq!(view.id, hit.chapter_id);
+    assert!(view.previous.is_some() && view.next.is_some());
+    assert!(!view.entities.is_empty());
+    assert!(matches!(e.chapter("nope~1"), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn ann_agrees_with_exact_search() {
+    let e = engine();
+    let queries =
+        podseek::eval::load_queries(&crate::fixtures::data("tests/data/dev/queries.jsonl"))
+            .unwrap();
+    let mut same_top = 0;
+    for q in &queries {
+        let v = e.query_vector(&q.text).unwrap();
+        let ann = e.search_by_vector(&v, 10, Mode::Ann).unwrap();
+        let exact = e.search_by_vector(&v, 10, Mode::Exact).unwrap();
+        if ann[0].chapter_id == exact[0].chapter_id {
+            same_top += 1;
+        }
+    }
+    assert_eq!(
+        same_top,
+        queries.len(),
+        "default ef gives the exact top hit on the sample"
+    );
+}
