@@ -57,7 +57,7 @@ enum Command {
         #[arg(long, default_value_t = default_threads())]
         threads: usize,
         /// Chunk size in model tokens (new indexes only).
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 64)]
         chunk_tokens: usize,
         /// Leave quotes out of the index (new indexes only).
         #[arg(long)]
