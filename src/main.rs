@@ -160,6 +160,9 @@ enum BenchCommand {
         seconds: u64,
         #[arg(long, default_value = "tests/data/dev/queries.jsonl")]
         queries: PathBuf,
+        /// Make every question distinct so no request is answered from the query cache.
+        #[arg(long)]
+        unique: bool,
     },
     /// Recall@10 against exact search, queries/s, p50/p99 for a sweep of ef and quantization.
     Ann {
@@ -472,6 +475,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     clients,
                     seconds,
                     queries,
+                    unique,
                 },
         } => {
             let texts: Vec<String> = eval::load_queries(&queries)?
@@ -484,6 +488,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 clients,
                 std::time::Duration::from_secs(seconds),
                 &texts,
+                unique,
             ))?;
             println!(
                 "{} clients for {:.0}s: {} requests, {} errors, {:.1} requests/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

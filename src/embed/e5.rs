@@ -13,7 +13,7 @@ use text_splitter::{ChunkConfig, TextSplitter};
 use tokenizers::Tokenizer;
 
 use super::use_m3::load_tokenizer;
-use super::{batches_by_tokens, normalize, Embedder, ModelSpec};
+use super::{embed_batched, normalize, Embedder, ModelSpec};
 use crate::error::{Error, Result};
 use crate::pool::Pool;
 
@@ -88,20 +88,13 @@ impl FastembedModel {
     /// Embed already-prefixed texts, each within the window.
     fn embed_fitting(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let lengths: Vec<usize> = texts.iter().map(|t| self.token_count(t) + 2).collect();
-        let batches = batches_by_tokens(&lengths, TOKEN_BUDGET, true);
-        let results = run_parallel(&batches, self.models.size(), |batch| {
+        let mut out = embed_batched(&lengths, TOKEN_BUDGET, true, self.models.size(), |batch| {
             let items: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
             self.models
                 .with(|m| m.embed(&items, Some(items.len())))
                 .map_err(|e| Error::Inference(e.to_string()))
         })?;
-        let mut out = vec![Vec::new(); texts.len()];
-        for (batch, vectors) in batches.iter().zip(results) {
-            for (&i, mut v) in batch.iter().zip(vectors) {
-                normalize(&mut v);
-                out[i] = v;
-            }
-        }
+        out.iter_mut().for_each(|v| normalize(v));
         Ok(out)
     }
 
@@ -130,41 +123,6 @@ impl FastembedModel {
         out.iter_mut().for_each(|v| normalize(v));
         Ok(out)
     }
-}
-
-/// Run batches on up to `workers` threads (each takes its own session from the pool).
-pub(crate) fn run_parallel<T: Send>(
-    batches: &[Vec<usize>],
-    workers: usize,
-    f: impl Fn(&[usize]) -> Result<T> + Sync,
-) -> Result<Vec<T>> {
-    if workers <= 1 || batches.len() <= 1 {
-        return batches.iter().map(|b| f(b)).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<T>>>> = batches
-        .iter()
-        .map(|_| std::sync::Mutex::new(None))
-        .collect();
-    std::thread::scope(|s| {
-        for _ in 0..workers.min(batches.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= batches.len() {
-                    break;
-                }
-                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(f(&batches[i]));
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| Err(Error::Inference("batch not run".into())))
-        })
-        .collect()
 }
 
 impl Embedder for FastembedModel {

@@ -99,6 +99,61 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Embed items in batches by token budget on up to `workers` sessions at once, and return the
+/// vectors in the items' order. `run` embeds one batch (item indices) and returns its vectors.
+pub(crate) fn embed_batched(
+    lengths: &[usize],
+    budget: usize,
+    padded: bool,
+    workers: usize,
+    run: impl Fn(&[usize]) -> Result<Vec<Vec<f32>>> + Sync,
+) -> Result<Vec<Vec<f32>>> {
+    let batches = batches_by_tokens(lengths, budget, padded);
+    let results = run_parallel(&batches, workers, run)?;
+    let mut out = vec![Vec::new(); lengths.len()];
+    for (batch, vectors) in batches.iter().zip(results) {
+        for (&i, v) in batch.iter().zip(vectors) {
+            out[i] = v;
+        }
+    }
+    Ok(out)
+}
+
+/// Run batches on up to `workers` threads (each takes its own session from the pool).
+fn run_parallel<T: Send>(
+    batches: &[Vec<usize>],
+    workers: usize,
+    f: impl Fn(&[usize]) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    if workers <= 1 || batches.len() <= 1 {
+        return batches.iter().map(|b| f(b)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<T>>>> = batches
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(batches.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= batches.len() {
+                    break;
+                }
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(f(&batches[i]));
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err(Error::Inference("batch not run".into())))
+        })
+        .collect()
+}
+
 /// Group item indices into batches by a token budget, shortest first so a batch pads little.
 pub(crate) fn batches_by_tokens(lengths: &[usize], budget: usize, padded: bool) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();

@@ -8,7 +8,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 use tokenizers::Tokenizer;
 
-use super::{batches_by_tokens, normalize, Embedder, ModelSpec};
+use super::{embed_batched, normalize, Embedder, ModelSpec};
 use crate::error::{Error, Result};
 use crate::pool::Pool;
 
@@ -127,18 +127,16 @@ impl Embedder for UseM3 {
             .map(|t| self.encode(t))
             .collect::<Result<Vec<_>>>()?;
         let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
-        let batches = batches_by_tokens(&lengths, TOKEN_BUDGET, false);
-        let results = super::e5::run_parallel(&batches, self.sessions.size(), |batch| {
-            let refs: Vec<&Vec<i32>> = batch.iter().map(|&i| &encoded[i]).collect();
-            self.run(&refs)
-        })?;
-        let mut out = vec![Vec::new(); texts.len()];
-        for (batch, vectors) in batches.iter().zip(results) {
-            for (&i, v) in batch.iter().zip(vectors) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        embed_batched(
+            &lengths,
+            TOKEN_BUDGET,
+            false,
+            self.sessions.size(),
+            |batch| {
+                let refs: Vec<&Vec<i32>> = batch.iter().map(|&i| &encoded[i]).collect();
+                self.run(&refs)
+            },
+        )
     }
 
     fn chunk_tokenizer(&self) -> (&Tokenizer, usize) {

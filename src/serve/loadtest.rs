@@ -19,11 +19,14 @@ pub struct LoadReport {
 
 /// Send `GET /v1/search` with the given questions in turn from `clients` concurrent clients for
 /// `duration`; any non-200 answer or transport error counts as an error.
+/// With `unique`, each request's question gets a distinct suffix so the query cache never answers
+/// and every request pays for embedding.
 pub async fn run(
     base_url: &str,
     clients: usize,
     duration: Duration,
     questions: &[String],
+    unique: bool,
 ) -> Result<LoadReport> {
     if questions.is_empty() {
         return Err(Error::invalid("queries", "no questions to send"));
@@ -44,7 +47,11 @@ pub async fn run(
             let mut errors = 0usize;
             let mut i = c;
             while Instant::now() < deadline {
-                let q = &questions[i % questions.len()];
+                let q = if unique {
+                    format!("{} ({i})", questions[i % questions.len()])
+                } else {
+                    questions[i % questions.len()].clone()
+                };
                 i += clients;
                 let t = Instant::now();
                 let ok = match client

@@ -232,6 +232,7 @@ async fn real_server_on_loopback_under_concurrent_load_then_graceful_stop() {
         32,
         std::time::Duration::from_secs(5),
         &questions,
+        true,
     )
     .await
     .unwrap();
