@@ -56,9 +56,4 @@ impl Error {
         let path = path.into();
         move |source| Error::Io { path, source }
     }
-
-    /// Caused by the caller's input (as opposed to set-up or internal failure).
-    pub fn is_user_error(&self) -> bool {
-        matches!(self, Error::InvalidInput { .. } | Error::NotFound { .. })
-    }
 }

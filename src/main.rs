@@ -114,6 +114,9 @@ enum Command {
         /// `dense` (the index's embeddings) or `bm25` (keyword baseline over the same chapters).
         #[arg(long, default_value = "dense")]
         system: String,
+        /// The k of the Hit@k column (nDCG and MRR are at 10, Recall at 1/5/10/100, as reported).
+        #[arg(long, default_value_t = 10)]
+        k: usize,
         /// Write a TREC run file (`qid Q0 docid rank score tag`).
         #[arg(long)]
         run_out: Option<PathBuf>,
@@ -370,6 +373,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Eval {
             queries,
+            k,
             qrels,
             index,
             model,
@@ -403,6 +407,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         &qrels,
                         &chapter_lang,
                         manifest,
+                        k,
                     )?
                 }
                 "dense" => {
@@ -421,6 +426,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         &qrels,
                         &chapter_lang,
                         manifest,
+                        k,
                     )?
                 }
                 other => bail!("--system: `{other}` is not `dense` or `bm25`"),

@@ -77,10 +77,12 @@ pub struct QueryMetrics {
     pub hit_1: f64,
     pub hit_5: f64,
     pub hit_10: f64,
+    /// Hit at the k the caller chose (`podseek eval --k`).
+    pub hit_k: f64,
 }
 
 impl QueryMetrics {
-    pub fn compute(ranked: &[String], judged: &Judgments) -> QueryMetrics {
+    pub fn compute(ranked: &[String], judged: &Judgments, k: usize) -> QueryMetrics {
         QueryMetrics {
             ndcg_10: ndcg_at(ranked, judged, 10),
             mrr_10: mrr_at(ranked, judged, 10),
@@ -91,6 +93,7 @@ impl QueryMetrics {
             hit_1: hit_at(ranked, judged, 1),
             hit_5: hit_at(ranked, judged, 5),
             hit_10: hit_at(ranked, judged, 10),
+            hit_k: hit_at(ranked, judged, k),
         }
     }
 
@@ -108,6 +111,7 @@ impl QueryMetrics {
             hit_1: sum(|m| m.hit_1),
             hit_5: sum(|m| m.hit_5),
             hit_10: sum(|m| m.hit_10),
+            hit_k: sum(|m| m.hit_k),
         }
     }
 }

@@ -130,6 +130,8 @@ pub struct Group {
 pub struct Report {
     /// Model, index manifest, parameters and commit: what produced these numbers.
     pub manifest: serde_json::Value,
+    /// The k of the Hit@k column.
+    pub k: usize,
     pub overall: Group,
     pub by_kind: BTreeMap<String, Group>,
     /// `en→es`, `es→en`, `en→en`, …: query language → language of its relevant chapters.
@@ -157,6 +159,7 @@ pub fn evaluate(
     qrels: &HashMap<String, Judgments>,
     chapter_lang: &HashMap<String, Lang>,
     manifest: serde_json::Value,
+    k: usize,
 ) -> Result<Report> {
     let mut all = Vec::new();
     let mut kinds: BTreeMap<String, Vec<QueryMetrics>> = BTreeMap::new();
@@ -172,7 +175,7 @@ pub fn evaluate(
         };
         let found = system.retrieve(&q.text)?;
         let ranked: Vec<String> = found.iter().map(|(d, _)| d.clone()).collect();
-        let m = QueryMetrics::compute(&ranked, judged);
+        let m = QueryMetrics::compute(&ranked, judged, k);
         let qlang = q
             .lang
             .as_deref()
@@ -211,6 +214,7 @@ pub fn evaluate(
     let gap = QueryMetrics::mean(&same).ndcg_10 - QueryMetrics::mean(&cross).ndcg_10;
     Ok(Report {
         manifest,
+        k,
         overall: group(&all),
         by_kind: kinds.into_iter().map(|(k, v)| (k, group(&v))).collect(),
         by_pair: pairs.into_iter().map(|(k, v)| (k, group(&v))).collect(),
@@ -239,7 +243,7 @@ pub fn trec_run(report: &Report, tag: &str) -> String {
 fn group_row(name: &str, g: &Group) -> String {
     let m = &g.metrics;
     format!(
-        "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+        "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
         g.queries,
         m.ndcg_10,
         m.mrr_10,
@@ -248,15 +252,18 @@ fn group_row(name: &str, g: &Group) -> String {
         m.recall_10,
         m.recall_100,
         m.hit_5,
-        m.hit_10
+        m.hit_10,
+        m.hit_k
     )
 }
 
 /// The report as Markdown tables, with the manifest line on top.
 pub fn render(report: &Report) -> String {
     let mut out = format!("manifest: {}\n\n", report.manifest);
-    let header = "| slice | queries | nDCG@10 | MRR@10 | R@1 | R@5 | R@10 | R@100 | Hit@5 | Hit@10 |\n|---|---|---|---|---|---|---|---|---|---|\n";
-    out.push_str(header);
+    out.push_str(&format!(
+        "| slice | queries | nDCG@10 | MRR@10 | R@1 | R@5 | R@10 | R@100 | Hit@5 | Hit@10 | Hit@{} |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        report.k
+    ));
     out.push_str(&group_row("all", &report.overall));
     for (k, g) in &report.by_kind {
         out.push_str(&group_row(&format!("kind: {k}"), g));

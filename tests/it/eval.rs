@@ -23,7 +23,7 @@ fn metrics_match_a_hand_checked_example() {
         .map(|(d, g)| (d.to_string(), g))
         .collect();
     let run = ranked(&["d3", "d1", "d5", "d4", "d2"]);
-    let m = QueryMetrics::compute(&run, &judged);
+    let m = QueryMetrics::compute(&run, &judged, 3);
     assert!(
         (m.ndcg_10 - 0.6641442115010364).abs() < 1e-12,
         "{}",
@@ -34,10 +34,15 @@ fn metrics_match_a_hand_checked_example() {
         (0.5, 0.0, 1.0, 0.0, 1.0)
     );
     assert_eq!(metrics::recall_at(&run, &judged, 3), 1.0 / 3.0);
+    assert_eq!(m.hit_k, 1.0, "Hit@3: d1 at rank 2");
     // No relevant document retrieved: all zero; perfect ranking: nDCG 1.
-    assert_eq!(QueryMetrics::compute(&ranked(&["x"]), &judged).ndcg_10, 0.0);
+    assert_eq!(
+        QueryMetrics::compute(&ranked(&["x"]), &judged, 10).ndcg_10,
+        0.0
+    );
     assert!(
-        (QueryMetrics::compute(&ranked(&["d1", "d2", "d4"]), &judged).ndcg_10 - 1.0).abs() < 1e-12
+        (QueryMetrics::compute(&ranked(&["d1", "d2", "d4"]), &judged, 10).ndcg_10 - 1.0).abs()
+            < 1e-12
     );
 }
 
@@ -84,6 +89,7 @@ fn dev_report() -> eval::Report {
         &qrels,
         &chapter_lang,
         serde_json::json!({}),
+        10,
     )
     .unwrap()
 }
