@@ -18,6 +18,7 @@ mod store;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -63,7 +64,7 @@ pub struct Index {
     pub dir: PathBuf,
     pub manifest: Manifest,
     pub records: Records,
-    pub vectors: Vec<f32>,
+    pub vectors: Arc<[f32]>,
     pub hnsw: HnswStore,
 }
 
@@ -93,9 +94,19 @@ pub fn current_generation(dir: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
-impl Index {
-    /// Open an index for reading. `expect_model`, when given, must match the manifest.
-    pub fn open(dir: &Path, expect_model: Option<&str>) -> Result<Index> {
+/// What a generation stores besides the graph: enough to upsert into it or scan it exactly.
+pub struct Stored {
+    pub generation: PathBuf,
+    pub manifest: Manifest,
+    pub records: Records,
+    /// One row of `manifest.dims` f32 per chunk; shared with the exact-search store.
+    pub vectors: Arc<[f32]>,
+}
+
+impl Stored {
+    /// Read the live generation's manifest, records and vectors, checking them against each
+    /// other. `expect_model`, when given, must match the manifest.
+    pub fn read(dir: &Path, expect_model: Option<&str>) -> Result<Stored> {
         let Some(generation) = current_generation(dir)? else {
             return Err(Error::Missing {
                 what: "the index",
@@ -146,10 +157,33 @@ impl Index {
                 ),
             });
         }
-        let vectors: Vec<f32> = bytes
+        let vectors: Arc<[f32]> = bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        Ok(Stored {
+            generation,
+            manifest,
+            records,
+            vectors,
+        })
+    }
+
+    pub fn vector(&self, chunk: usize) -> &[f32] {
+        let dims = self.manifest.dims;
+        &self.vectors[chunk * dims..(chunk + 1) * dims]
+    }
+}
+
+impl Index {
+    /// Open an index for reading: the stored parts and the HNSW graph over them.
+    pub fn open(dir: &Path, expect_model: Option<&str>) -> Result<Index> {
+        let Stored {
+            generation,
+            manifest,
+            records,
+            vectors,
+        } = Stored::read(dir, expect_model)?;
         let hnsw = HnswStore::load(
             &generation.join("hnsw.usearch"),
             manifest.dims,
@@ -175,9 +209,11 @@ impl Index {
     }
 
     pub fn vector(&self, chunk: usize) -> &[f32] {
-        &self.vectors[chunk * self.manifest.dims..(chunk + 1) * self.manifest.dims]
+        let dims = self.manifest.dims;
+        &self.vectors[chunk * dims..(chunk + 1) * dims]
     }
 
+    /// Brute-force search over the same vectors (shared, not copied).
     pub fn exact_store(&self) -> ExactStore {
         ExactStore::new(
             self.manifest.dims,
@@ -235,7 +271,8 @@ pub fn ingest(
         ));
     }
     let previous = match current_generation(dir)? {
-        Some(_) => Some(Index::open(dir, Some(embedder.model_id()))?),
+        // The old graph is rebuilt from all vectors below, so it is never loaded here.
+        Some(_) => Some(Stored::read(dir, Some(embedder.model_id()))?),
         None => None,
     };
     if let Some(p) = &previous {

@@ -187,11 +187,11 @@ impl VectorStore for HnswStore {
 pub struct ExactStore {
     dims: usize,
     keys: Vec<u64>,
-    vectors: Vec<f32>,
+    vectors: std::sync::Arc<[f32]>,
 }
 
 impl ExactStore {
-    pub fn new(dims: usize, keys: Vec<u64>, vectors: Vec<f32>) -> ExactStore {
+    pub fn new(dims: usize, keys: Vec<u64>, vectors: std::sync::Arc<[f32]>) -> ExactStore {
         ExactStore {
             dims,
             keys,
