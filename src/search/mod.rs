@@ -56,7 +56,8 @@ pub struct Query {
 
 /// A validated query.
 struct Checked {
-    text: String,
+    /// The trimmed question; `None` when searching by a vector alone (no keyword boost).
+    text: Option<String>,
     k: usize,
     lang: Option<Lang>,
     episode: Option<String>,
@@ -92,6 +93,17 @@ pub struct ChapterRef {
     pub title: String,
     pub timestamp: String,
     pub start_s: u32,
+}
+
+impl From<&Chapter> for ChapterRef {
+    fn from(c: &Chapter) -> ChapterRef {
+        ChapterRef {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            timestamp: c.timestamp.clone(),
+            start_s: c.start_s,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -300,7 +312,7 @@ impl SearchEngine {
             }
         };
         Ok(Checked {
-            text: text.to_string(),
+            text: Some(text.to_string()),
             k,
             lang,
             episode,
@@ -328,14 +340,14 @@ impl SearchEngine {
 
     pub fn search(&self, q: &Query) -> Result<Vec<Hit>> {
         let checked = self.check(q)?;
-        let vector = self.query_vector(&checked.text)?;
+        let vector = self.query_vector(checked.text.as_deref().unwrap_or_default())?;
         self.search_vector(&vector, &checked, q.mode)
     }
 
     /// Search with a vector already computed, by vectors alone (benchmarks, ANN checks).
     pub fn search_by_vector(&self, vector: &[f32], k: usize, mode: Mode) -> Result<Vec<Hit>> {
         let checked = Checked {
-            text: String::new(),
+            text: None,
             k: k.clamp(1, MAX_K),
             lang: None,
             episode: None,
@@ -376,10 +388,10 @@ impl SearchEngine {
                     .or_insert((score, i));
             }
         }
-        if let (Some(h), false) = (&self.hybrid, q.text.is_empty()) {
+        if let (Some(h), Some(text)) = (&self.hybrid, &q.text) {
             let lexical: Vec<(String, f32)> = self
                 .keyword
-                .search(&q.text, 100)?
+                .search(text, 100)?
                 .into_iter()
                 .filter(|(id, _)| chapter_ok(id))
                 .collect();
@@ -447,12 +459,6 @@ impl SearchEngine {
         })?;
         let episode = &self.index.records.episodes[e];
         let chapter = &episode.chapters[c];
-        let to_ref = |ch: &Chapter| ChapterRef {
-            id: ch.id.clone(),
-            title: ch.title.clone(),
-            timestamp: ch.timestamp.clone(),
-            start_s: ch.start_s,
-        };
         Ok(ChapterView {
             id: chapter.id.clone(),
             title: chapter.title.clone(),
@@ -466,8 +472,10 @@ impl SearchEngine {
             episode_title: episode.title.clone(),
             episode_url: episode.url.clone(),
             entities: episode.entities.clone(),
-            previous: c.checked_sub(1).map(|p| to_ref(&episode.chapters[p])),
-            next: episode.chapters.get(c + 1).map(to_ref),
+            previous: c
+                .checked_sub(1)
+                .map(|p| ChapterRef::from(&episode.chapters[p])),
+            next: episode.chapters.get(c + 1).map(ChapterRef::from),
             citation: citation(episode, chapter),
             url: deep_link(episode, chapter),
         })
@@ -483,16 +491,7 @@ impl SearchEngine {
                 title: e.title.clone(),
                 lang: e.lang,
                 url: e.url.clone(),
-                chapters: e
-                    .chapters
-                    .iter()
-                    .map(|c| ChapterRef {
-                        id: c.id.clone(),
-                        title: c.title.clone(),
-                        timestamp: c.timestamp.clone(),
-                        start_s: c.start_s,
-                    })
-                    .collect(),
+                chapters: e.chapters.iter().map(ChapterRef::from).collect(),
                 duration_s: e.duration_s(),
             })
             .collect()
