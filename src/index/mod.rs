@@ -314,44 +314,41 @@ pub fn ingest(
         chunks_embedded: 0,
         generation: PathBuf::new(),
     };
-    let mut old_by_id: BTreeMap<String, (Episode, Vec<usize>)> = BTreeMap::new();
+    let mut final_episodes: BTreeMap<String, Episode> = BTreeMap::new();
+    let no_hashes = BTreeMap::new();
+    let old_hashes = previous
+        .as_ref()
+        .map_or(&no_hashes, |p| &p.records.episode_hashes);
     if let Some(p) = &previous {
         for (i, c) in p.records.chunks.iter().enumerate() {
             stored.insert((c.id.as_str(), c.embed_text.as_str()), p.vector(i));
         }
-        for e in &p.records.episodes {
-            old_by_id.insert(e.id.clone(), (e.clone(), Vec::new()));
-        }
-        for (i, c) in p.records.chunks.iter().enumerate() {
-            if let Some(entry) = old_by_id.get_mut(&c.episode_id) {
-                entry.1.push(i);
-            }
-        }
+        final_episodes.extend(p.records.episodes.iter().map(|e| (e.id.clone(), e.clone())));
     }
-
-    let (tokenizer, window) = embedder.chunk_tokenizer();
-    let mut final_episodes: BTreeMap<String, Episode> = old_by_id
-        .iter()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
-    let mut seen_new = std::collections::HashSet::new();
+    let mut new_hashes: BTreeMap<String, String> = BTreeMap::new();
     for e in episodes {
-        if !seen_new.insert(e.id.clone()) {
+        if new_hashes.contains_key(&e.id) {
             continue;
         }
-        match old_by_id.get(&e.id) {
-            Some((old, _)) if episode_hash(old) == episode_hash(&e) => {
-                report.episodes_unchanged += 1
-            }
+        let hash = episode_hash(&e);
+        match old_hashes.get(&e.id) {
+            Some(old) if *old == hash => report.episodes_unchanged += 1,
             Some(_) => report.episodes_replaced += 1,
             None => report.episodes_added += 1,
         }
+        new_hashes.insert(e.id.clone(), hash);
         final_episodes.insert(e.id.clone(), e);
     }
 
+    let (tokenizer, window) = embedder.chunk_tokenizer();
     let mut chunks: Vec<Chunk> = Vec::new();
+    let mut episode_hashes = BTreeMap::new();
     for e in final_episodes.values() {
-        records.episode_hashes.insert(e.id.clone(), episode_hash(e));
+        let hash = new_hashes
+            .remove(&e.id)
+            .or_else(|| old_hashes.get(&e.id).cloned())
+            .unwrap_or_else(|| episode_hash(e));
+        episode_hashes.insert(e.id.clone(), hash);
         chunks.extend(chunk_episode(e, &chunking, tokenizer, window));
     }
     let missing: Vec<usize> = (0..chunks.len())
@@ -379,6 +376,7 @@ pub fn ingest(
     }
     records.episodes = final_episodes.into_values().collect();
     records.chunks = chunks;
+    records.episode_hashes = episode_hashes;
     report.episodes_total = records.episodes.len();
     report.chapters_total = records.episodes.iter().map(|e| e.chapters.len()).sum();
     report.chunks_total = records.chunks.len();

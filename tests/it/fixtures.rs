@@ -90,7 +90,8 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(index_dir: &Path) -> Server {
+    /// Start `podseek serve` on a free port and wait until `/readyz` answers 200.
+    pub async fn start(index_dir: &Path) -> Server {
         let mut child = Command::new(bin())
             .args([
                 "serve",
@@ -107,30 +108,31 @@ impl Server {
             .spawn()
             .expect("spawn podseek serve");
         let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().expect("a line").expect("utf-8");
-        let url = first
-            .split("http://")
-            .nth(1)
-            .map(|u| format!("http://{}", u.trim().trim_end_matches('/')))
-            .expect("URL in first line");
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let url = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next().expect("a line").expect("utf-8");
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            first
+                .split("http://")
+                .nth(1)
+                .map(|u| format!("http://{}", u.trim().trim_end_matches('/')))
+                .expect("URL in first line")
+        })
+        .await
+        .unwrap();
         let server = Server { child, url };
-        server.wait_ready(Duration::from_secs(120));
-        server
-    }
-
-    fn wait_ready(&self, limit: Duration) {
         let started = Instant::now();
-        let client = http_probe::status;
-        while started.elapsed() < limit {
-            if client(&format!("{}/readyz", self.url)) == Some(200) {
-                return;
+        let client = reqwest::Client::new();
+        while started.elapsed() < Duration::from_secs(120) {
+            if let Ok(r) = client.get(format!("{}/readyz", server.url)).send().await {
+                if r.status().is_success() {
+                    return server;
+                }
             }
-            std::thread::sleep(Duration::from_millis(200));
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        panic!("server at {} not ready within {limit:?}", self.url);
+        panic!("server at {} not ready within 120 s", server.url);
     }
 }
 
@@ -138,28 +140,5 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Tiny blocking GET for readiness polling (no extra client crate needed).
-mod http_probe {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-
-    pub fn status(url: &str) -> Option<u16> {
-        let rest = url.strip_prefix("http://")?;
-        let (host, path) = rest
-            .split_once('/')
-            .map(|(h, p)| (h, format!("/{p}")))
-            .unwrap_or((rest, "/".into()));
-        let mut s = TcpStream::connect(host).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).ok()?;
-        buf.split_whitespace().nth(1)?.parse().ok()
     }
 }

@@ -190,9 +190,8 @@ fn serve_on_a_missing_index_says_how_to_build_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn real_server_on_loopback_under_concurrent_load_then_graceful_stop() {
-    let mut server = tokio::task::spawn_blocking(|| Server::start(sample_index_dir()))
-        .await
-        .unwrap();
+    let mut server =
+        Server::start(tokio::task::spawn_blocking(sample_index_dir).await.unwrap()).await;
     let client = reqwest::Client::new();
     let r: Value = client
         .get(format!("{}/v1/search", server.url))

@@ -254,9 +254,7 @@ async fn mcp_over_stdio() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_over_streamable_http() {
-    let server = tokio::task::spawn_blocking(|| Server::start(sample_index_dir()))
-        .await
-        .unwrap();
+    let server = Server::start(tokio::task::spawn_blocking(sample_index_dir).await.unwrap()).await;
     let transport = StreamableHttpClientTransport::from_uri(format!("{}/mcp", server.url));
     let client = ().serve(transport).await.unwrap();
     exercise(client).await;

@@ -143,9 +143,7 @@ impl Drop for Driver {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_page_in_headless_chromium() {
-    let server = tokio::task::spawn_blocking(|| Server::start(sample_index_dir()))
-        .await
-        .unwrap();
+    let server = Server::start(tokio::task::spawn_blocking(sample_index_dir).await.unwrap()).await;
     let d = Driver::start().await;
     d.goto(&server.url).await;
 
