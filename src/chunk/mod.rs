@@ -57,12 +57,13 @@ pub struct ChunkSettings {
     pub description: bool,
 }
 
-/// 64-token chunks (about two sentences) with 32 tokens of overlap: best same-language and
-/// overall quality on the dev set with hybrid ranking (BENCHMARKS.md).
+/// 128-token chunks (a short paragraph) with 32 tokens of overlap: chosen with EmbeddingGemma on the
+/// tuning half of the unseen-style dev set (64 is within noise, 256 and whole chapters lose same-
+/// language and multi-answer questions; BENCHMARKS.md).
 impl Default for ChunkSettings {
     fn default() -> Self {
         ChunkSettings {
-            max_tokens: 64,
+            max_tokens: 128,
             overlap_tokens: 32,
             quotes: true,
             description: true,

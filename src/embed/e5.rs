@@ -9,11 +9,10 @@ use fastembed::{
     UserDefinedEmbeddingModel,
 };
 use ort::environment::Environment;
-use text_splitter::{ChunkConfig, TextSplitter};
 use tokenizers::Tokenizer;
 
 use super::use_m3::load_tokenizer;
-use super::{embed_batched, normalize, Embedder, ModelSpec};
+use super::{embed_batched, normalize, Embedder, ModelSpec, Windows};
 use crate::error::{Error, Result};
 use crate::pool::Pool;
 
@@ -99,29 +98,11 @@ impl FastembedModel {
     }
 
     fn embed_with_prefix(&self, prefix: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        // Split long texts into windows (sized with the prefix), embed all windows, average per text.
         let room = self.window.saturating_sub(self.token_count(prefix)).max(8);
-        let splitter = TextSplitter::new(ChunkConfig::new(room).with_sizer(&self.tokenizer));
-        let mut windows: Vec<String> = Vec::new();
-        let mut owner: Vec<usize> = Vec::new();
-        for (i, t) in texts.iter().enumerate() {
-            if self.token_count(t) <= room {
-                windows.push(format!("{prefix}{t}"));
-                owner.push(i);
-            } else {
-                for piece in splitter.chunks(t) {
-                    windows.push(format!("{prefix}{piece}"));
-                    owner.push(i);
-                }
-            }
-        }
-        let vectors = self.embed_fitting(&windows)?;
-        let mut out = vec![vec![0.0f32; self.spec.dims]; texts.len()];
-        for (i, v) in owner.iter().zip(vectors) {
-            out[*i].iter_mut().zip(v).for_each(|(a, b)| *a += b);
-        }
-        out.iter_mut().for_each(|v| normalize(v));
-        Ok(out)
+        let windows = Windows::split(&self.tokenizer, room, texts);
+        let prefixed: Vec<String> = windows.texts.iter().map(|w| format!("{prefix}{w}")).collect();
+        let vectors = self.embed_fitting(&prefixed)?;
+        Ok(windows.average(vectors, texts.len(), self.spec.dims))
     }
 }
 

@@ -27,6 +27,13 @@ pub struct ModelSpec {
     pub passage_prefix: String,
     #[serde(default)]
     pub licence: String,
+    /// Shorter prefixes of the vector that the model was trained to keep meaningful (Matryoshka);
+    /// `model@256` selects one.
+    #[serde(default)]
+    pub matryoshka: Vec<usize>,
+    /// The graph's own output width when `dims` was truncated (set on load, not in the file).
+    #[serde(skip)]
+    pub full_dims: Option<usize>,
     #[serde(default)]
     pub sha256: BTreeMap<String, String>,
 }
@@ -44,5 +51,25 @@ impl ModelSpec {
             path,
             message: e.to_string(),
         })
+    }
+
+    /// The same model with its vectors truncated to `dims` (one of its Matryoshka sizes).
+    pub fn truncated(mut self, dims: usize) -> Result<ModelSpec> {
+        if dims == self.dims {
+            return Ok(self);
+        }
+        if !self.matryoshka.contains(&dims) {
+            return Err(Error::invalid(
+                "model",
+                format!(
+                    "`{}` has no {dims}-dimension form; it offers {:?} (and {})",
+                    self.id, self.matryoshka, self.dims
+                ),
+            ));
+        }
+        self.full_dims = Some(self.dims);
+        self.id = format!("{}@{dims}", self.id);
+        self.dims = dims;
+        Ok(self)
     }
 }

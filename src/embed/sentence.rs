@@ -1,0 +1,145 @@
+//! Models whose ONNX graph pools and normalizes by itself (EmbeddingGemma, as `models/gemma.py`
+//! builds it): `input_ids` + `attention_mask` (int64, right-padded) in, `sentence_embedding` out.
+//! Owns the prompts from `model.json`, batching by padded tokens, windows for texts longer than the
+//! model's context, and Matryoshka truncation (the first `dims` values, renormalized).
+
+use std::path::Path;
+
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::value::Tensor;
+use tokenizers::Tokenizer;
+
+use super::use_m3::{load_tokenizer, session};
+use super::{embed_batched, normalize, Embedder, ModelSpec, Windows};
+use crate::error::{Error, Result};
+use crate::pool::Pool;
+
+/// Padded tokens per inference call (batch × longest): large enough to batch short chunks, small
+/// enough that attention's seq² scratch stays in cache.
+const TOKEN_BUDGET: usize = 4096;
+/// Chunks stay a paragraph long even though the model's window is 2048 tokens.
+const CHUNK_TOKENS: usize = 512;
+
+pub struct SentenceModel {
+    spec: ModelSpec,
+    tokenizer: Tokenizer,
+    /// Most tokens of text (prompt included) one window may hold: the model's limit less specials.
+    window: usize,
+    /// The graph's output width; `spec.dims` may be smaller (Matryoshka).
+    full_dims: usize,
+    pad_id: i64,
+    sessions: Pool<Session>,
+}
+
+impl SentenceModel {
+    pub fn load(
+        dir: &Path,
+        spec: ModelSpec,
+        env: Environment,
+        threads: usize,
+    ) -> Result<SentenceModel> {
+        let tokenizer = load_tokenizer(&dir.join("tokenizer.json"))?;
+        let sessions = (0..threads)
+            .map(|_| session(&env, &dir.join("model.onnx")))
+            .collect::<Result<Vec<_>>>()?;
+        let pad_id = tokenizer.token_to_id("<pad>").unwrap_or(0) as i64;
+        Ok(SentenceModel {
+            window: spec.max_tokens.unwrap_or(512).saturating_sub(2).max(8),
+            full_dims: spec.full_dims.unwrap_or(spec.dims),
+            spec,
+            tokenizer,
+            pad_id,
+            sessions: Pool::new(sessions),
+        })
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<i64>> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        Ok(enc.get_ids().iter().map(|&i| i as i64).collect())
+    }
+
+    fn token_count(&self, text: &str) -> usize {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.len())
+            .unwrap_or(text.len() / 3)
+    }
+
+    /// One inference call over right-padded token ids; rows come back truncated and normalized.
+    fn run(&self, encoded: &[&Vec<i64>]) -> Result<Vec<Vec<f32>>> {
+        let rows = encoded.len();
+        let cols = encoded.iter().map(|e| e.len()).max().unwrap_or(0);
+        let mut ids = vec![self.pad_id; rows * cols];
+        let mut mask = vec![0i64; rows * cols];
+        for (r, e) in encoded.iter().enumerate() {
+            ids[r * cols..r * cols + e.len()].copy_from_slice(e);
+            mask[r * cols..r * cols + e.len()].fill(1);
+        }
+        let err = |e: ort::Error| Error::Inference(e.to_string());
+        let (full, dims) = (self.full_dims, self.spec.dims);
+        self.sessions.with(|session| {
+            let outputs = session
+                .run(ort::inputs![
+                    "input_ids" => Tensor::from_array(([rows, cols], ids)).map_err(err)?,
+                    "attention_mask" => Tensor::from_array(([rows, cols], mask)).map_err(err)?,
+                ])
+                .map_err(err)?;
+            let (_, data) = outputs["sentence_embedding"]
+                .try_extract_tensor::<f32>()
+                .map_err(err)?;
+            Ok(data
+                .chunks(full)
+                .map(|row| {
+                    let mut v = row[..dims].to_vec();
+                    normalize(&mut v);
+                    v
+                })
+                .collect())
+        })
+    }
+
+    fn embed_with_prompt(&self, prompt: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let room = self.window.saturating_sub(self.token_count(prompt)).max(8);
+        let windows = Windows::split(&self.tokenizer, room, texts);
+        let encoded = windows
+            .texts
+            .iter()
+            .map(|w| self.encode(&format!("{prompt}{w}")))
+            .collect::<Result<Vec<_>>>()?;
+        let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
+        let vectors = embed_batched(&lengths, TOKEN_BUDGET, true, self.sessions.size(), |batch| {
+            let refs: Vec<&Vec<i64>> = batch.iter().map(|&i| &encoded[i]).collect();
+            self.run(&refs)
+        })?;
+        Ok(windows.average(vectors, texts.len(), self.spec.dims))
+    }
+}
+
+impl Embedder for SentenceModel {
+    fn model_id(&self) -> &str {
+        &self.spec.id
+    }
+
+    fn dims(&self) -> usize {
+        self.spec.dims
+    }
+
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(self
+            .embed_with_prompt(&self.spec.query_prefix, &[text])?
+            .remove(0))
+    }
+
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.embed_with_prompt(&self.spec.passage_prefix, texts)
+    }
+
+    fn chunk_tokenizer(&self) -> (&Tokenizer, usize) {
+        let prompt = self.token_count(&self.spec.passage_prefix);
+        (&self.tokenizer, CHUNK_TOKENS.min(self.window.saturating_sub(prompt)))
+    }
+}
