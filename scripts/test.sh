@@ -7,11 +7,14 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/podseek/target}
 echo "== models"
 bash models/fetch.sh
-if ! command -v chromedriver >/dev/null || [ ! -x /usr/bin/chromium ]; then
-  echo "== installing Debian's chromium and chromium-driver for the page test"
+need=()
+{ command -v chromedriver >/dev/null && [ -x /usr/bin/chromium ]; } || need+=(chromium chromium-driver fonts-noto-color-emoji)
+[ -f /usr/share/apertium/modes/eng-spa.mode ] || need+=(apertium apertium-eng-spa)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${need[*]} (page test: Chromium; translation: Apertium)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 echo "== format"
 cargo fmt --all -- --check

@@ -38,6 +38,10 @@ pub enum Error {
     #[error("model inference failed: {0}")]
     Inference(String),
 
+    /// The translation stage failed (its process died or answered garbage).
+    #[error("translation failed: {0}")]
+    Translation(String),
+
     #[error("vector index: {0}")]
     VectorStore(String),
 }

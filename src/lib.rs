@@ -1,6 +1,6 @@
 //! podseek: cross-lingual semantic search over podcast chapters.
 //!
-//! Data flows corpus → chunk → embed → index → search → serve; `eval` measures it. See
+//! Data flows corpus → chunk → embed → (translate) → index → search → serve; `eval` measures it. See
 //! ARCHITECTURE.md for the map and the invariants.
 
 pub mod chunk;
@@ -12,5 +12,6 @@ pub mod index;
 mod pool;
 pub mod search;
 pub mod serve;
+pub mod translate;
 
 pub use error::{Error, Result};

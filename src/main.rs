@@ -11,8 +11,10 @@ use podseek::corpus::{self, Parsed};
 use podseek::embed;
 use podseek::eval;
 use podseek::index::{self, Index, IngestOptions};
-use podseek::search::{Mode, Query, SearchEngine};
+use podseek::search::{Mode, Query, Ranking, SearchEngine, TranslationFusion};
 use podseek::serve;
+use podseek::translate::Apertium;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -91,6 +93,10 @@ enum Command {
         /// Inference sessions (concurrent queries embedded at once).
         #[arg(long, default_value_t = default_threads())]
         threads: usize,
+        /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
+        /// Off by default: on the dev set's test half it adds less than 0.01 nDCG@10 (BENCHMARKS.md).
+        #[arg(long, default_value = "off")]
+        translate: String,
     },
     /// Serve MCP over stdio (for agent clients). Logs go to stderr.
     Mcp {
@@ -134,6 +140,12 @@ enum Command {
         /// With --row: print the table's header first.
         #[arg(long)]
         header: bool,
+        /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
+        #[arg(long, default_value = "off")]
+        translate: String,
+        /// Score offsets for chapters in the question's own language, `EN,ES` (e.g. `0,0.02`).
+        #[arg(long, default_value = "0,0")]
+        same_language: String,
     },
     /// Benchmarks: `embed` (throughput and query latency per model) or `ann` (recall/speed sweep).
     Bench {
@@ -195,6 +207,27 @@ fn parse_mode(mode: &str) -> anyhow::Result<Mode> {
 }
 
 /// The commit the binary runs from, when it runs in a git checkout (for report manifests).
+fn parse_fusion(mode: &str) -> anyhow::Result<Option<TranslationFusion>> {
+    match mode {
+        "off" => Ok(None),
+        "max" => Ok(Some(TranslationFusion::Max)),
+        "mean" => Ok(Some(TranslationFusion::Mean)),
+        other => bail!("--translate: `{other}` is not `off`, `max` or `mean`"),
+    }
+}
+
+fn parse_offsets(text: &str) -> anyhow::Result<[f32; 2]> {
+    let parts: Vec<f32> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--same-language: `{text}` is not two numbers `EN,ES`"))?;
+    match parts.as_slice() {
+        [en, es] => Ok([*en, *es]),
+        _ => bail!("--same-language: `{text}` is not two numbers `EN,ES`"),
+    }
+}
+
 fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -362,6 +395,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             addr,
             index,
             threads,
+            translate,
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve::serve(serve::ServeOptions {
@@ -369,6 +403,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 index_dir: index,
                 model: None,
                 threads,
+                translate: parse_fusion(&translate)?,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -391,6 +426,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             row,
             split,
             header,
+            translate,
+            same_language,
         } => {
             let opened = Index::open(&index, model.as_deref())?;
             let chapter_lang = opened
@@ -421,10 +458,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "dense" => {
                     let mode = parse_mode(&mode)?;
                     let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
-                    let mut engine = SearchEngine::new(opened, embedder)?;
+                    let mut ranking = Ranking {
+                        same_language: parse_offsets(&same_language)?,
+                        ..Ranking::default()
+                    };
                     if dense_only {
-                        engine = engine.with_hybrid(None);
+                        ranking.hybrid = None;
                     }
+                    let mut engine = SearchEngine::new(opened, embedder)?;
+                    if let Some(fusion) = parse_fusion(&translate)? {
+                        ranking.translation = fusion;
+                        engine = engine.with_translator(Arc::new(Apertium::new()?));
+                    }
+                    let engine = engine.with_ranking(ranking);
                     eval::evaluate(
                         &eval::System::Dense {
                             engine: &engine,

@@ -100,7 +100,11 @@ impl FastembedModel {
     fn embed_with_prefix(&self, prefix: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let room = self.window.saturating_sub(self.token_count(prefix)).max(8);
         let windows = Windows::split(&self.tokenizer, room, texts);
-        let prefixed: Vec<String> = windows.texts.iter().map(|w| format!("{prefix}{w}")).collect();
+        let prefixed: Vec<String> = windows
+            .texts
+            .iter()
+            .map(|w| format!("{prefix}{w}"))
+            .collect();
         let vectors = self.embed_fitting(&prefixed)?;
         Ok(windows.average(vectors, texts.len(), self.spec.dims))
     }

@@ -83,7 +83,10 @@ fn load_single(root: &Path, model: &str, threads: usize) -> Result<Arc<dyn Embed
     let mut spec = ModelSpec::read(&dir)?;
     if let Some(dims) = dims {
         let dims = dims.parse().map_err(|_| {
-            Error::invalid("model", format!("`{dims}` after `@` is not a number of dimensions"))
+            Error::invalid(
+                "model",
+                format!("`{dims}` after `@` is not a number of dimensions"),
+            )
         })?;
         spec = spec.truncated(dims)?;
     }
@@ -115,8 +118,16 @@ impl Windows {
         let splitter = text_splitter::TextSplitter::new(
             text_splitter::ChunkConfig::new(room).with_sizer(tokenizer),
         );
-        let fits = |t: &str| tokenizer.encode(t, false).map(|e| e.len() <= room).unwrap_or(false);
-        let mut out = Windows { texts: Vec::new(), owner: Vec::new() };
+        let fits = |t: &str| {
+            tokenizer
+                .encode(t, false)
+                .map(|e| e.len() <= room)
+                .unwrap_or(false)
+        };
+        let mut out = Windows {
+            texts: Vec::new(),
+            owner: Vec::new(),
+        };
         for (i, t) in texts.iter().enumerate() {
             if fits(t) {
                 out.texts.push(t.to_string());

@@ -111,10 +111,16 @@ impl SentenceModel {
             .map(|w| self.encode(&format!("{prompt}{w}")))
             .collect::<Result<Vec<_>>>()?;
         let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
-        let vectors = embed_batched(&lengths, TOKEN_BUDGET, true, self.sessions.size(), |batch| {
-            let refs: Vec<&Vec<i64>> = batch.iter().map(|&i| &encoded[i]).collect();
-            self.run(&refs)
-        })?;
+        let vectors = embed_batched(
+            &lengths,
+            TOKEN_BUDGET,
+            true,
+            self.sessions.size(),
+            |batch| {
+                let refs: Vec<&Vec<i64>> = batch.iter().map(|&i| &encoded[i]).collect();
+                self.run(&refs)
+            },
+        )?;
         Ok(windows.average(vectors, texts.len(), self.spec.dims))
     }
 }
@@ -140,6 +146,9 @@ impl Embedder for SentenceModel {
 
     fn chunk_tokenizer(&self) -> (&Tokenizer, usize) {
         let prompt = self.token_count(&self.spec.passage_prefix);
-        (&self.tokenizer, CHUNK_TOKENS.min(self.window.saturating_sub(prompt)))
+        (
+            &self.tokenizer,
+            CHUNK_TOKENS.min(self.window.saturating_sub(prompt)),
+        )
     }
 }

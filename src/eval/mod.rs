@@ -50,7 +50,9 @@ pub fn select_split(queries: Vec<EvalQuery>, split: &str) -> Result<Vec<EvalQuer
     if chosen.is_empty() {
         return Err(Error::invalid(
             "--split",
-            format!("no query has \"split\": \"{split}\" (use `all`, or a set with tune/test halves)"),
+            format!(
+                "no query has \"split\": \"{split}\" (use `all`, or a set with tune/test halves)"
+            ),
         ));
     }
     Ok(chosen)
@@ -318,7 +320,8 @@ pub fn row(label: &str, r: &Report) -> String {
             format!("{:.3} / {:.3}", g.metrics.ndcg_10, g.metrics.hit_10)
         })
     };
-    let ndcg = |g: Option<&Group>| g.map_or("–".to_string(), |g| format!("{:.3}", g.metrics.ndcg_10));
+    let ndcg =
+        |g: Option<&Group>| g.map_or("–".to_string(), |g| format!("{:.3}", g.metrics.ndcg_10));
     let same: Vec<QueryMetrics> = ["en→en", "es→es"]
         .iter()
         .filter_map(|p| r.by_pair.get(*p))

@@ -134,7 +134,7 @@ impl Stored {
             if model != manifest.model_id {
                 return Err(Error::IndexMismatch {
                     path: dir.to_path_buf(),
-                    message: format!("it was built with model `{}`, not `{model}`; use --model {} or another --index", manifest.model_id, manifest.model_id),
+                    message: format!("it was built with model `{}`, not `{model}`; keep it with --model {}, or rebuild it for `{model}` into a new folder (podseek ingest FILES --model {model} --index NEW_DIR)", manifest.model_id, manifest.model_id),
                 });
             }
         }

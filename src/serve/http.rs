@@ -45,6 +45,7 @@ pub fn error_status(e: &Error) -> StatusCode {
         | Error::Io { .. }
         | Error::Corrupt { .. }
         | Error::Inference(_)
+        | Error::Translation(_)
         | Error::VectorStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -200,7 +201,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match state.engine() {
         Ok(engine) => {
             let m = &engine.index().manifest;
-            Json(json!({"status": "ready", "model": m.model_id, "dims": m.dims, "episodes": m.episodes, "chapters": m.chapters, "chunks": m.chunks}))
+            let translation = state.translation.get().map_or("off", String::as_str);
+            Json(json!({"status": "ready", "model": m.model_id, "dims": m.dims, "episodes": m.episodes, "chapters": m.chapters, "chunks": m.chunks, "translation": translation}))
                 .into_response()
         }
         Err(e) => (

@@ -20,7 +20,8 @@ use axum::Router;
 use crate::embed;
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::search::SearchEngine;
+use crate::search::{Ranking, SearchEngine, TranslationFusion};
+use crate::translate::Apertium;
 
 pub use http::error_status;
 
@@ -30,16 +31,21 @@ pub struct AppState {
     engine: Arc<OnceLock<std::result::Result<Arc<SearchEngine>, String>>>,
     /// The index's model, known before the model itself is loaded.
     model_id: Arc<str>,
+    /// `off`, the translation stage in use, or why it could not start (for `/readyz`).
+    translation: Arc<OnceLock<String>>,
 }
 
 impl AppState {
     pub fn ready(engine: Arc<SearchEngine>) -> AppState {
         let model_id = Arc::from(engine.index().manifest.model_id.as_str());
+        let translation = OnceLock::new();
+        let _ = translation.set(engine.translator_id().unwrap_or("off").to_string());
         let cell = OnceLock::new();
         let _ = cell.set(Ok(engine));
         AppState {
             engine: Arc::new(cell),
             model_id,
+            translation: Arc::new(translation),
         }
     }
 
@@ -47,6 +53,7 @@ impl AppState {
         AppState {
             engine: Arc::new(OnceLock::new()),
             model_id: Arc::from(model_id),
+            translation: Arc::new(OnceLock::new()),
         }
     }
 
@@ -82,6 +89,33 @@ pub struct ServeOptions {
     pub index_dir: PathBuf,
     pub model: Option<String>,
     pub threads: usize,
+    /// Also search with the question translated into the other language (Apertium).
+    pub translate: Option<TranslationFusion>,
+}
+
+/// The engine with the translation stage when asked for and available; without it (and a warning)
+/// when Apertium is missing. Returns the engine and what `/readyz` reports about translation.
+fn with_translation(
+    engine: SearchEngine,
+    fusion: Option<TranslationFusion>,
+) -> (SearchEngine, String) {
+    let Some(fusion) = fusion else {
+        return (engine, "off".to_string());
+    };
+    match Apertium::new() {
+        Ok(t) => {
+            let ranking = Ranking {
+                translation: fusion,
+                ..engine.ranking()
+            };
+            let engine = engine.with_translator(Arc::new(t)).with_ranking(ranking);
+            (engine, "apertium".to_string())
+        }
+        Err(e) => {
+            tracing::warn!("serving without translation: {e}");
+            (engine, format!("unavailable: {e}"))
+        }
+    }
 }
 
 /// Run the server until SIGINT or SIGTERM; in-flight requests finish first.
@@ -100,10 +134,17 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     })?;
     let state = AppState::loading(&model);
     let cell = state.engine.clone();
+    let translation = state.translation.clone();
     let threads = options.threads;
+    let fusion = options.translate;
     tokio::task::spawn_blocking(move || {
-        let loaded =
-            embed::load(&model, threads).and_then(|embedder| SearchEngine::new(index, embedder));
+        let loaded = embed::load(&model, threads)
+            .and_then(|embedder| SearchEngine::new(index, embedder))
+            .map(|engine| {
+                let (engine, status) = with_translation(engine, fusion);
+                let _ = translation.set(status);
+                engine
+            });
         if let Err(e) = &loaded {
             tracing::error!("loading failed: {e}");
         } else {

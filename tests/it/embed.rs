@@ -1,16 +1,27 @@
-//! The real models: parity with reference vectors computed by Python onnxruntime, cross-lingual
-//! behaviour for each model, the ensemble's construction, long texts, and a missing runtime.
+//! The real models: parity with reference vectors (Python onnxruntime for use-m3 and e5, an
+//! independent numpy forward pass for EmbeddingGemma), cross-lingual behaviour for each model, the
+//! ensemble's construction, Matryoshka truncation, long texts, and a missing runtime.
 
 use podseek::embed::{dot, Embedder};
 use serde_json::Value;
 
-use crate::fixtures::{bin, data, default_model, e5, use_m3};
+use crate::fixtures::{bin, data, default_model, e5, ensemble, use_m3};
 
 fn reference() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(data("tests/data/reference_vectors.json")).unwrap(),
-    )
-    .unwrap()
+    read_json("tests/data/reference_vectors.json")
+}
+
+fn read_json(path: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(data(path)).unwrap()).unwrap()
+}
+
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn vectors(v: &Value, key: &str) -> Vec<Vec<f32>> {
@@ -32,15 +43,59 @@ fn cos(a: &[f32], b: &[f32]) -> f32 {
     dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
 }
 
+/// The default model (EmbeddingGemma, 8-bit linear layers, int8 embedding table) against the fp32
+/// numpy reference: the conversion must keep cos ≥ 0.999 for questions and documents in both
+/// languages, and reproduce the model card's example similarities.
+#[test]
+fn embeddinggemma_parity_with_numpy_reference() {
+    let r = read_json("tests/data/gemma_reference.json");
+    let m = default_model();
+    assert_eq!(m.model_id(), "embeddinggemma");
+    let queries = strings(&r, "queries");
+    let documents = strings(&r, "documents");
+    let q: Vec<Vec<f32>> = queries.iter().map(|t| m.embed_query(t).unwrap()).collect();
+    let doc_refs: Vec<&str> = documents.iter().map(String::as_str).collect();
+    let d = m.embed_passages(&doc_refs).unwrap();
+    for (got, want) in q.iter().zip(vectors(&r, "query_vectors")) {
+        assert!(cos(got, &want) >= 0.999, "query cos {}", cos(got, &want));
+    }
+    for (got, want) in d.iter().zip(vectors(&r, "document_vectors")) {
+        assert!(cos(got, &want) >= 0.999, "document cos {}", cos(got, &want));
+    }
+    // Model card: "Which planet is known as the Red Planet?" vs four planets.
+    let card = [0.3011, 0.6359, 0.4930, 0.4889];
+    for (doc, want) in d.iter().zip(card) {
+        let got = dot(&q[0], doc);
+        assert!(
+            (got - want).abs() < 0.005,
+            "card similarity {got:.4} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn matryoshka_dims_are_the_renormalized_prefix() {
+    let small = podseek::embed::load("embeddinggemma@256", 1).unwrap();
+    assert_eq!(
+        (small.model_id(), small.dims()),
+        ("embeddinggemma@256", 256)
+    );
+    let text = "¿Cuánto cuesta almacenar vídeo para entrenar modelos?";
+    let full = default_model().embed_query(text).unwrap();
+    let cut = small.embed_query(text).unwrap();
+    assert!((dot(&cut, &cut) - 1.0).abs() < 1e-5);
+    assert!(cos(&cut, &full[..256]) > 0.99999);
+    let err = podseek::embed::load("embeddinggemma@300", 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("[512, 256, 128]"), "{err}");
+}
+
 #[test]
 fn parity_with_python_onnxruntime() {
     let r = reference();
-    let texts: Vec<String> = r["texts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect();
+    let texts = strings(&r, "texts");
     let (u, e) = (use_m3(), e5());
     for (i, t) in texts.iter().enumerate() {
         let c = cos(&u.embed_query(t).unwrap(), &vectors(&r, "use-m3")[i]);
@@ -77,7 +132,8 @@ fn paraphrases_across_languages_are_closer_than_unrelated_text() {
     let models: Vec<(&str, std::sync::Arc<dyn Embedder>)> = vec![
         ("use-m3", use_m3()),
         ("e5-small", e5()),
-        ("use-m3+e5", default_model()),
+        ("use-m3+e5", ensemble()),
+        ("embeddinggemma", default_model()),
     ];
     for (name, m) in models {
         for (i, (en, es)) in pairs.iter().enumerate() {
@@ -102,10 +158,10 @@ fn ensemble_is_the_scaled_concatenation() {
     let (a, b, both) = (
         use_m3().embed_query(text).unwrap(),
         e5().embed_query(text).unwrap(),
-        default_model().embed_query(text).unwrap(),
+        ensemble().embed_query(text).unwrap(),
     );
     assert_eq!(both.len(), 896);
-    assert_eq!(default_model().dims(), 896);
+    assert_eq!(ensemble().dims(), 896);
     let s = std::f32::consts::FRAC_1_SQRT_2;
     for (x, y) in both.iter().zip(a.iter().chain(&b)) {
         assert!((x - y * s).abs() < 1e-5);

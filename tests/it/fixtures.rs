@@ -51,6 +51,11 @@ pub fn use_m3() -> Arc<dyn Embedder> {
     model("use-m3", &M)
 }
 
+pub fn ensemble() -> Arc<dyn Embedder> {
+    static M: OnceLock<Arc<dyn Embedder>> = OnceLock::new();
+    model("use-m3+e5", &M)
+}
+
 pub fn e5() -> Arc<dyn Embedder> {
     static M: OnceLock<Arc<dyn Embedder>> = OnceLock::new();
     model("e5-small", &M)

@@ -11,3 +11,4 @@ mod index;
 mod mcp;
 mod page;
 mod search;
+mod translate;

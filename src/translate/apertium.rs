@@ -1,0 +1,194 @@
+//! Apertium (rule-based, offline, from Debian's `apertium` + `apertium-eng-spa`) as a `Translator`.
+//!
+//! Each direction runs the pair's mode pipeline once, in null-flush mode (`apertium-wblank-mode
+//! -z`), and keeps it alive: a text goes in escaped for Apertium's stream format and ended by a
+//! newline and `\0`, and its translation comes back ended by `\0`. The `apertium` wrapper script itself does not
+//! frame its output, which is why the pipeline is run directly. A pipeline that fails is dropped
+//! and started again on the next call.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+
+use super::Translator;
+use crate::corpus::Lang;
+use crate::error::{Error, Result};
+
+const MODES_DIR: &str = "/usr/share/apertium/modes";
+const INSTALL: &str = "apt-get install apertium apertium-eng-spa";
+
+struct Pipeline {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Apertium {
+    /// The pipeline's shell text per direction, read once from the pair's mode file.
+    commands: HashMap<(Lang, Lang), String>,
+    running: HashMap<(Lang, Lang), Mutex<Option<Pipeline>>>,
+}
+
+fn pair_name(from: Lang, to: Lang) -> String {
+    let code = |l: Lang| match l {
+        Lang::En => "eng",
+        Lang::Es => "spa",
+    };
+    format!("{}-{}", code(from), code(to))
+}
+
+/// Apertium's stream format reserves these characters; a backslash makes them plain text.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\0' => out.push(' '),
+            '\\' | '[' | ']' | '^' | '$' | '/' | '@' | '<' | '>' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            _ => out.push(c),
+        }
+    }
+    out.trim().to_string()
+}
+
+impl Apertium {
+    /// Check that both directions are installed; pipelines start on first use.
+    pub fn new() -> Result<Apertium> {
+        let mut commands = HashMap::new();
+        for (from, to) in [(Lang::En, Lang::Es), (Lang::Es, Lang::En)] {
+            commands.insert((from, to), pipeline_command(&pair_name(from, to))?);
+        }
+        let running = commands.keys().map(|&k| (k, Mutex::new(None))).collect();
+        Ok(Apertium { commands, running })
+    }
+
+    fn start(&self, key: (Lang, Lang)) -> Result<Pipeline> {
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(&self.commands[&key])
+            // $1: `-n` leaves unknown words unmarked (like `apertium -u`); $2: no tagger option.
+            .args(["apertium", "-n", ""])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::Translation(format!("cannot start Apertium: {e}")))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Ok(Pipeline {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn round_trip(pipeline: &mut Pipeline, text: &str) -> std::io::Result<String> {
+        pipeline.stdin.write_all(escape(text).as_bytes())?;
+        // A section must end in a blank: otherwise `lt-proc -b` holds back its last token and the
+        // flush never comes.
+        pipeline.stdin.write_all(b"\n\0")?;
+        pipeline.stdin.flush()?;
+        let mut out = Vec::new();
+        if pipeline.stdout.read_until(0, &mut out)? == 0 {
+            return Err(std::io::Error::other("Apertium closed its output"));
+        }
+        out.pop();
+        Ok(unescape(&String::from_utf8_lossy(&out)))
+    }
+}
+
+fn pipeline_command(pair: &str) -> Result<String> {
+    let mode = PathBuf::from(MODES_DIR).join(format!("{pair}.mode"));
+    let missing = |reason: String| Error::Missing {
+        what: "Apertium",
+        path: mode.clone(),
+        reason,
+        fix: INSTALL.to_string(),
+    };
+    if !mode.is_file() {
+        return Err(missing(format!("no {pair} mode file")));
+    }
+    let out = Command::new("apertium-wblank-mode")
+        .arg("-z")
+        .arg(&mode)
+        .output()
+        .map_err(|e| missing(format!("apertium-wblank-mode: {e}")))?;
+    if !out.status.success() {
+        return Err(missing(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Translator for Apertium {
+    fn id(&self) -> &str {
+        "apertium"
+    }
+
+    fn translate(&self, texts: &[&str], from: Lang, to: Lang) -> Result<Vec<String>> {
+        if from == to {
+            return Ok(texts.iter().map(|t| t.to_string()).collect());
+        }
+        let mut slot = self.running[&(from, to)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(texts.len());
+        for text in texts {
+            if text.trim().is_empty() {
+                out.push(String::new());
+                continue;
+            }
+            if slot.is_none() {
+                *slot = Some(self.start((from, to))?);
+            }
+            let pipeline = slot.as_mut().expect("started above");
+            match Self::round_trip(pipeline, text) {
+                Ok(t) => out.push(t),
+                Err(e) => {
+                    *slot = None;
+                    return Err(Error::Translation(format!(
+                        "Apertium {}: {e}",
+                        pair_name(from, to)
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_escaping_round_trips() {
+        let text = r"a [b] ^c$ d/e @f <g> {h} \i";
+        assert_eq!(unescape(&escape(text)), text);
+        assert_eq!(escape("x\0y"), "x y");
+    }
+}
