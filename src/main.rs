@@ -161,12 +161,12 @@ enum BenchCommand {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "use-m3,e5-small,use-m3+e5"
+            default_value = "embeddinggemma,use-m3,e5-small,use-m3+e5"
         )]
         models: Vec<String>,
         #[arg(long, default_value = "data/podcast-page.txt")]
         corpus: PathBuf,
-        #[arg(long, default_value = "tests/data/dev/queries.jsonl")]
+        #[arg(long, default_value = "tests/data/unseen/queries.jsonl")]
         queries: PathBuf,
         #[arg(long, default_value_t = default_threads())]
         threads: usize,
@@ -179,7 +179,7 @@ enum BenchCommand {
         clients: usize,
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        #[arg(long, default_value = "tests/data/dev/queries.jsonl")]
+        #[arg(long, default_value = "tests/data/unseen/queries.jsonl")]
         queries: PathBuf,
         /// Make every question distinct so no request is answered from the query cache.
         #[arg(long)]
@@ -189,7 +189,7 @@ enum BenchCommand {
     Ann {
         #[arg(long, default_value = index::DEFAULT_DIR)]
         index: PathBuf,
-        #[arg(long, default_value = "tests/data/dev/queries.jsonl")]
+        #[arg(long, default_value = "tests/data/unseen/queries.jsonl")]
         queries: PathBuf,
         #[arg(long, value_delimiter = ',', default_value = "8,16,32,64,128,256")]
         ef: Vec<usize>,

@@ -24,6 +24,15 @@ pub struct UseM3 {
 }
 
 pub(crate) fn session(env: &Environment, model: &Path) -> Result<Session> {
+    session_with_threads(env, model, 1)
+}
+
+/// A session whose operators use `threads` intra-op threads.
+pub(crate) fn session_with_threads(
+    env: &Environment,
+    model: &Path,
+    threads: usize,
+) -> Result<Session> {
     let fail = |e: ort::Error<_>| Error::Inference(format!("{}: {e}", model.display()));
     if !model.is_file() {
         return Err(Error::Missing {
@@ -35,7 +44,7 @@ pub(crate) fn session(env: &Environment, model: &Path) -> Result<Session> {
     }
     Session::builder(env)
         .map_err(|e| Error::Inference(e.to_string()))?
-        .with_intra_threads(1)
+        .with_intra_threads(threads)
         .map_err(fail)?
         .with_inter_threads(1)
         .map_err(fail)?

@@ -70,7 +70,10 @@ struct Checked {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Hit {
     pub rank: usize,
-    /// Cosine similarity of the best-matching chunk (higher is closer).
+    /// Ranking score, higher is closer: the best chunk's cosine with the question (with
+    /// translation, the better of the question's and its translation's), plus a keyword bonus of
+    /// at most 0.05 when the question names the chapter's rare words. Not a probability; its scale
+    /// is the model's.
     pub score: f32,
     pub chapter_id: String,
     pub chapter_title: String,

@@ -39,7 +39,7 @@ pub fn document() -> Value {
                 "lang": {"type": "string", "enum": ["en", "es", "all"]}, "episode": {"type": "string"}, "mode": {"type": "string", "enum": ["ann", "exact"]}}},
             "SearchResponse": {"type": "object", "properties": {"query": {"type": "string"}, "count": {"type": "integer"}, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
             "Hit": {"type": "object", "properties": {
-                "rank": {"type": "integer"}, "score": {"type": "number", "description": "cosine similarity of the best chunk"},
+                "rank": {"type": "integer"}, "score": {"type": "number", "description": "ranking score, higher is closer: the best chunk's cosine with the question plus a keyword bonus of at most 0.05; not a probability"},
                 "chapter_id": {"type": "string"}, "chapter_title": {"type": "string"}, "start_s": {"type": "integer"}, "end_s": {"type": ["integer", "null"]},
                 "timestamp": {"type": "string"}, "episode_id": {"type": "string"}, "episode_title": {"type": "string"}, "lang": {"type": "string"},
                 "snippet": {"type": "string"}, "snippet_kind": {"type": "string", "enum": ["summary", "quote", "description"]}, "speaker": {"type": ["string", "null"]},
