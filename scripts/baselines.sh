@@ -18,6 +18,7 @@ build() { # name model chunk-tokens extra-args...
 build use-m3+e5-64 use-m3+e5 64
 build embeddinggemma-128 embeddinggemma 128
 build embeddinggemma-512-noquotes embeddinggemma 512 --no-quotes
+build embeddinggemma-128-twins embeddinggemma 128 --translate
 row() { "$P" eval --index "$WORK/$1" --row "$2" "${@:3}" 2>/dev/null; }
 test_half=(--split test)
 echo "Test half of tests/data/unseen:"
@@ -27,6 +28,7 @@ row embeddinggemma-512-noquotes "embeddinggemma alone: one vector per chapter, n
 row embeddinggemma-128 "embeddinggemma, 128-token chunks + quotes, vectors only" --dense-only "${test_half[@]}"
 row embeddinggemma-128 "embeddinggemma + translated question (max fusion, keyword part on both)" --translate max "${test_half[@]}"
 row embeddinggemma-128 "embeddinggemma + translated question (mean fusion, keyword part on both)" --translate mean "${test_half[@]}"
+row embeddinggemma-128-twins "embeddinggemma + twin chunks (every chunk also indexed translated), hybrid" "${test_half[@]}"
 row embeddinggemma-128 "**embeddinggemma, 128-token chunks + quotes, hybrid (default)**" "${test_half[@]}"
 echo
 echo "The default on each question set (the gap between halves is the overfitting check):"

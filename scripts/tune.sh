@@ -21,6 +21,7 @@ for spec in "use-m3+e5 64" "embeddinggemma 64" "embeddinggemma 128" "embeddingge
   build "$1-$2" "$1" "$2"
 done
 build embeddinggemma-64-noquotes embeddinggemma 64 --no-quotes
+build embeddinggemma-128-twins embeddinggemma 128 --translate
 "$P" eval "${Q[@]}" --index "$WORK/use-m3+e5-64" --row "use-m3+e5, 64-token chunks + quotes, hybrid (old default)" --header 2>/dev/null
 row use-m3+e5-64 "BM25 (tantivy, EN+ES stop words)" --system bm25
 for spec in "embeddinggemma 64" "embeddinggemma 128" "embeddinggemma 256" "embeddinggemma 512" "embeddinggemma-dq 64" "embeddinggemma+use-m3 64"; do
@@ -30,3 +31,7 @@ for spec in "embeddinggemma 64" "embeddinggemma 128" "embeddinggemma 256" "embed
 done
 row embeddinggemma-64-noquotes "embeddinggemma, 64-token chunks, no quote chunks, vectors only" --dense-only
 row embeddinggemma-64-noquotes "embeddinggemma, 64-token chunks, no quote chunks, hybrid"
+row embeddinggemma-128 "embeddinggemma 128 hybrid + translated question (max)" --translate max
+row embeddinggemma-128 "embeddinggemma 128 hybrid + translated question (mean)" --translate mean
+row embeddinggemma-128-twins "embeddinggemma 128 hybrid + twin chunks"
+row embeddinggemma-128-twins "embeddinggemma 128 vectors only + twin chunks" --dense-only

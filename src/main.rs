@@ -64,6 +64,10 @@ enum Command {
         /// Leave quotes out of the index (new indexes only).
         #[arg(long)]
         no_quotes: bool,
+        /// Also index a translated twin of every summary and quote chunk (Apertium). Translations
+        /// are stored in the index, so re-ingesting unchanged text does not translate again.
+        #[arg(long)]
+        translate: bool,
     },
     /// Ask a question; prints the nearest chapters in either language.
     Search {
@@ -332,6 +336,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             threads,
             chunk_tokens,
             no_quotes,
+            translate,
         } => {
             let parsed = parse_files(&files)?;
             if parsed.episodes.is_empty() {
@@ -341,6 +346,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut options = IngestOptions::default();
             options.chunking.max_tokens = chunk_tokens;
             options.chunking.quotes = !no_quotes;
+            if translate {
+                options.translator = Some(Arc::new(Apertium::new()?));
+            }
             let started = std::time::Instant::now();
             let report =
                 index::ingest(&index, embedder.as_ref(), parsed.episodes.clone(), &options)?;

@@ -71,6 +71,28 @@ impl Default for ChunkSettings {
     }
 }
 
+/// The suffix of a translated twin's id: `{chunk id}~tr`.
+pub const TWIN_SUFFIX: &str = "~tr";
+
+impl Chunk {
+    /// A twin of this chunk whose embedded text is `translated` (the chunk in the corpus's other
+    /// language). It points at the same chapter and shows the same evidence: translation only
+    /// changes what the model reads.
+    pub fn twin(&self, translated: String) -> Chunk {
+        let id = format!("{}{TWIN_SUFFIX}", self.id);
+        Chunk {
+            key: chunk_key(&id),
+            id,
+            embed_text: translated,
+            ..self.clone()
+        }
+    }
+
+    pub fn is_twin(&self) -> bool {
+        self.id.ends_with(TWIN_SUFFIX)
+    }
+}
+
 pub fn chunk_key(id: &str) -> u64 {
     let d = Sha256::digest(id.as_bytes());
     // usearch reserves u64::MAX as "no key".

@@ -26,10 +26,11 @@ use sha2::{Digest, Sha256};
 
 pub use store::{ExactStore, HnswParams, HnswStore, Quantization, VectorStore};
 
-use crate::chunk::{chunk_episode, Chunk, ChunkSettings};
-use crate::corpus::Episode;
+use crate::chunk::{chunk_episode, Chunk, ChunkKind, ChunkSettings};
+use crate::corpus::{Episode, Lang};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
+use crate::translate::Translator;
 
 pub const FORMAT_VERSION: u32 = 1;
 pub const DEFAULT_DIR: &str = "index";
@@ -49,6 +50,9 @@ pub struct Manifest {
     pub episodes: usize,
     pub chapters: usize,
     pub chunks: usize,
+    /// The translator that made the twin chunks, when the index has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -240,6 +244,8 @@ pub struct IngestReport {
 pub struct IngestOptions {
     pub chunking: ChunkSettings,
     pub hnsw: HnswParams,
+    /// Index a translated twin of every summary and quote chunk (`ingest --translate`).
+    pub translator: Option<Arc<dyn Translator>>,
 }
 
 impl Default for IngestOptions {
@@ -247,6 +253,7 @@ impl Default for IngestOptions {
         IngestOptions {
             chunking: ChunkSettings::default(),
             hnsw: HnswParams::default(),
+            translator: None,
         }
     }
 }
@@ -351,6 +358,15 @@ pub fn ingest(
         episode_hashes.insert(e.id.clone(), hash);
         chunks.extend(chunk_episode(e, &chunking, tokenizer, window));
     }
+    if let Some(translator) = &options.translator {
+        let previous_twins = previous.as_ref().map(|p| &p.records.chunks[..]);
+        chunks = with_twins(
+            chunks,
+            &final_episodes,
+            translator.as_ref(),
+            previous_twins.unwrap_or(&[]),
+        )?;
+    }
     let missing: Vec<usize> = (0..chunks.len())
         .filter(|&i| !stored.contains_key(&(chunks[i].id.as_str(), chunks[i].embed_text.as_str())))
         .collect();
@@ -400,10 +416,67 @@ pub fn ingest(
         episodes: report.episodes_total,
         chapters: report.chapters_total,
         chunks: report.chunks_total,
+        translation: options.translator.as_ref().map(|t| t.id().to_string()),
     };
     drop(previous);
     report.generation = write_generation(dir, &manifest, &records, &vectors)?;
     Ok(report)
+}
+
+/// The chunks plus a translated twin of each summary and quote chunk. A twin stored by the previous
+/// generation for the same chunk id and text is reused, so re-ingest never translates again; the
+/// rest are translated in one batch per direction.
+fn with_twins(
+    chunks: Vec<Chunk>,
+    episodes: &BTreeMap<String, Episode>,
+    translator: &dyn Translator,
+    previous: &[Chunk],
+) -> Result<Vec<Chunk>> {
+    let stored: HashMap<(&str, &str), &str> = previous
+        .iter()
+        .filter(|c| c.is_twin())
+        .map(|c| ((c.id.as_str(), c.text.as_str()), c.embed_text.as_str()))
+        .collect();
+    let lang_of: HashMap<&str, Lang> = episodes
+        .values()
+        .flat_map(|e| e.chapters.iter().map(|c| (c.id.as_str(), c.lang)))
+        .collect();
+    let mut twins: Vec<Option<Chunk>> = vec![None; chunks.len()];
+    let mut todo: BTreeMap<Lang, Vec<usize>> = BTreeMap::new();
+    for (i, c) in chunks.iter().enumerate() {
+        if c.kind == ChunkKind::Description {
+            continue;
+        }
+        let twin_id = format!("{}{}", c.id, crate::chunk::TWIN_SUFFIX);
+        match stored.get(&(twin_id.as_str(), c.text.as_str())) {
+            Some(t) => twins[i] = Some(c.twin(t.to_string())),
+            None => todo
+                .entry(
+                    lang_of
+                        .get(c.chapter_id.as_str())
+                        .copied()
+                        .unwrap_or(Lang::En),
+                )
+                .or_default()
+                .push(i),
+        }
+    }
+    for (lang, indices) in todo {
+        let texts: Vec<&str> = indices
+            .iter()
+            .map(|&i| chunks[i].embed_text.as_str())
+            .collect();
+        let translated = translator.translate(&texts, lang, crate::translate::other(lang))?;
+        for (&i, t) in indices.iter().zip(translated) {
+            twins[i] = Some(chunks[i].twin(t));
+        }
+    }
+    let mut out = Vec::with_capacity(chunks.len() * 2);
+    for (c, twin) in chunks.into_iter().zip(twins) {
+        out.push(c);
+        out.extend(twin);
+    }
+    Ok(out)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The translation stage with the real Apertium (Debian's apertium + apertium-eng-spa): both
 //! directions through the long-lived pipelines, order and empties kept, stream-format characters
-//! passed through, and search with a translated question finding the chapter that answers.
+//! passed through, search with a translated question finding the chapter that answers, and twin
+//! chunks at ingest whose translations are stored and never made twice.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use podseek::corpus::Lang;
 use podseek::search::Query;
 use podseek::translate::{Apertium, Translator};
 
-use crate::fixtures::{default_model, sample_index_dir};
+use crate::fixtures::{default_model, sample, sample_index_dir, use_m3};
 
 fn apertium() -> Apertium {
     Apertium::new()
@@ -61,5 +62,71 @@ fn search_with_a_translated_question() {
             .any(|h| h.chapter_title == "The Cost of Training Large Video Models"),
         "{:?}",
         hits.iter().map(|h| &h.chapter_title).collect::<Vec<_>>()
+    );
+}
+
+/// The real Apertium, counting the texts it is asked to translate.
+struct Counting {
+    inner: Apertium,
+    texts: std::sync::atomic::AtomicUsize,
+}
+
+impl Translator for Counting {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn translate(&self, texts: &[&str], from: Lang, to: Lang) -> podseek::Result<Vec<String>> {
+        self.texts
+            .fetch_add(texts.len(), std::sync::atomic::Ordering::Relaxed);
+        self.inner.translate(texts, from, to)
+    }
+}
+
+#[test]
+fn twin_chunks_are_translated_once_and_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let episodes: Vec<_> = sample().episodes.iter().take(2).cloned().collect();
+    let counting = Arc::new(Counting {
+        inner: apertium(),
+        texts: Default::default(),
+    });
+    let options = podseek::index::IngestOptions {
+        translator: Some(counting.clone()),
+        ..Default::default()
+    };
+    let first =
+        podseek::index::ingest(dir.path(), use_m3().as_ref(), episodes.clone(), &options).unwrap();
+    let index = podseek::index::Index::open(dir.path(), None).unwrap();
+    assert_eq!(index.manifest.translation.as_deref(), Some("apertium"));
+    let chunks = &index.records.chunks;
+    let twins: Vec<_> = chunks.iter().filter(|c| c.is_twin()).collect();
+    let originals = chunks
+        .iter()
+        .filter(|c| !c.is_twin() && c.kind != podseek::chunk::ChunkKind::Description)
+        .count();
+    assert_eq!(twins.len(), originals);
+    assert_eq!(
+        counting.texts.load(std::sync::atomic::Ordering::Relaxed),
+        originals
+    );
+    // A twin shows the original evidence, embeds the translation, and points at the same chapter.
+    let twin = twins[0];
+    let original = chunks
+        .iter()
+        .find(|c| format!("{}~tr", c.id) == twin.id)
+        .unwrap();
+    assert_eq!(
+        (&twin.text, &twin.chapter_id),
+        (&original.text, &original.chapter_id)
+    );
+    assert_ne!(twin.embed_text, original.embed_text);
+    // Re-ingest: nothing translated, nothing embedded.
+    let again = podseek::index::ingest(dir.path(), use_m3().as_ref(), episodes, &options).unwrap();
+    assert_eq!(again.chunks_embedded, 0);
+    assert_eq!(again.chunks_total, first.chunks_total);
+    assert_eq!(
+        counting.texts.load(std::sync::atomic::Ordering::Relaxed),
+        originals
     );
 }
