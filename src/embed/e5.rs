@@ -12,7 +12,7 @@ use ort::environment::Environment;
 use tokenizers::Tokenizer;
 
 use super::use_m3::load_tokenizer;
-use super::{embed_batched, normalize, Embedder, ModelSpec, Windows};
+use super::{embed_batched, normalize, token_count, Embedder, ModelSpec, Windows};
 use crate::error::{Error, Result};
 use crate::pool::Pool;
 
@@ -77,16 +77,12 @@ impl FastembedModel {
         })
     }
 
-    fn token_count(&self, text: &str) -> usize {
-        self.tokenizer
-            .encode(text, false)
-            .map(|e| e.len())
-            .unwrap_or(text.len() / 3)
-    }
-
     /// Embed already-prefixed texts, each within the window.
     fn embed_fitting(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let lengths: Vec<usize> = texts.iter().map(|t| self.token_count(t) + 2).collect();
+        let lengths: Vec<usize> = texts
+            .iter()
+            .map(|t| token_count(&self.tokenizer, t) + 2)
+            .collect();
         let mut out = embed_batched(&lengths, TOKEN_BUDGET, true, self.models.size(), |batch| {
             let items: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
             self.models
@@ -98,7 +94,10 @@ impl FastembedModel {
     }
 
     fn embed_with_prefix(&self, prefix: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let room = self.window.saturating_sub(self.token_count(prefix)).max(8);
+        let room = self
+            .window
+            .saturating_sub(token_count(&self.tokenizer, prefix))
+            .max(8);
         let windows = Windows::split(&self.tokenizer, room, texts);
         let prefixed: Vec<String> = windows
             .texts
@@ -130,7 +129,7 @@ impl Embedder for FastembedModel {
     }
 
     fn chunk_tokenizer(&self) -> (&Tokenizer, usize) {
-        let prefix = self.token_count(&self.spec.passage_prefix);
+        let prefix = token_count(&self.tokenizer, &self.spec.passage_prefix);
         (&self.tokenizer, self.window.saturating_sub(prefix))
     }
 }

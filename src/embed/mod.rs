@@ -118,12 +118,7 @@ impl Windows {
         let splitter = text_splitter::TextSplitter::new(
             text_splitter::ChunkConfig::new(room).with_sizer(tokenizer),
         );
-        let fits = |t: &str| {
-            tokenizer
-                .encode(t, false)
-                .map(|e| e.len() <= room)
-                .unwrap_or(false)
-        };
+        let fits = |t: &str| token_count(tokenizer, t) <= room;
         let mut out = Windows {
             texts: Vec::new(),
             owner: Vec::new(),
@@ -150,6 +145,14 @@ impl Windows {
         out.iter_mut().for_each(|v| normalize(v));
         out
     }
+}
+
+/// Tokens in `text` without special tokens (a rough estimate if the tokenizer fails).
+pub(crate) fn token_count(tokenizer: &tokenizers::Tokenizer, text: &str) -> usize {
+    tokenizer
+        .encode(text, false)
+        .map(|e| e.len())
+        .unwrap_or(text.len() / 3)
 }
 
 pub(crate) fn normalize(v: &mut [f32]) {

@@ -11,7 +11,7 @@ use ort::value::Tensor;
 use tokenizers::Tokenizer;
 
 use super::use_m3::{load_tokenizer, session_with_threads};
-use super::{embed_batched, normalize, Embedder, ModelSpec, Windows};
+use super::{embed_batched, normalize, token_count, Embedder, ModelSpec, Windows};
 use crate::error::{Error, Result};
 use crate::pool::Pool;
 
@@ -67,13 +67,6 @@ impl SentenceModel {
         Ok(enc.get_ids().iter().map(|&i| i as i64).collect())
     }
 
-    fn token_count(&self, text: &str) -> usize {
-        self.tokenizer
-            .encode(text, false)
-            .map(|e| e.len())
-            .unwrap_or(text.len() / 3)
-    }
-
     /// One inference call over right-padded token ids; rows come back truncated and normalized.
     fn run(&self, encoded: &[&Vec<i64>]) -> Result<Vec<Vec<f32>>> {
         let rows = encoded.len();
@@ -108,7 +101,10 @@ impl SentenceModel {
     }
 
     fn embed_with_prompt(&self, prompt: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let room = self.window.saturating_sub(self.token_count(prompt)).max(8);
+        let room = self
+            .window
+            .saturating_sub(token_count(&self.tokenizer, prompt))
+            .max(8);
         let windows = Windows::split(&self.tokenizer, room, texts);
         let encoded = windows
             .texts
@@ -150,7 +146,7 @@ impl Embedder for SentenceModel {
     }
 
     fn chunk_tokenizer(&self) -> (&Tokenizer, usize) {
-        let prompt = self.token_count(&self.spec.passage_prefix);
+        let prompt = token_count(&self.tokenizer, &self.spec.passage_prefix);
         (
             &self.tokenizer,
             CHUNK_TOKENS.min(self.window.saturating_sub(prompt)),
