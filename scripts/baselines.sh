@@ -28,6 +28,8 @@ row embeddinggemma-512-noquotes "embeddinggemma alone: one vector per chapter, n
 row embeddinggemma-128 "embeddinggemma, 128-token chunks + quotes, vectors only" --dense-only "${test_half[@]}"
 row embeddinggemma-128 "embeddinggemma + translated question (max fusion, keyword part on both)" --translate max "${test_half[@]}"
 row embeddinggemma-128 "embeddinggemma + translated question (mean fusion, keyword part on both)" --translate mean "${test_half[@]}"
+row embeddinggemma-128 "embeddinggemma, per-language BM25 (English and Spanish stemmers), hybrid" --keyword per-language "${test_half[@]}"
+row embeddinggemma-128-twins "embeddinggemma + twin chunks + per-language BM25 over original and translated text, hybrid" --keyword per-language "${test_half[@]}"
 row embeddinggemma-128-twins "embeddinggemma + twin chunks (every chunk also indexed translated), hybrid" "${test_half[@]}"
 row embeddinggemma-128 "**embeddinggemma, 128-token chunks + quotes, hybrid (default)**" "${test_half[@]}"
 echo

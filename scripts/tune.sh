@@ -35,3 +35,6 @@ row embeddinggemma-128 "embeddinggemma 128 hybrid + translated question (max)" -
 row embeddinggemma-128 "embeddinggemma 128 hybrid + translated question (mean)" --translate mean
 row embeddinggemma-128-twins "embeddinggemma 128 hybrid + twin chunks"
 row embeddinggemma-128-twins "embeddinggemma 128 vectors only + twin chunks" --dense-only
+row embeddinggemma-128 "embeddinggemma 128 hybrid, per-language BM25 (stemmed)" --keyword per-language
+row embeddinggemma-128-twins "embeddinggemma 128 hybrid + twin chunks + per-language BM25" --keyword per-language
+row embeddinggemma-128 "embeddinggemma 128 hybrid, per-language BM25 + translated question (max)" --keyword per-language --translate max

@@ -11,6 +11,7 @@ use podseek::corpus::{self, Parsed};
 use podseek::embed;
 use podseek::eval;
 use podseek::index::{self, Index, IngestOptions};
+use podseek::search::keyword::Analysis;
 use podseek::search::{Mode, Query, Ranking, SearchEngine, TranslationFusion};
 use podseek::serve;
 use podseek::translate::Apertium;
@@ -101,6 +102,9 @@ enum Command {
         /// Off by default: on the dev set's test half it adds less than 0.01 nDCG@10 (BENCHMARKS.md).
         #[arg(long, default_value = "off")]
         translate: String,
+        /// Keyword analysis: `shared` or `per-language` (stemmers; translated twins included).
+        #[arg(long, default_value = "shared")]
+        keyword: String,
     },
     /// Serve MCP over stdio (for agent clients). Logs go to stderr.
     Mcp {
@@ -147,6 +151,10 @@ enum Command {
         /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
         #[arg(long, default_value = "off")]
         translate: String,
+        /// Keyword analysis: `shared` (one field, no stemming) or `per-language` (English and
+        /// Spanish fields with stemmers; translated twin chunks indexed under the other language).
+        #[arg(long, default_value = "shared")]
+        keyword: String,
         /// Score offsets for chapters in the question's own language, `EN,ES` (e.g. `0,0.02`).
         #[arg(long, default_value = "0,0")]
         same_language: String,
@@ -217,6 +225,14 @@ fn parse_fusion(mode: &str) -> anyhow::Result<Option<TranslationFusion>> {
         "max" => Ok(Some(TranslationFusion::Max)),
         "mean" => Ok(Some(TranslationFusion::Mean)),
         other => bail!("--translate: `{other}` is not `off`, `max` or `mean`"),
+    }
+}
+
+fn parse_analysis(text: &str) -> anyhow::Result<Analysis> {
+    match text {
+        "shared" => Ok(Analysis::Shared),
+        "per-language" => Ok(Analysis::PerLanguage),
+        other => bail!("--keyword: `{other}` is not `shared` or `per-language`"),
     }
 }
 
@@ -404,6 +420,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             index,
             threads,
             translate,
+            keyword,
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve::serve(serve::ServeOptions {
@@ -412,6 +429,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 model: None,
                 threads,
                 translate: parse_fusion(&translate)?,
+                keyword: parse_analysis(&keyword)?,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -435,6 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             split,
             header,
             translate,
+            keyword,
             same_language,
         } => {
             let opened = Index::open(&index, model.as_deref())?;
@@ -478,7 +497,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         ranking.translation = fusion;
                         engine = engine.with_translator(Arc::new(Apertium::new()?));
                     }
-                    let engine = engine.with_ranking(ranking);
+                    let engine = engine.with_ranking(ranking).with_keyword_analysis(
+                        match keyword.as_str() {
+                            "shared" => Analysis::Shared,
+                            "per-language" => Analysis::PerLanguage,
+                            other => {
+                                bail!("--keyword: `{other}` is not `shared` or `per-language`")
+                            }
+                        },
+                    )?;
                     eval::evaluate(
                         &eval::System::Dense {
                             engine: &engine,

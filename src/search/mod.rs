@@ -375,6 +375,34 @@ impl SearchEngine {
         self.ranking
     }
 
+    /// Rebuild the keyword part with another analysis. `PerLanguage` also indexes the translated
+    /// twin chunks (from `ingest --translate`) under the other language.
+    pub fn with_keyword_analysis(mut self, analysis: keyword::Analysis) -> Result<SearchEngine> {
+        let records = &self.index.records;
+        let own = keyword::chapter_texts(&records.episodes);
+        let mut texts: Vec<keyword::KeywordText> = own
+            .iter()
+            .map(|(id, lang, text)| keyword::KeywordText {
+                chapter_id: id,
+                lang: *lang,
+                text,
+            })
+            .collect();
+        if analysis == keyword::Analysis::PerLanguage {
+            for c in records.chunks.iter().filter(|c| c.is_twin()) {
+                if let Some(lang) = self.chapter_lang(&c.chapter_id) {
+                    texts.push(keyword::KeywordText {
+                        chapter_id: &c.chapter_id,
+                        lang: translate::other(lang),
+                        text: &c.embed_text,
+                    });
+                }
+            }
+        }
+        self.keyword = keyword::Bm25::build_from(&texts, analysis)?;
+        Ok(self)
+    }
+
     /// Also search with the question translated into the corpus's other language.
     pub fn with_translator(mut self, translator: Arc<dyn Translator>) -> SearchEngine {
         self.translator = Some(translator);

@@ -20,6 +20,7 @@ use axum::Router;
 use crate::embed;
 use crate::error::{Error, Result};
 use crate::index::Index;
+use crate::search::keyword::Analysis;
 use crate::search::{Ranking, SearchEngine, TranslationFusion};
 use crate::translate::Apertium;
 
@@ -91,6 +92,8 @@ pub struct ServeOptions {
     pub threads: usize,
     /// Also search with the question translated into the other language (Apertium).
     pub translate: Option<TranslationFusion>,
+    /// How the keyword part analyzes text (per-language stemming, translated twins).
+    pub keyword: Analysis,
 }
 
 /// The engine with the translation stage when asked for and available; without it (and a warning)
@@ -137,9 +140,11 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let translation = state.translation.clone();
     let threads = options.threads;
     let fusion = options.translate;
+    let keyword = options.keyword;
     tokio::task::spawn_blocking(move || {
         let loaded = embed::load(&model, threads)
             .and_then(|embedder| SearchEngine::new(index, embedder))
+            .and_then(|engine| engine.with_keyword_analysis(keyword))
             .map(|engine| {
                 let (engine, status) = with_translation(engine, fusion);
                 let _ = translation.set(status);
