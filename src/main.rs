@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use podseek::corpus::{self, Parsed};
 use podseek::embed;
 use podseek::eval;
@@ -31,139 +31,160 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Parse podcast pages or JSON/JSONL episodes and print the normalized corpus.
-    Parse {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// One JSON document (episodes → chapters → quotes, entities) instead of a summary.
-        #[arg(long)]
-        json: bool,
-    },
+    Parse(ParseArgs),
     /// Print embedding vectors (JSON) for texts, for inspection.
-    Embed {
-        #[arg(long, default_value = embed::DEFAULT_MODEL)]
-        model: String,
-        /// Embed as passages (documents) instead of queries.
-        #[arg(long)]
-        passage: bool,
-        #[arg(required = true)]
-        texts: Vec<String>,
-    },
+    Embed(EmbedArgs),
     /// Parse files, embed their chunks and add them to the index (upsert by episode).
-    Ingest {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        #[arg(long, default_value = embed::DEFAULT_MODEL)]
-        model: String,
-        #[arg(long, default_value = index::DEFAULT_DIR)]
-        index: PathBuf,
-        /// Parallel inference sessions.
-        #[arg(long, default_value_t = default_threads())]
-        threads: usize,
-        /// Chunk size in model tokens (new indexes only).
-        #[arg(long, default_value_t = podseek::chunk::ChunkSettings::default().max_tokens)]
-        chunk_tokens: usize,
-        /// Leave quotes out of the index (new indexes only).
-        #[arg(long)]
-        no_quotes: bool,
-        /// Also index a translated twin of every summary and quote chunk (Apertium). Translations
-        /// are stored in the index, so re-ingesting unchanged text does not translate again.
-        #[arg(long)]
-        translate: bool,
-    },
+    Ingest(IngestArgs),
     /// Ask a question; prints the nearest chapters in either language.
-    Search {
-        question: String,
-        #[arg(short, long, default_value_t = 10)]
-        k: usize,
-        /// Only chapters in this language (en, es).
-        #[arg(long)]
-        lang: Option<String>,
-        /// Only chapters of this episode id.
-        #[arg(long)]
-        episode: Option<String>,
-        #[arg(long, default_value = index::DEFAULT_DIR)]
-        index: PathBuf,
-        /// `ann` (HNSW) or `exact` (scan every vector).
-        #[arg(long, default_value = "ann")]
-        mode: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Search(SearchArgs),
     /// Serve the search page, the JSON API and MCP over HTTP.
-    Serve {
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: SocketAddr,
-        #[arg(long, default_value = index::DEFAULT_DIR)]
-        index: PathBuf,
-        /// Inference sessions (concurrent queries embedded at once).
-        #[arg(long, default_value_t = default_threads())]
-        threads: usize,
-        /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
-        /// Off by default: on the dev set's test half it adds less than 0.01 nDCG@10 (BENCHMARKS.md).
-        #[arg(long, default_value = "off")]
-        translate: String,
-        /// Keyword analysis: `shared` or `per-language` (stemmers; translated twins included).
-        #[arg(long, default_value = "shared")]
-        keyword: String,
-    },
+    Serve(ServeArgs),
     /// Serve MCP over stdio (for agent clients). Logs go to stderr.
-    Mcp {
-        #[arg(long, default_value = index::DEFAULT_DIR)]
-        index: PathBuf,
-    },
+    Mcp(McpArgs),
     /// Score retrieval against judged queries (BEIR queries.jsonl + BEIR or TREC qrels).
-    Eval {
-        #[arg(long, default_value = "tests/data/unseen/queries.jsonl")]
-        queries: PathBuf,
-        #[arg(long, default_value = "tests/data/unseen/qrels.tsv")]
-        qrels: PathBuf,
-        #[arg(long, default_value = index::DEFAULT_DIR)]
-        index: PathBuf,
-        /// The model the index must have been built with (checked against its manifest).
-        #[arg(long)]
-        model: Option<String>,
-        /// `ann` or `exact` search; ignored for `--system bm25`.
-        #[arg(long, default_value = "ann")]
-        mode: String,
-        /// `dense` (the index's embeddings) or `bm25` (keyword baseline over the same chapters).
-        #[arg(long, default_value = "dense")]
-        system: String,
-        /// The k of the Hit@k column (nDCG and MRR are at 10, Recall at 1/5/10/100, as reported).
-        #[arg(long, default_value_t = 10)]
-        k: usize,
-        /// Write a TREC run file (`qid Q0 docid rank score tag`).
-        #[arg(long)]
-        run_out: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-        /// Rank by embeddings alone, without the keyword boost.
-        #[arg(long)]
-        dense_only: bool,
-        /// Print one Markdown table row with this label (for baseline tables) instead of the report.
-        #[arg(long)]
-        row: Option<String>,
-        /// Which half of a split query set: `tune` (choose parameters), `test` (report), or `all`.
-        #[arg(long, default_value = "all")]
-        split: String,
-        /// With --row: print the table's header first.
-        #[arg(long)]
-        header: bool,
-        /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
-        #[arg(long, default_value = "off")]
-        translate: String,
-        /// Keyword analysis: `shared` (one field, no stemming) or `per-language` (English and
-        /// Spanish fields with stemmers; translated twin chunks indexed under the other language).
-        #[arg(long, default_value = "shared")]
-        keyword: String,
-        /// Score offsets for chapters in the question's own language, `EN,ES` (e.g. `0,0.02`).
-        #[arg(long, default_value = "0,0")]
-        same_language: String,
-    },
+    Eval(EvalArgs),
     /// Benchmarks: `embed` (throughput and query latency per model) or `ann` (recall/speed sweep).
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
     },
+}
+
+#[derive(Args)]
+struct ParseArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// One JSON document (episodes → chapters → quotes, entities) instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    #[arg(long, default_value = embed::DEFAULT_MODEL)]
+    model: String,
+    /// Embed as passages (documents) instead of queries.
+    #[arg(long)]
+    passage: bool,
+    #[arg(required = true)]
+    texts: Vec<String>,
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long, default_value = embed::DEFAULT_MODEL)]
+    model: String,
+    #[arg(long, default_value = index::DEFAULT_DIR)]
+    index: PathBuf,
+    /// Parallel inference sessions.
+    #[arg(long, default_value_t = default_threads())]
+    threads: usize,
+    /// Chunk size in model tokens (new indexes only).
+    #[arg(long, default_value_t = podseek::chunk::ChunkSettings::default().max_tokens)]
+    chunk_tokens: usize,
+    /// Leave quotes out of the index (new indexes only).
+    #[arg(long)]
+    no_quotes: bool,
+    /// Also index a translated twin of every summary and quote chunk (Apertium). Translations
+    /// are stored in the index, so re-ingesting unchanged text does not translate again.
+    #[arg(long)]
+    translate: bool,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    question: String,
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Only chapters in this language (en, es).
+    #[arg(long)]
+    lang: Option<String>,
+    /// Only chapters of this episode id.
+    #[arg(long)]
+    episode: Option<String>,
+    #[arg(long, default_value = index::DEFAULT_DIR)]
+    index: PathBuf,
+    /// `ann` (HNSW) or `exact` (scan every vector).
+    #[arg(long, default_value = "ann")]
+    mode: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    #[arg(long, default_value = index::DEFAULT_DIR)]
+    index: PathBuf,
+    /// Inference sessions (concurrent queries embedded at once).
+    #[arg(long, default_value_t = default_threads())]
+    threads: usize,
+    /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
+    /// Off by default: on the dev set's test half it adds less than 0.01 nDCG@10 (BENCHMARKS.md).
+    #[arg(long, default_value = "off")]
+    translate: String,
+    /// Keyword analysis: `shared` or `per-language` (stemmers; translated twins included).
+    #[arg(long, default_value = "shared")]
+    keyword: String,
+}
+
+#[derive(Args)]
+struct McpArgs {
+    #[arg(long, default_value = index::DEFAULT_DIR)]
+    index: PathBuf,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[arg(long, default_value = "tests/data/unseen/queries.jsonl")]
+    queries: PathBuf,
+    #[arg(long, default_value = "tests/data/unseen/qrels.tsv")]
+    qrels: PathBuf,
+    #[arg(long, default_value = index::DEFAULT_DIR)]
+    index: PathBuf,
+    /// The model the index must have been built with (checked against its manifest).
+    #[arg(long)]
+    model: Option<String>,
+    /// `ann` or `exact` search; ignored for `--system bm25`.
+    #[arg(long, default_value = "ann")]
+    mode: String,
+    /// `dense` (the index's embeddings) or `bm25` (keyword baseline over the same chapters).
+    #[arg(long, default_value = "dense")]
+    system: String,
+    /// The k of the Hit@k column (nDCG and MRR are at 10, Recall at 1/5/10/100, as reported).
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Write a TREC run file (`qid Q0 docid rank score tag`).
+    #[arg(long)]
+    run_out: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+    /// Rank by embeddings alone, without the keyword boost.
+    #[arg(long)]
+    dense_only: bool,
+    /// Print one Markdown table row with this label (for baseline tables) instead of the report.
+    #[arg(long)]
+    row: Option<String>,
+    /// Which half of a split query set: `tune` (choose parameters), `test` (report), or `all`.
+    #[arg(long, default_value = "all")]
+    split: String,
+    /// With --row: print the table's header first.
+    #[arg(long)]
+    header: bool,
+    /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
+    #[arg(long, default_value = "off")]
+    translate: String,
+    /// Keyword analysis: `shared` (one field, no stemming) or `per-language` (English and
+    /// Spanish fields with stemmers; translated twin chunks indexed under the other language).
+    #[arg(long, default_value = "shared")]
+    keyword: String,
+    /// Score offsets for chapters in the question's own language, `EN,ES` (e.g. `0,0.02`).
+    #[arg(long, default_value = "0,0")]
+    same_language: String,
 }
 
 #[derive(Subcommand)]
@@ -226,6 +247,54 @@ fn parse_fusion(mode: &str) -> anyhow::Result<Option<TranslationFusion>> {
         "mean" => Ok(Some(TranslationFusion::Mean)),
         other => bail!("--translate: `{other}` is not `off`, `max` or `mean`"),
     }
+}
+
+/// The ranking flags `eval` takes, as given on the command line.
+struct RankingOptions<'a> {
+    dense_only: bool,
+    translate: &'a str,
+    keyword: &'a str,
+    same_language: &'a str,
+}
+
+/// The search engine `eval` scores: the index's own model, ranked as the flags say.
+fn eval_engine(opened: Index, options: &RankingOptions) -> anyhow::Result<SearchEngine> {
+    let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
+    let mut ranking = Ranking {
+        same_language: parse_offsets(options.same_language)?,
+        ..Ranking::default()
+    };
+    if options.dense_only {
+        ranking.hybrid = None;
+    }
+    let mut engine = SearchEngine::new(opened, embedder)?;
+    if let Some(fusion) = parse_fusion(options.translate)? {
+        ranking.translation = fusion;
+        engine = engine.with_translator(Arc::new(Apertium::new()?));
+    }
+    Ok(engine
+        .with_ranking(ranking)
+        .with_keyword_analysis(parse_analysis(options.keyword)?)?)
+}
+
+/// A report as a table row (`--row`), JSON (`--json`) or the full text report.
+fn print_report(
+    report: &eval::Report,
+    row: Option<&str>,
+    header: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    if let Some(label) = row {
+        if header {
+            println!("{}", eval::ROW_HEADER);
+        }
+        println!("{}", eval::row(label, report));
+    } else if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", eval::render(report));
+    }
+    Ok(())
 }
 
 fn parse_analysis(text: &str) -> anyhow::Result<Analysis> {
@@ -304,252 +373,248 @@ fn parse_exit(parsed: &Parsed) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Parse { files, json } => {
-            let parsed = parse_files(&files)?;
-            let mut out = std::io::stdout().lock();
-            if json {
-                serde_json::to_writer_pretty(
-                    &mut out,
-                    &serde_json::json!({"episodes": parsed.episodes, "diagnostics": parsed.diagnostics}),
-                )?;
-                writeln!(out)?;
-            } else {
-                write!(out, "{}", corpus::summary(&parsed))?;
-            }
-            Ok(parse_exit(&parsed))
+        Command::Parse(args) => parse_command(args),
+        Command::Embed(args) => embed_command(args),
+        Command::Ingest(args) => ingest_command(args),
+        Command::Search(args) => search_command(args),
+        Command::Serve(args) => serve_command(args),
+        Command::Mcp(args) => mcp_command(args),
+        Command::Eval(args) => eval_command(args),
+        Command::Bench { what } => bench_command(what),
+    }
+}
+
+fn parse_command(args: ParseArgs) -> anyhow::Result<ExitCode> {
+    let ParseArgs { files, json } = args;
+    let parsed = parse_files(&files)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({"episodes": parsed.episodes, "diagnostics": parsed.diagnostics}),
+        )?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", corpus::summary(&parsed))?;
+    }
+    Ok(parse_exit(&parsed))
+}
+
+fn embed_command(args: EmbedArgs) -> anyhow::Result<ExitCode> {
+    let EmbedArgs {
+        model,
+        passage,
+        texts,
+    } = args;
+    let embedder = embed::load(&model, 1)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = if passage {
+        embedder.embed_passages(&refs)?
+    } else {
+        refs.iter()
+            .map(|t| embedder.embed_query(t))
+            .collect::<Result<_, _>>()?
+    };
+    let items: Vec<_> = texts
+        .iter()
+        .zip(vectors)
+        .map(|(t, v)| serde_json::json!({"text": t, "vector": v}))
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string(
+            &serde_json::json!({"model": embedder.model_id(), "dims": embedder.dims(), "kind": if passage {"passage"} else {"query"}, "embeddings": items})
+        )?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let IngestArgs {
+        files,
+        model,
+        index,
+        threads,
+        chunk_tokens,
+        no_quotes,
+        translate,
+    } = args;
+    let parsed = parse_files(&files)?;
+    if parsed.episodes.is_empty() {
+        bail!("no episodes to ingest (see the messages above); the index was not changed");
+    }
+    let embedder = embed::load(&model, threads)?;
+    let mut options = IngestOptions::default();
+    options.chunking.max_tokens = chunk_tokens;
+    options.chunking.quotes = !no_quotes;
+    if translate {
+        options.translator = Some(Arc::new(Apertium::new()?));
+    }
+    let started = std::time::Instant::now();
+    let report = index::ingest(&index, embedder.as_ref(), parsed.episodes.clone(), &options)?;
+    println!(
+        "indexed {} episodes ({} added, {} replaced, {} unchanged), {} chapters, {} chunks ({} embedded now) with {} into {} in {:.1}s",
+        report.episodes_total,
+        report.episodes_added,
+        report.episodes_replaced,
+        report.episodes_unchanged,
+        report.chapters_total,
+        report.chunks_total,
+        report.chunks_embedded,
+        embedder.model_id(),
+        index.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(parse_exit(&parsed))
+}
+
+fn search_command(args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let SearchArgs {
+        question,
+        k,
+        lang,
+        episode,
+        index,
+        mode,
+        json,
+    } = args;
+    let opened = Index::open(&index, None)?;
+    let embedder = embed::load(&opened.manifest.model_id, 1)?;
+    let engine = SearchEngine::new(opened, embedder)?;
+    let mode = parse_mode(&mode)?;
+    let hits = engine.search(&Query {
+        text: question.clone(),
+        k: Some(k),
+        lang,
+        episode,
+        mode,
+    })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"query": question, "count": hits.len(), "hits": hits})
+            )?
+        );
+    } else {
+        print!("{}", podseek::search::render_table(&hits));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let ServeArgs {
+        addr,
+        index,
+        threads,
+        translate,
+        keyword,
+    } = args;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(serve::serve(serve::ServeOptions {
+        addr,
+        index_dir: index,
+        model: None,
+        threads,
+        translate: parse_fusion(&translate)?,
+        keyword: parse_analysis(&keyword)?,
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mcp_command(args: McpArgs) -> anyhow::Result<ExitCode> {
+    let McpArgs { index } = args;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(serve::mcp::serve_stdio(&index))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_command(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let EvalArgs {
+        queries,
+        k,
+        qrels,
+        index,
+        model,
+        mode,
+        system,
+        run_out,
+        json,
+        dense_only,
+        row,
+        split,
+        header,
+        translate,
+        keyword,
+        same_language,
+    } = args;
+    let opened = Index::open(&index, model.as_deref())?;
+    let chapter_lang = opened
+        .records
+        .episodes
+        .iter()
+        .flat_map(|e| e.chapters.iter().map(|c| (c.id.clone(), c.lang)))
+        .collect();
+    let manifest = serde_json::json!({
+        "system": system, "mode": mode, "hybrid": !dense_only && system == "dense", "model": opened.manifest.model_id, "index": index.display().to_string(),
+        "corpus_hash": opened.manifest.corpus_hash, "chunking": opened.manifest.chunking, "hnsw": opened.manifest.hnsw,
+        "queries": queries.display().to_string(), "split": split, "qrels": qrels.display().to_string(), "commit": git_commit(),
+    });
+    let queries = eval::select_split(eval::load_queries(&queries)?, &split)?;
+    let qrels = eval::load_qrels(&qrels)?;
+    let report = match system.as_str() {
+        "bm25" => {
+            let bm25 = podseek::search::keyword::Bm25::build(&opened.records.episodes)?;
+            eval::evaluate(
+                &eval::System::Bm25(&bm25),
+                &queries,
+                &qrels,
+                &chapter_lang,
+                manifest,
+                k,
+            )?
         }
-        Command::Embed {
-            model,
-            passage,
-            texts,
-        } => {
-            let embedder = embed::load(&model, 1)?;
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let vectors = if passage {
-                embedder.embed_passages(&refs)?
-            } else {
-                refs.iter()
-                    .map(|t| embedder.embed_query(t))
-                    .collect::<Result<_, _>>()?
-            };
-            let items: Vec<_> = texts
-                .iter()
-                .zip(vectors)
-                .map(|(t, v)| serde_json::json!({"text": t, "vector": v}))
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string(
-                    &serde_json::json!({"model": embedder.model_id(), "dims": embedder.dims(), "kind": if passage {"passage"} else {"query"}, "embeddings": items})
-                )?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Ingest {
-            files,
-            model,
-            index,
-            threads,
-            chunk_tokens,
-            no_quotes,
-            translate,
-        } => {
-            let parsed = parse_files(&files)?;
-            if parsed.episodes.is_empty() {
-                bail!("no episodes to ingest (see the messages above); the index was not changed");
-            }
-            let embedder = embed::load(&model, threads)?;
-            let mut options = IngestOptions::default();
-            options.chunking.max_tokens = chunk_tokens;
-            options.chunking.quotes = !no_quotes;
-            if translate {
-                options.translator = Some(Arc::new(Apertium::new()?));
-            }
-            let started = std::time::Instant::now();
-            let report =
-                index::ingest(&index, embedder.as_ref(), parsed.episodes.clone(), &options)?;
-            println!(
-                "indexed {} episodes ({} added, {} replaced, {} unchanged), {} chapters, {} chunks ({} embedded now) with {} into {} in {:.1}s",
-                report.episodes_total,
-                report.episodes_added,
-                report.episodes_replaced,
-                report.episodes_unchanged,
-                report.chapters_total,
-                report.chunks_total,
-                report.chunks_embedded,
-                embedder.model_id(),
-                index.display(),
-                started.elapsed().as_secs_f64()
-            );
-            Ok(parse_exit(&parsed))
-        }
-        Command::Search {
-            question,
-            k,
-            lang,
-            episode,
-            index,
-            mode,
-            json,
-        } => {
-            let opened = Index::open(&index, None)?;
-            let embedder = embed::load(&opened.manifest.model_id, 1)?;
-            let engine = SearchEngine::new(opened, embedder)?;
+        "dense" => {
             let mode = parse_mode(&mode)?;
-            let hits = engine.search(&Query {
-                text: question.clone(),
-                k: Some(k),
-                lang,
-                episode,
-                mode,
-            })?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"query": question, "count": hits.len(), "hits": hits})
-                    )?
-                );
-            } else {
-                print!("{}", podseek::search::render_table(&hits));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Serve {
-            addr,
-            index,
-            threads,
-            translate,
-            keyword,
-        } => {
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve::serve(serve::ServeOptions {
-                addr,
-                index_dir: index,
-                model: None,
-                threads,
-                translate: parse_fusion(&translate)?,
-                keyword: parse_analysis(&keyword)?,
-            }))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Mcp { index } => {
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve::mcp::serve_stdio(&index))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Eval {
-            queries,
-            k,
-            qrels,
-            index,
-            model,
-            mode,
-            system,
-            run_out,
-            json,
-            dense_only,
-            row,
-            split,
-            header,
-            translate,
-            keyword,
-            same_language,
-        } => {
-            let opened = Index::open(&index, model.as_deref())?;
-            let chapter_lang = opened
-                .records
-                .episodes
-                .iter()
-                .flat_map(|e| e.chapters.iter().map(|c| (c.id.clone(), c.lang)))
-                .collect();
-            let manifest = serde_json::json!({
-                "system": system, "mode": mode, "hybrid": !dense_only && system == "dense", "model": opened.manifest.model_id, "index": index.display().to_string(),
-                "corpus_hash": opened.manifest.corpus_hash, "chunking": opened.manifest.chunking, "hnsw": opened.manifest.hnsw,
-                "queries": queries.display().to_string(), "split": split, "qrels": qrels.display().to_string(), "commit": git_commit(),
-            });
-            let queries = eval::select_split(eval::load_queries(&queries)?, &split)?;
-            let qrels = eval::load_qrels(&qrels)?;
-            let report = match system.as_str() {
-                "bm25" => {
-                    let bm25 = podseek::search::keyword::Bm25::build(&opened.records.episodes)?;
-                    eval::evaluate(
-                        &eval::System::Bm25(&bm25),
-                        &queries,
-                        &qrels,
-                        &chapter_lang,
-                        manifest,
-                        k,
-                    )?
-                }
-                "dense" => {
-                    let mode = parse_mode(&mode)?;
-                    let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
-                    let mut ranking = Ranking {
-                        same_language: parse_offsets(&same_language)?,
-                        ..Ranking::default()
-                    };
-                    if dense_only {
-                        ranking.hybrid = None;
-                    }
-                    let mut engine = SearchEngine::new(opened, embedder)?;
-                    if let Some(fusion) = parse_fusion(&translate)? {
-                        ranking.translation = fusion;
-                        engine = engine.with_translator(Arc::new(Apertium::new()?));
-                    }
-                    let engine = engine.with_ranking(ranking).with_keyword_analysis(
-                        match keyword.as_str() {
-                            "shared" => Analysis::Shared,
-                            "per-language" => Analysis::PerLanguage,
-                            other => {
-                                bail!("--keyword: `{other}` is not `shared` or `per-language`")
-                            }
-                        },
-                    )?;
-                    eval::evaluate(
-                        &eval::System::Dense {
-                            engine: &engine,
-                            mode,
-                        },
-                        &queries,
-                        &qrels,
-                        &chapter_lang,
-                        manifest,
-                        k,
-                    )?
-                }
-                other => bail!("--system: `{other}` is not `dense` or `bm25`"),
+            let options = RankingOptions {
+                dense_only,
+                translate: &translate,
+                keyword: &keyword,
+                same_language: &same_language,
             };
-            if let Some(path) = run_out {
-                std::fs::write(&path, eval::trec_run(&report, &format!("podseek-{system}")))
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            if let Some(label) = row {
-                if header {
-                    println!("{}", eval::ROW_HEADER);
-                }
-                println!("{}", eval::row(&label, &report));
-            } else if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", eval::render(&report));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Bench {
-            what:
-                BenchCommand::Embed {
-                    models,
-                    corpus,
-                    queries,
-                    threads,
+            let engine = eval_engine(opened, &options)?;
+            eval::evaluate(
+                &eval::System::Dense {
+                    engine: &engine,
+                    mode,
                 },
+                &queries,
+                &qrels,
+                &chapter_lang,
+                manifest,
+                k,
+            )?
+        }
+        other => bail!("--system: `{other}` is not `dense` or `bm25`"),
+    };
+    if let Some(path) = run_out {
+        std::fs::write(&path, eval::trec_run(&report, &format!("podseek-{system}")))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    print_report(&report, row.as_deref(), header, json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
+    match what {
+        BenchCommand::Embed {
+            models,
+            corpus,
+            queries,
+            threads,
         } => {
             let parsed = parse_files(&[corpus])?;
-            let texts: Vec<String> = eval::load_queries(&queries)?
-                .into_iter()
-                .map(|q| q.text)
-                .collect();
+            let texts = question_texts(&queries)?;
             let mut rows = Vec::new();
             for m in &models {
                 let ingest = embed::load(m, threads)?;
@@ -566,20 +631,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", eval::bench::render_embed(&rows));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench {
-            what:
-                BenchCommand::Http {
-                    url,
-                    clients,
-                    seconds,
-                    queries,
-                    unique,
-                },
+        BenchCommand::Http {
+            url,
+            clients,
+            seconds,
+            queries,
+            unique,
         } => {
-            let texts: Vec<String> = eval::load_queries(&queries)?
-                .into_iter()
-                .map(|q| q.text)
-                .collect();
+            let texts = question_texts(&queries)?;
             let runtime = tokio::runtime::Runtime::new()?;
             let report = runtime.block_on(serve::loadtest::run(
                 &url,
@@ -598,44 +657,53 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Bench {
-            what:
-                BenchCommand::Ann {
-                    index,
-                    queries,
-                    ef,
-                    quantization,
-                },
-        } => {
-            let opened = Index::open(&index, None)?;
-            let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
-            let texts: Vec<String> = eval::load_queries(&queries)?
-                .into_iter()
-                .map(|q| q.text)
-                .collect();
-            let vectors = texts
-                .iter()
-                .map(|t| embedder.embed_query(t))
-                .collect::<Result<Vec<_>, _>>()?;
-            let quantizations = quantization
-                .iter()
-                .map(|q| {
-                    index::Quantization::parse(q)
-                        .with_context(|| format!("--quantization: `{q}` is not f32, f16 or i8"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let rows = eval::bench::bench_ann(&opened, &vectors, &ef, &quantizations)?;
-            println!(
-                "model {}, M={}, ef_construction={}",
-                opened.manifest.model_id,
-                opened.manifest.hnsw.connectivity,
-                opened.manifest.hnsw.expansion_add
-            );
-            print!(
-                "{}",
-                eval::bench::render_ann(&rows, opened.records.chunks.len(), vectors.len())
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        BenchCommand::Ann {
+            index,
+            queries,
+            ef,
+            quantization,
+        } => bench_ann_command(&index, &queries, &ef, &quantization),
     }
+}
+
+fn bench_ann_command(
+    index: &std::path::Path,
+    queries: &std::path::Path,
+    ef: &[usize],
+    quantization: &[String],
+) -> anyhow::Result<ExitCode> {
+    let opened = Index::open(index, None)?;
+    let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
+    let texts = question_texts(queries)?;
+    let vectors = texts
+        .iter()
+        .map(|t| embedder.embed_query(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let quantizations = quantization
+        .iter()
+        .map(|q| {
+            index::Quantization::parse(q)
+                .with_context(|| format!("--quantization: `{q}` is not f32, f16 or i8"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let rows = eval::bench::bench_ann(&opened, &vectors, ef, &quantizations)?;
+    println!(
+        "model {}, M={}, ef_construction={}",
+        opened.manifest.model_id,
+        opened.manifest.hnsw.connectivity,
+        opened.manifest.hnsw.expansion_add
+    );
+    print!(
+        "{}",
+        eval::bench::render_ann(&rows, opened.records.chunks.len(), vectors.len())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The question texts of a BEIR queries file.
+fn question_texts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    Ok(eval::load_queries(path)?
+        .into_iter()
+        .map(|q| q.text)
+        .collect())
 }
