@@ -16,6 +16,13 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+echo "== outside judges (ir_measures for the metrics) in a pinned virtualenv"
+JUDGES="$HOME/.cache/podseek/judges"
+if ! "$JUDGES/bin/python" -c "import ir_measures" 2>/dev/null; then
+  rm -rf "$JUDGES" && python3 -m venv "$JUDGES"
+  "$JUDGES/bin/pip" install -q --no-deps --only-binary=:all: --require-hashes -r tests/requirements-judges.txt
+fi
+export PODSEEK_JUDGE_PYTHON="$JUDGES/bin/python"
 echo "== format"
 cargo fmt --all -- --check
 echo "== benches compile"

@@ -161,3 +161,57 @@ fn run_file_has_trec_columns() {
         "{first}"
     );
 }
+
+/// ir_measures (pytrec_eval underneath), a judge nobody here wrote, scores the harness's own TREC
+/// run on the unseen set's test half and must agree with the harness's nDCG@10, RR@10 and R@100.
+#[test]
+fn ir_measures_agrees_with_the_harness() {
+    let python = std::env::var("PODSEEK_JUDGE_PYTHON")
+        .expect("PODSEEK_JUDGE_PYTHON: the virtualenv with ir_measures that scripts/test.sh makes");
+    let report = report("unseen", "test");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run.trec");
+    std::fs::write(&run, eval::trec_run(&report, "podseek")).unwrap();
+    let qrels = eval::load_qrels(&data("tests/data/unseen/qrels.tsv")).unwrap();
+    let mut trec = String::new();
+    for (qid, judged) in qrels
+        .iter()
+        .filter(|(q, _)| report.per_query.contains_key(*q))
+    {
+        for (doc, grade) in judged {
+            trec.push_str(&format!("{qid} 0 {doc} {grade}\n"));
+        }
+    }
+    let qrels_path = dir.path().join("qrels.trec");
+    std::fs::write(&qrels_path, trec).unwrap();
+    let script = "import ir_measures, json, sys\n\
+        from ir_measures import nDCG, RR, R\n\
+        qrels = list(ir_measures.read_trec_qrels(sys.argv[1]))\n\
+        run = list(ir_measures.read_trec_run(sys.argv[2]))\n\
+        agg = ir_measures.calc_aggregate([nDCG@10, RR@10, R@100], qrels, run)\n\
+        print(json.dumps({str(k): v for k, v in agg.items()}))";
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&qrels_path)
+        .arg(&run)
+        .output()
+        .expect("run the judge");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let judged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = report.overall.metrics;
+    for (name, ours) in [
+        ("nDCG@10", m.ndcg_10),
+        ("RR@10", m.mrr_10),
+        ("R@100", m.recall_100),
+    ] {
+        let theirs = judged[name].as_f64().unwrap();
+        assert!(
+            (theirs - ours).abs() < 1e-6,
+            "{name}: ir_measures {theirs}, podseek {ours}"
+        );
+    }
+}
