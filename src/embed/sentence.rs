@@ -1,9 +1,12 @@
 //! Models whose ONNX graph pools and normalizes by itself (EmbeddingGemma, as `models/gemma.py`
 //! builds it): `input_ids` + `attention_mask` (int64, right-padded) in, `sentence_embedding` out.
 //! Owns the prompts from `model.json`, batching by padded tokens, windows for texts longer than the
-//! model's context, and Matryoshka truncation (the first `dims` values, renormalized).
+//! model's context, Matryoshka truncation (the first `dims` values, renormalized), and batching of
+//! concurrent questions: whoever gets the session runs every question that queued up while it was
+//! busy, in one call, so there is no waiting window and a lone question runs at once.
 
 use std::path::Path;
+use std::sync::{mpsc, Mutex};
 
 use ort::environment::Environment;
 use ort::session::Session;
@@ -30,7 +33,14 @@ pub struct SentenceModel {
     full_dims: usize,
     pad_id: i64,
     sessions: Pool<Session>,
+    /// Questions waiting for the session, each with where its vector goes.
+    waiting: Mutex<Vec<(Vec<i64>, mpsc::Sender<Result<Vec<f32>>>)>>,
+    /// Held by the caller that is running a batch of questions.
+    runner: Mutex<()>,
 }
+
+/// Most questions in one inference call.
+const MAX_QUESTIONS_PER_CALL: usize = 32;
 
 impl SentenceModel {
     pub fn load(
@@ -56,6 +66,8 @@ impl SentenceModel {
             tokenizer,
             pad_id,
             sessions: Pool::new(sessions),
+            waiting: Mutex::new(Vec::new()),
+            runner: Mutex::new(()),
         })
     }
 
@@ -100,6 +112,39 @@ impl SentenceModel {
         })
     }
 
+    /// One question's vector, computed together with any other questions that arrive while the
+    /// session is busy.
+    fn embed_question(&self, ids: Vec<i64>) -> Result<Vec<f32>> {
+        let (tx, rx) = mpsc::channel();
+        lock(&self.waiting).push((ids, tx));
+        loop {
+            if let Ok(v) = rx.try_recv() {
+                return v;
+            }
+            let _running = lock(&self.runner);
+            // Another runner may have taken this question while we waited for the lock.
+            if let Ok(v) = rx.try_recv() {
+                return v;
+            }
+            let batch = std::mem::take(&mut *lock(&self.waiting));
+            for group in batch.chunks(MAX_QUESTIONS_PER_CALL) {
+                let refs: Vec<&Vec<i64>> = group.iter().map(|(ids, _)| ids).collect();
+                match self.run(&refs) {
+                    Ok(vectors) => {
+                        for ((_, tx), v) in group.iter().zip(vectors) {
+                            let _ = tx.send(Ok(v));
+                        }
+                    }
+                    Err(e) => {
+                        for (_, tx) in group {
+                            let _ = tx.send(Err(Error::Inference(e.to_string())));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn embed_with_prompt(&self, prompt: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let room = self
             .window
@@ -136,9 +181,17 @@ impl Embedder for SentenceModel {
     }
 
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        Ok(self
-            .embed_with_prompt(&self.spec.query_prefix, &[text])?
-            .remove(0))
+        let prompted = format!("{}{text}", self.spec.query_prefix);
+        let room = self
+            .window
+            .saturating_sub(token_count(&self.tokenizer, &self.spec.query_prefix));
+        if token_count(&self.tokenizer, text) > room {
+            // A question longer than the model's window: windows, as for passages.
+            return Ok(self
+                .embed_with_prompt(&self.spec.query_prefix, &[text])?
+                .remove(0));
+        }
+        self.embed_question(self.encode(&prompted)?)
     }
 
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
@@ -152,4 +205,8 @@ impl Embedder for SentenceModel {
             CHUNK_TOKENS.min(self.window.saturating_sub(prompt)),
         )
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

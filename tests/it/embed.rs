@@ -236,3 +236,32 @@ fn embed_command_prints_vectors() {
     assert_eq!(v["embeddings"].as_array().unwrap().len(), 2);
     assert_eq!(v["embeddings"][0]["vector"].as_array().unwrap().len(), 512);
 }
+
+/// Questions asked at the same time are embedded together in one call; each still gets its own
+/// vector, the same as when asked alone.
+#[test]
+fn concurrent_questions_get_their_own_vectors() {
+    let m = default_model();
+    let questions: Vec<String> = (0..12)
+        .map(|i| format!("What did guest number {i} say about drones, proteins or video models?"))
+        .collect();
+    let alone: Vec<Vec<f32>> = questions
+        .iter()
+        .map(|q| m.embed_query(q).unwrap())
+        .collect();
+    let together: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = questions
+            .iter()
+            .map(|q| {
+                let m = m.clone();
+                s.spawn(move || m.embed_query(q).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+        assert!(cos(a, b) > 0.9999, "question {i}: cos {}", cos(a, b));
+    }
+    // Different questions really got different vectors (no mix-up between callers).
+    assert!(cos(&together[0], &together[1]) < 0.9999);
+}
