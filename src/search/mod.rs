@@ -378,6 +378,9 @@ impl SearchEngine {
     /// Rebuild the keyword part with another analysis. `PerLanguage` also indexes the translated
     /// twin chunks (from `ingest --translate`) under the other language.
     pub fn with_keyword_analysis(mut self, analysis: keyword::Analysis) -> Result<SearchEngine> {
+        if analysis == keyword::Analysis::Shared {
+            return Ok(self); // what `new` built
+        }
         let records = &self.index.records;
         let own = keyword::chapter_texts(&records.episodes);
         let mut texts: Vec<keyword::KeywordText> = own
@@ -388,15 +391,13 @@ impl SearchEngine {
                 text,
             })
             .collect();
-        if analysis == keyword::Analysis::PerLanguage {
-            for c in records.chunks.iter().filter(|c| c.is_twin()) {
-                if let Some(lang) = self.chapter_lang(&c.chapter_id) {
-                    texts.push(keyword::KeywordText {
-                        chapter_id: &c.chapter_id,
-                        lang: translate::other(lang),
-                        text: &c.embed_text,
-                    });
-                }
+        for c in records.chunks.iter().filter(|c| c.is_twin()) {
+            if let Some(lang) = self.chapter_lang(&c.chapter_id) {
+                texts.push(keyword::KeywordText {
+                    chapter_id: &c.chapter_id,
+                    lang: translate::other(lang),
+                    text: &c.embed_text,
+                });
             }
         }
         self.keyword = keyword::Bm25::build_from(&texts, analysis)?;
@@ -563,7 +564,7 @@ impl SearchEngine {
             }
         }
         for (id, b) in bonus {
-            self.ensure_scored(&mut scores, &id, vectors)?;
+            self.ensure_scored(&mut scores, &id, vectors);
             if let Some(s) = scores.get_mut(id.as_str()) {
                 s.0 += b;
             }
@@ -625,12 +626,12 @@ impl SearchEngine {
         scores: &mut HashMap<&'a str, (f32, usize)>,
         chapter_id: &str,
         vectors: &QueryVectors,
-    ) -> Result<()> {
+    ) {
         if scores.contains_key(chapter_id) {
-            return Ok(());
+            return;
         }
         let Some(&(e, c)) = self.chapter_pos.get(chapter_id) else {
-            return Ok(());
+            return;
         };
         let id = self.index.records.episodes[e].chapters[c].id.as_str();
         let mut best = self.best_chunk(id, &vectors.original);
@@ -642,7 +643,6 @@ impl SearchEngine {
         if let Some(b) = best {
             scores.insert(id, b);
         }
-        Ok(())
     }
 
     /// Merge the translated question's chapters into the original's: every chapter either list
