@@ -228,7 +228,7 @@ impl Index {
 }
 
 /// What an ingest did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct IngestReport {
     pub episodes_added: usize,
     pub episodes_replaced: usize,
@@ -268,7 +268,44 @@ pub fn ingest(
     options: &IngestOptions,
 ) -> Result<IngestReport> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    // One writer at a time; the OS drops the lock if the process dies.
+    let _lock = lock_writer(dir)?;
+    let previous = read_previous(dir, embedder)?;
+    let chunking = chunking_for(previous.as_ref(), options);
+    let mut report = IngestReport::default();
+    let merged = merge_episodes(previous.as_ref(), episodes, &mut report);
+    let (tokenizer, window) = embedder.chunk_tokenizer();
+    let mut chunks: Vec<Chunk> = merged
+        .episodes
+        .values()
+        .flat_map(|e| chunk_episode(e, &chunking, tokenizer, window))
+        .collect();
+    if let Some(translator) = &options.translator {
+        let previous_chunks = previous.as_ref().map_or(&[][..], |p| &p.records.chunks[..]);
+        chunks = with_twins(
+            chunks,
+            &merged.episodes,
+            translator.as_ref(),
+            previous_chunks,
+        )?;
+    }
+    let (vectors, embedded) = vectors_for(&chunks, previous.as_ref(), embedder)?;
+    let records = Records {
+        episodes: merged.episodes.into_values().collect(),
+        chunks,
+        episode_hashes: merged.hashes,
+    };
+    report.chunks_embedded = embedded;
+    report.episodes_total = records.episodes.len();
+    report.chapters_total = records.episodes.iter().map(|e| e.chapters.len()).sum();
+    report.chunks_total = records.chunks.len();
+    let manifest = manifest_for(&records, embedder, chunking, options);
+    drop(previous);
+    report.generation = write_generation(dir, &manifest, &records, &vectors)?;
+    Ok(report)
+}
+
+/// One writer at a time; the OS drops the lock if the process dies.
+fn lock_writer(dir: &Path) -> Result<std::fs::File> {
     let lock_path = dir.join("ingest.lock");
     let lock = std::fs::File::create(&lock_path).map_err(Error::io(&lock_path))?;
     if lock.try_lock().is_err() {
@@ -277,98 +314,105 @@ pub fn ingest(
             format!("another ingest is writing {} right now", dir.display()),
         ));
     }
-    let previous = match current_generation(dir)? {
-        // The old graph is rebuilt from all vectors below, so it is never loaded here.
-        Some(_) => Some(Stored::read(dir, Some(embedder.model_id()))?),
-        None => None,
-    };
-    if let Some(p) = &previous {
-        if p.manifest.dims != embedder.dims() {
-            return Err(Error::IndexMismatch {
-                path: dir.to_path_buf(),
-                message: format!(
-                    "it has {} dims, model `{}` gives {}",
-                    p.manifest.dims,
-                    embedder.model_id(),
-                    embedder.dims()
-                ),
-            });
-        }
+    Ok(lock)
+}
+
+/// The live generation's records and vectors (not its graph: that is rebuilt from all vectors),
+/// checked against the model.
+fn read_previous(dir: &Path, embedder: &dyn Embedder) -> Result<Option<Stored>> {
+    if current_generation(dir)?.is_none() {
+        return Ok(None);
     }
-    let chunking = previous
-        .as_ref()
-        .map_or(options.chunking, |p| p.manifest.chunking);
-    let settings_changed = previous
-        .as_ref()
-        .is_some_and(|p| p.manifest.chunking != options.chunking);
-    if settings_changed {
+    let p = Stored::read(dir, Some(embedder.model_id()))?;
+    if p.manifest.dims != embedder.dims() {
+        return Err(Error::IndexMismatch {
+            path: dir.to_path_buf(),
+            message: format!(
+                "it has {} dims, model `{}` gives {}",
+                p.manifest.dims,
+                embedder.model_id(),
+                embedder.dims()
+            ),
+        });
+    }
+    Ok(Some(p))
+}
+
+/// An existing index keeps its chunking settings (its chunks were cut with them).
+fn chunking_for(previous: Option<&Stored>, options: &IngestOptions) -> ChunkSettings {
+    let Some(p) = previous else {
+        return options.chunking;
+    };
+    if p.manifest.chunking != options.chunking {
         tracing::warn!(
             "keeping the index's chunking settings {:?}; build a new --index to change them",
-            chunking
+            p.manifest.chunking
         );
     }
+    p.manifest.chunking
+}
 
-    // Stored vectors by (chunk id, embedded text), for reuse.
-    let mut stored: HashMap<(&str, &str), &[f32]> = HashMap::new();
-    let mut records = Records::default();
-    let mut report = IngestReport {
-        episodes_added: 0,
-        episodes_replaced: 0,
-        episodes_unchanged: 0,
-        episodes_total: 0,
-        chapters_total: 0,
-        chunks_total: 0,
-        chunks_embedded: 0,
-        generation: PathBuf::new(),
+/// The episodes after the upsert, by id, with each one's content hash.
+struct Merged {
+    episodes: BTreeMap<String, Episode>,
+    hashes: BTreeMap<String, String>,
+}
+
+/// Upsert by episode: new ids are added, known ids replaced; the report counts which were
+/// unchanged. A repeated id in one call keeps its first occurrence.
+fn merge_episodes(
+    previous: Option<&Stored>,
+    episodes: Vec<Episode>,
+    report: &mut IngestReport,
+) -> Merged {
+    let mut merged = Merged {
+        episodes: BTreeMap::new(),
+        hashes: BTreeMap::new(),
     };
-    let mut final_episodes: BTreeMap<String, Episode> = BTreeMap::new();
-    let no_hashes = BTreeMap::new();
-    let old_hashes = previous
-        .as_ref()
-        .map_or(&no_hashes, |p| &p.records.episode_hashes);
-    if let Some(p) = &previous {
-        for (i, c) in p.records.chunks.iter().enumerate() {
-            stored.insert((c.id.as_str(), c.embed_text.as_str()), p.vector(i));
-        }
-        final_episodes.extend(p.records.episodes.iter().map(|e| (e.id.clone(), e.clone())));
+    if let Some(p) = previous {
+        merged
+            .episodes
+            .extend(p.records.episodes.iter().map(|e| (e.id.clone(), e.clone())));
+        merged.hashes.extend(p.records.episode_hashes.clone());
     }
-    let mut new_hashes: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
     for e in episodes {
-        if new_hashes.contains_key(&e.id) {
+        if !seen.insert(e.id.clone()) {
             continue;
         }
         let hash = episode_hash(&e);
-        match old_hashes.get(&e.id) {
+        match merged.hashes.get(&e.id) {
             Some(old) if *old == hash => report.episodes_unchanged += 1,
             Some(_) => report.episodes_replaced += 1,
             None => report.episodes_added += 1,
         }
-        new_hashes.insert(e.id.clone(), hash);
-        final_episodes.insert(e.id.clone(), e);
+        merged.hashes.insert(e.id.clone(), hash);
+        merged.episodes.insert(e.id.clone(), e);
     }
+    for e in merged.episodes.values() {
+        if !merged.hashes.contains_key(&e.id) {
+            merged.hashes.insert(e.id.clone(), episode_hash(e));
+        }
+    }
+    merged
+}
 
-    let (tokenizer, window) = embedder.chunk_tokenizer();
-    let mut chunks: Vec<Chunk> = Vec::new();
-    let mut episode_hashes = BTreeMap::new();
-    for e in final_episodes.values() {
-        let hash = new_hashes
-            .remove(&e.id)
-            .or_else(|| old_hashes.get(&e.id).cloned())
-            .unwrap_or_else(|| episode_hash(e));
-        episode_hashes.insert(e.id.clone(), hash);
-        chunks.extend(chunk_episode(e, &chunking, tokenizer, window));
-    }
-    if let Some(translator) = &options.translator {
-        let previous_twins = previous.as_ref().map(|p| &p.records.chunks[..]);
-        chunks = with_twins(
-            chunks,
-            &final_episodes,
-            translator.as_ref(),
-            previous_twins.unwrap_or(&[]),
-        )?;
+/// Every chunk's vector, in chunk order: reused from the previous generation when the same chunk
+/// id had the same embedded text, embedded now otherwise. Returns the vectors and how many were
+/// embedded now.
+fn vectors_for(
+    chunks: &[Chunk],
+    previous: Option<&Stored>,
+    embedder: &dyn Embedder,
+) -> Result<(Vec<f32>, usize)> {
+    let mut stored: HashMap<(&str, &str), &[f32]> = HashMap::new();
+    if let Some(p) = previous {
+        for (i, c) in p.records.chunks.iter().enumerate() {
+            stored.insert(chunk_vector_key(c), p.vector(i));
+        }
     }
     let missing: Vec<usize> = (0..chunks.len())
-        .filter(|&i| !stored.contains_key(&(chunks[i].id.as_str(), chunks[i].embed_text.as_str())))
+        .filter(|&i| !stored.contains_key(&chunk_vector_key(&chunks[i])))
         .collect();
     let texts: Vec<&str> = missing
         .iter()
@@ -380,32 +424,36 @@ pub fn ingest(
         embedder.embed_passages(&texts)?
     };
     let mut fresh_by_chunk: HashMap<usize, Vec<f32>> = missing.iter().copied().zip(fresh).collect();
-    report.chunks_embedded = missing.len();
-
-    let dims = embedder.dims();
-    let mut vectors: Vec<f32> = Vec::with_capacity(chunks.len() * dims);
+    let mut vectors: Vec<f32> = Vec::with_capacity(chunks.len() * embedder.dims());
     for (i, c) in chunks.iter().enumerate() {
         match fresh_by_chunk.remove(&i) {
             Some(v) => vectors.extend_from_slice(&v),
-            None => vectors.extend_from_slice(stored[&(c.id.as_str(), c.embed_text.as_str())]),
+            None => vectors.extend_from_slice(stored[&chunk_vector_key(c)]),
         }
     }
-    records.episodes = final_episodes.into_values().collect();
-    records.chunks = chunks;
-    records.episode_hashes = episode_hashes;
-    report.episodes_total = records.episodes.len();
-    report.chapters_total = records.episodes.iter().map(|e| e.chapters.len()).sum();
-    report.chunks_total = records.chunks.len();
+    Ok((vectors, missing.len()))
+}
 
+/// What a stored vector is reused by: the same chunk id with the same embedded text.
+fn chunk_vector_key(c: &Chunk) -> (&str, &str) {
+    (c.id.as_str(), c.embed_text.as_str())
+}
+
+fn manifest_for(
+    records: &Records,
+    embedder: &dyn Embedder,
+    chunking: ChunkSettings,
+    options: &IngestOptions,
+) -> Manifest {
     let mut corpus = Sha256::new();
     for (id, h) in &records.episode_hashes {
         corpus.update(id.as_bytes());
         corpus.update(h.as_bytes());
     }
-    let manifest = Manifest {
+    Manifest {
         format_version: FORMAT_VERSION,
         model_id: embedder.model_id().to_string(),
-        dims,
+        dims: embedder.dims(),
         metric: "cosine".into(),
         chunking,
         hnsw: options.hnsw,
@@ -413,14 +461,11 @@ pub fn ingest(
         created_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        episodes: report.episodes_total,
-        chapters: report.chapters_total,
-        chunks: report.chunks_total,
+        episodes: records.episodes.len(),
+        chapters: records.episodes.iter().map(|e| e.chapters.len()).sum(),
+        chunks: records.chunks.len(),
         translation: options.translator.as_ref().map(|t| t.id().to_string()),
-    };
-    drop(previous);
-    report.generation = write_generation(dir, &manifest, &records, &vectors)?;
-    Ok(report)
+    }
 }
 
 /// The chunks plus a translated twin of each summary and quote chunk. A twin stored by the previous
