@@ -263,10 +263,16 @@ pub fn trec_run(report: &Report, tag: &str) -> String {
     out
 }
 
-fn group_row(name: &str, g: &Group) -> String {
+/// One slice's row; the Hit@k column only when k is not one of the fixed 5 and 10.
+fn group_row(name: &str, g: &Group, k: usize) -> String {
     let m = &g.metrics;
+    let extra = if k == 5 || k == 10 {
+        String::new()
+    } else {
+        format!(" {:.3} |", m.hit_k)
+    };
     format!(
-        "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+        "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |{extra}\n",
         g.queries,
         m.ndcg_10,
         m.mrr_10,
@@ -276,23 +282,27 @@ fn group_row(name: &str, g: &Group) -> String {
         m.recall_100,
         m.hit_5,
         m.hit_10,
-        m.hit_k
     )
 }
 
 /// The report as Markdown tables, with the manifest line on top.
 pub fn render(report: &Report) -> String {
     let mut out = format!("manifest: {}\n\n", report.manifest);
+    let k = report.k;
+    let (extra_head, extra_rule) = if k == 5 || k == 10 {
+        (String::new(), "")
+    } else {
+        (format!(" Hit@{k} |"), "---|")
+    };
     out.push_str(&format!(
-        "| slice | queries | nDCG@10 | MRR@10 | R@1 | R@5 | R@10 | R@100 | Hit@5 | Hit@10 | Hit@{} |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
-        report.k
+        "| slice | queries | nDCG@10 | MRR@10 | R@1 | R@5 | R@10 | R@100 | Hit@5 | Hit@10 |{extra_head}\n|---|---|---|---|---|---|---|---|---|---|{extra_rule}\n"
     ));
-    out.push_str(&group_row("all", &report.overall));
-    for (k, g) in &report.by_kind {
-        out.push_str(&group_row(&format!("kind: {k}"), g));
+    out.push_str(&group_row("all", &report.overall, k));
+    for (name, g) in &report.by_kind {
+        out.push_str(&group_row(&format!("kind: {name}"), g, k));
     }
-    for (k, g) in &report.by_pair {
-        out.push_str(&group_row(&format!("lang: {k}"), g));
+    for (name, g) in &report.by_pair {
+        out.push_str(&group_row(&format!("lang: {name}"), g, k));
     }
     let _ = writeln!(
         out,
