@@ -13,10 +13,9 @@ use ort::session::Session;
 use ort::value::Tensor;
 use tokenizers::Tokenizer;
 
-use super::use_m3::{load_tokenizer, session_with_threads};
+use super::use_m3::{load_tokenizer, session};
 use super::{embed_batched, normalize, token_count, Embedder, ModelSpec, Windows};
 use crate::error::{Error, Result};
-use crate::pool::Pool;
 
 /// Padded tokens per inference call (batch × longest): large enough to batch short chunks, small
 /// enough that attention's seq² scratch stays in cache.
@@ -32,7 +31,10 @@ pub struct SentenceModel {
     /// The graph's output width; `spec.dims` may be smaller (Matryoshka).
     full_dims: usize,
     pad_id: i64,
-    sessions: Pool<Session>,
+    /// One session whose operators use all the threads: a lone question gets every core (about
+    /// half the latency of one thread), concurrent questions queue for it at the same total
+    /// throughput, and the 300 MB of weights are held once.
+    session: Mutex<Session>,
     /// Questions waiting for the session, each with where its vector goes.
     waiting: Mutex<Vec<(Vec<i64>, mpsc::Sender<Result<Vec<f32>>>)>>,
     /// Held by the caller that is running a batch of questions.
@@ -50,14 +52,7 @@ impl SentenceModel {
         threads: usize,
     ) -> Result<SentenceModel> {
         let tokenizer = load_tokenizer(&dir.join("tokenizer.json"))?;
-        // One session whose operators use all `threads`: a lone question gets every core (about
-        // half the latency of one thread), concurrent questions queue for it at the same total
-        // throughput, and the 300 MB of weights are held once instead of once per session.
-        let sessions = vec![session_with_threads(
-            &env,
-            &dir.join("model.onnx"),
-            threads,
-        )?];
+        let session = session(&env, &dir.join("model.onnx"), threads)?;
         let pad_id = tokenizer.token_to_id("<pad>").unwrap_or(0) as i64;
         Ok(SentenceModel {
             window: spec.max_tokens.unwrap_or(512).saturating_sub(2).max(8),
@@ -65,7 +60,7 @@ impl SentenceModel {
             spec,
             tokenizer,
             pad_id,
-            sessions: Pool::new(sessions),
+            session: Mutex::new(session),
             waiting: Mutex::new(Vec::new()),
             runner: Mutex::new(()),
         })
@@ -91,25 +86,24 @@ impl SentenceModel {
         }
         let err = |e: ort::Error| Error::Inference(e.to_string());
         let (full, dims) = (self.full_dims, self.spec.dims);
-        self.sessions.with(|session| {
-            let outputs = session
-                .run(ort::inputs![
-                    "input_ids" => Tensor::from_array(([rows, cols], ids)).map_err(err)?,
-                    "attention_mask" => Tensor::from_array(([rows, cols], mask)).map_err(err)?,
-                ])
-                .map_err(err)?;
-            let (_, data) = outputs["sentence_embedding"]
-                .try_extract_tensor::<f32>()
-                .map_err(err)?;
-            Ok(data
-                .chunks(full)
-                .map(|row| {
-                    let mut v = row[..dims].to_vec();
-                    normalize(&mut v);
-                    v
-                })
-                .collect())
-        })
+        let mut session = lock(&self.session);
+        let outputs = session
+            .run(ort::inputs![
+                "input_ids" => Tensor::from_array(([rows, cols], ids)).map_err(err)?,
+                "attention_mask" => Tensor::from_array(([rows, cols], mask)).map_err(err)?,
+            ])
+            .map_err(err)?;
+        let (_, data) = outputs["sentence_embedding"]
+            .try_extract_tensor::<f32>()
+            .map_err(err)?;
+        Ok(data
+            .chunks(full)
+            .map(|row| {
+                let mut v = row[..dims].to_vec();
+                normalize(&mut v);
+                v
+            })
+            .collect())
     }
 
     /// One question's vector, computed together with any other questions that arrive while the
@@ -157,16 +151,10 @@ impl SentenceModel {
             .map(|w| self.encode(&format!("{prompt}{w}")))
             .collect::<Result<Vec<_>>>()?;
         let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
-        let vectors = embed_batched(
-            &lengths,
-            TOKEN_BUDGET,
-            true,
-            self.sessions.size(),
-            |batch| {
-                let refs: Vec<&Vec<i64>> = batch.iter().map(|&i| &encoded[i]).collect();
-                self.run(&refs)
-            },
-        )?;
+        let vectors = embed_batched(&lengths, TOKEN_BUDGET, true, 1, |batch| {
+            let refs: Vec<&Vec<i64>> = batch.iter().map(|&i| &encoded[i]).collect();
+            self.run(&refs)
+        })?;
         Ok(windows.average(vectors, texts.len(), self.spec.dims))
     }
 }
@@ -181,17 +169,15 @@ impl Embedder for SentenceModel {
     }
 
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        let prompted = format!("{}{text}", self.spec.query_prefix);
-        let room = self
-            .window
-            .saturating_sub(token_count(&self.tokenizer, &self.spec.query_prefix));
-        if token_count(&self.tokenizer, text) > room {
-            // A question longer than the model's window: windows, as for passages.
+        let ids = self.encode(&format!("{}{text}", self.spec.query_prefix))?;
+        if ids.len() > self.window + 2 {
+            // A question longer than the model's window (specials included): windows, as for
+            // passages.
             return Ok(self
                 .embed_with_prompt(&self.spec.query_prefix, &[text])?
                 .remove(0));
         }
-        self.embed_question(self.encode(&prompted)?)
+        self.embed_question(ids)
     }
 
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {

@@ -23,16 +23,8 @@ pub struct UseM3 {
     sessions: Pool<Session>,
 }
 
-pub(crate) fn session(env: &Environment, model: &Path) -> Result<Session> {
-    session_with_threads(env, model, 1)
-}
-
 /// A session whose operators use `threads` intra-op threads.
-pub(crate) fn session_with_threads(
-    env: &Environment,
-    model: &Path,
-    threads: usize,
-) -> Result<Session> {
+pub(crate) fn session(env: &Environment, model: &Path, threads: usize) -> Result<Session> {
     let fail = |e: ort::Error<_>| Error::Inference(format!("{}: {e}", model.display()));
     if !model.is_file() {
         return Err(Error::Missing {
@@ -65,7 +57,7 @@ impl UseM3 {
     pub fn load(dir: &Path, spec: ModelSpec, env: Environment, threads: usize) -> Result<UseM3> {
         let tokenizer = load_tokenizer(&dir.join("tokenizer.json"))?;
         let sessions = (0..threads)
-            .map(|_| session(&env, &dir.join("model.onnx")))
+            .map(|_| session(&env, &dir.join("model.onnx"), 1))
             .collect::<Result<Vec<_>>>()?;
         Ok(UseM3 {
             spec,

@@ -210,15 +210,15 @@ impl TranslationFusion {
 }
 
 /// What one question is searched with.
-struct QueryVectors {
-    original: Arc<Vec<f32>>,
+struct QueryVectors<'a> {
+    original: &'a [f32],
     /// The question in the corpus's other language, and its vector.
     translated: Option<(String, Arc<Vec<f32>>)>,
-    /// The question's language; none for a search by vector alone.
+    /// The question's language, when something needs it (translation or language offsets).
     lang: Option<Lang>,
 }
 
-impl QueryVectors {
+impl QueryVectors<'_> {
     /// The question texts the keyword part searches: the original and its translation.
     fn texts<'a>(&'a self, q: &'a Checked) -> impl Iterator<Item = &'a str> {
         q.text
@@ -410,7 +410,7 @@ impl SearchEngine {
         self
     }
 
-    /// The translation stage in use, if any (`/readyz` and the manifest say so).
+    /// The translation stage in use for questions, if any (`/readyz` reports it).
     pub fn translator_id(&self) -> Option<&str> {
         self.translator.as_deref().map(|t| t.id())
     }
@@ -493,11 +493,17 @@ impl SearchEngine {
     pub fn search(&self, q: &Query) -> Result<Vec<Hit>> {
         let checked = self.check(q)?;
         let text = checked.text.as_deref().unwrap_or_default();
-        let lang = Lang::detect(text);
+        let needs_lang = self.translator.is_some() || self.ranking.same_language != [0.0, 0.0];
+        let lang = needs_lang.then(|| Lang::detect(text));
+        let original = self.query_vector(text)?;
+        let translated = match lang {
+            Some(lang) => self.translated_question(text, lang)?,
+            None => None,
+        };
         let vectors = QueryVectors {
-            original: self.query_vector(text)?,
-            translated: self.translated_question(text, lang)?,
-            lang: Some(lang),
+            original: &original,
+            translated,
+            lang,
         };
         self.search_vector(&vectors, &checked, q.mode)
     }
@@ -538,7 +544,7 @@ impl SearchEngine {
             episode: None,
         };
         let vectors = QueryVectors {
-            original: Arc::new(vector.to_vec()),
+            original: vector,
             translated: None,
             lang: None,
         };
@@ -549,7 +555,7 @@ impl SearchEngine {
     fn search_vector(&self, vectors: &QueryVectors, q: &Checked, mode: Mode) -> Result<Vec<Hit>> {
         let filter = ChapterFilter::new(q);
         let want = (q.k * CHUNKS_PER_CHAPTER).max(MIN_CHUNKS);
-        let mut scores = self.nearest_chapters(&vectors.original, &filter, want, mode)?;
+        let mut scores = self.nearest_chapters(vectors.original, &filter, want, mode)?;
         if let Some((_, translated)) = &vectors.translated {
             let other = self.nearest_chapters(translated, &filter, want, mode)?;
             self.fuse_translation(&mut scores, other, vectors);
@@ -634,15 +640,26 @@ impl SearchEngine {
             return;
         };
         let id = self.index.records.episodes[e].chapters[c].id.as_str();
-        let mut best = self.best_chunk(id, &vectors.original);
-        if let (Some((_, t)), Some(b)) = (&vectors.translated, best) {
-            if let Some(tb) = self.best_chunk(id, t) {
-                best = Some(self.ranking.translation.combine(b, tb));
-            }
+        if let Some(score) = self.fused_score(id, None, None, vectors) {
+            scores.insert(id, score);
         }
-        if let Some(b) = best {
-            scores.insert(id, b);
-        }
+    }
+
+    /// A chapter's score under the fusion rule, from the scores the nearest-chunk lists already
+    /// gave it (`original`, `translated`), computing a missing one exactly.
+    fn fused_score(
+        &self,
+        chapter_id: &str,
+        original: Option<(f32, usize)>,
+        translated: Option<(f32, usize)>,
+        vectors: &QueryVectors,
+    ) -> Option<(f32, usize)> {
+        let a = original.or_else(|| self.best_chunk(chapter_id, vectors.original))?;
+        let Some((_, t)) = &vectors.translated else {
+            return Some(a);
+        };
+        let b = translated.or_else(|| self.best_chunk(chapter_id, t))?;
+        Some(self.ranking.translation.combine(a, b))
     }
 
     /// Merge the translated question's chapters into the original's: every chapter either list
@@ -653,21 +670,11 @@ impl SearchEngine {
         other: HashMap<&'a str, (f32, usize)>,
         vectors: &QueryVectors,
     ) {
-        let Some((_, translated)) = &vectors.translated else {
-            return;
-        };
         let ids: Vec<&str> = scores.keys().chain(other.keys()).copied().collect();
         for id in ids {
-            let original = scores
-                .get(id)
-                .copied()
-                .or_else(|| self.best_chunk(id, &vectors.original));
-            let from_translation = other
-                .get(id)
-                .copied()
-                .or_else(|| self.best_chunk(id, translated));
-            if let (Some(a), Some(b)) = (original, from_translation) {
-                scores.insert(id, self.ranking.translation.combine(a, b));
+            let (a, b) = (scores.get(id).copied(), other.get(id).copied());
+            if let Some(score) = self.fused_score(id, a, b, vectors) {
+                scores.insert(id, score);
             }
         }
     }
