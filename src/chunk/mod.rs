@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use text_splitter::{ChunkConfig, TextSplitter};
 
-use crate::corpus::Episode;
+use crate::corpus::{Chapter, Episode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -113,80 +113,110 @@ pub fn chunk_episode(
         .with_sizer(tokenizer);
     let splitter = TextSplitter::new(config);
     let mut out = Vec::new();
-    let mut push = |chapter_id: &str,
-                    kind: ChunkKind,
-                    n: usize,
-                    text: String,
-                    speaker: Option<String>,
-                    embed_text: String| {
-        let letter = match kind {
-            ChunkKind::Summary => 's',
-            ChunkKind::Quote => 'q',
-            ChunkKind::Description => 'd',
-        };
-        let id = format!("{chapter_id}/{letter}{n}");
-        out.push(Chunk {
-            key: chunk_key(&id),
-            id,
-            chapter_id: chapter_id.to_string(),
-            episode_id: episode.id.clone(),
-            kind,
-            text,
-            speaker,
-            embed_text,
-        });
-    };
     for chapter in &episode.chapters {
-        let body = if chapter.summary.is_empty() {
-            chapter.title.clone()
-        } else {
-            format!("{}. {}", chapter.title, chapter.summary)
-        };
-        for (n, piece) in splitter.chunks(&body).enumerate() {
-            // Later pieces lose the title; put it back as context for the model.
+        out.extend(summary_chunks(episode, chapter, &splitter));
+        if settings.quotes {
+            out.extend(quote_chunks(episode, chapter, &splitter));
+        }
+    }
+    if settings.description {
+        out.extend(description_chunks(episode, &splitter));
+    }
+    out
+}
+
+type Splitter<'t> = TextSplitter<&'t tokenizers::Tokenizer>;
+
+/// Title + summary, split with overlap; later pieces get the title back as context for the model.
+fn summary_chunks(episode: &Episode, chapter: &Chapter, splitter: &Splitter) -> Vec<Chunk> {
+    let body = if chapter.summary.is_empty() {
+        chapter.title.clone()
+    } else {
+        format!("{}. {}", chapter.title, chapter.summary)
+    };
+    splitter
+        .chunks(&body)
+        .enumerate()
+        .map(|(n, piece)| {
             let embed_text = if n == 0 {
                 piece.to_string()
             } else {
                 format!("{}. {piece}", chapter.title)
             };
-            push(
-                &chapter.id,
-                ChunkKind::Summary,
-                n,
-                piece.to_string(),
-                None,
-                embed_text,
-            );
-        }
-        if settings.quotes {
-            for (n, q) in chapter.quotes.iter().enumerate() {
-                for (m, piece) in splitter.chunks(&q.text).enumerate() {
-                    push(
-                        &chapter.id,
-                        ChunkKind::Quote,
-                        n * 100 + m,
-                        piece.to_string(),
-                        q.speaker.clone(),
-                        piece.to_string(),
-                    );
-                }
-            }
-        }
-    }
-    if settings.description && !episode.description.is_empty() {
-        if let Some(first) = episode.chapters.first() {
-            for (n, piece) in splitter.chunks(&episode.description).enumerate() {
-                let embed_text = format!("{}. {piece}", episode.title);
-                push(
-                    &first.id,
-                    ChunkKind::Description,
-                    n,
-                    piece.to_string(),
-                    None,
-                    embed_text,
-                );
-            }
+            let place = Place::new(episode, chapter, ChunkKind::Summary, n);
+            place.chunk(piece.to_string(), None, embed_text)
+        })
+        .collect()
+}
+
+/// Each quote as its own chunk (split if long), keeping its speaker.
+fn quote_chunks(episode: &Episode, chapter: &Chapter, splitter: &Splitter) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    for (n, q) in chapter.quotes.iter().enumerate() {
+        for (m, piece) in splitter.chunks(&q.text).enumerate() {
+            let place = Place::new(episode, chapter, ChunkKind::Quote, n * 100 + m);
+            out.push(place.chunk(piece.to_string(), q.speaker.clone(), piece.to_string()));
         }
     }
     out
+}
+
+/// The episode description, pointing at the first chapter, with the episode title as context.
+fn description_chunks(episode: &Episode, splitter: &Splitter) -> Vec<Chunk> {
+    let Some(first) = episode.chapters.first() else {
+        return Vec::new();
+    };
+    if episode.description.is_empty() {
+        return Vec::new();
+    }
+    splitter
+        .chunks(&episode.description)
+        .enumerate()
+        .map(|(n, piece)| {
+            let place = Place::new(episode, first, ChunkKind::Description, n);
+            place.chunk(
+                piece.to_string(),
+                None,
+                format!("{}. {piece}", episode.title),
+            )
+        })
+        .collect()
+}
+
+/// Where a chunk belongs: its episode, chapter, kind and number, which make its id.
+struct Place<'a> {
+    episode_id: &'a str,
+    chapter_id: &'a str,
+    kind: ChunkKind,
+    n: usize,
+}
+
+impl<'a> Place<'a> {
+    fn new(episode: &'a Episode, chapter: &'a Chapter, kind: ChunkKind, n: usize) -> Place<'a> {
+        Place {
+            episode_id: &episode.id,
+            chapter_id: &chapter.id,
+            kind,
+            n,
+        }
+    }
+
+    fn chunk(&self, text: String, speaker: Option<String>, embed_text: String) -> Chunk {
+        let letter = match self.kind {
+            ChunkKind::Summary => 's',
+            ChunkKind::Quote => 'q',
+            ChunkKind::Description => 'd',
+        };
+        let id = format!("{}/{letter}{}", self.chapter_id, self.n);
+        Chunk {
+            key: chunk_key(&id),
+            id,
+            chapter_id: self.chapter_id.to_string(),
+            episode_id: self.episode_id.to_string(),
+            kind: self.kind,
+            text,
+            speaker,
+            embed_text,
+        }
+    }
 }
