@@ -42,6 +42,10 @@ pub enum Error {
     #[error("translation failed: {0}")]
     Translation(String),
 
+    /// A feed or a document it links to could not be fetched or read; `url` names it.
+    #[error("{url}: {message}")]
+    Fetch { url: String, message: String },
+
     #[error("vector index: {0}")]
     VectorStore(String),
 }

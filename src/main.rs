@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use podseek::corpus::{self, Parsed};
 use podseek::embed;
 use podseek::eval;
+use podseek::fetch;
 use podseek::index::{self, Index, IngestOptions};
+use podseek::progress;
 use podseek::search::keyword::Analysis;
 use podseek::search::{Mode, Query, Ranking, SearchEngine, TranslationFusion};
 use podseek::serve;
@@ -30,11 +32,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Parse podcast pages or JSON/JSONL episodes and print the normalized corpus.
+    /// Parse podcast pages, JSON/JSONL episodes or RSS feeds (following their chapter and
+    /// transcript links) and print the normalized corpus. Writes nothing.
     Parse(ParseArgs),
     /// Print embedding vectors (JSON) for texts, for inspection.
     Embed(EmbedArgs),
-    /// Parse files, embed their chunks and add them to the index (upsert by episode).
+    /// Read pages, JSON/JSONL files or RSS feeds (files or URLs), embed their chunks and add them
+    /// to the index (upsert by episode).
     Ingest(IngestArgs),
     /// Ask a question; prints the nearest chapters in either language.
     Search(SearchArgs),
@@ -53,8 +57,9 @@ enum Command {
 
 #[derive(Args)]
 struct ParseArgs {
+    /// Pages, JSON/JSONL episode files, RSS feed files or feed URLs (http, https).
     #[arg(required = true)]
-    files: Vec<PathBuf>,
+    sources: Vec<String>,
     /// One JSON document (episodes → chapters → quotes, entities) instead of a summary.
     #[arg(long)]
     json: bool,
@@ -73,8 +78,13 @@ struct EmbedArgs {
 
 #[derive(Args)]
 struct IngestArgs {
-    #[arg(required = true)]
-    files: Vec<PathBuf>,
+    /// Pages, JSON/JSONL episode files, RSS feed files or feed URLs (http, https).
+    #[arg(required_unless_present = "refresh")]
+    sources: Vec<String>,
+    /// Also re-read every feed the index already holds episodes from; only changed episodes
+    /// are embedded again.
+    #[arg(long)]
+    refresh: bool,
     #[arg(long, default_value = embed::DEFAULT_MODEL)]
     model: String,
     #[arg(long, default_value = index::DEFAULT_DIR)]
@@ -105,6 +115,9 @@ struct SearchArgs {
     /// Only chapters of this episode id.
     #[arg(long)]
     episode: Option<String>,
+    /// Only episodes of this podcast (its title; feed episodes).
+    #[arg(long)]
+    podcast: Option<String>,
     #[arg(long, default_value = index::DEFAULT_DIR)]
     index: PathBuf,
     /// `ann` (HNSW) or `exact` (scan every vector).
@@ -348,18 +361,78 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_files(files: &[PathBuf]) -> anyhow::Result<Parsed> {
+/// Read every source: pages and JSON files from disk, feeds (files or URLs) with their linked
+/// chapters and transcripts. A feed that cannot be read at all is reported and skipped, so one
+/// dead feed does not stop the others; diagnostics are printed as they are.
+fn load_sources(sources: &[String]) -> anyhow::Result<Parsed> {
     let mut all = Parsed::default();
-    for f in files {
-        let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-        let mut p = corpus::parse_file(&f.display().to_string(), &bytes);
+    let mut feeds = Vec::new();
+    for source in sources {
+        if fetch::is_url(source) {
+            feeds.push(source.clone());
+            continue;
+        }
+        let bytes = std::fs::read(source).with_context(|| format!("cannot read {source}"))?;
+        if corpus::feed::looks_like_feed(&String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]))
+        {
+            feeds.push(local_feed_name(source));
+            continue;
+        }
+        let mut p = corpus::parse_file(source, &bytes);
         all.episodes.append(&mut p.episodes);
         all.diagnostics.append(&mut p.diagnostics);
+    }
+    if !feeds.is_empty() {
+        load_feeds(&feeds, &mut all)?;
     }
     for d in &all.diagnostics {
         eprintln!("{}: {d}", if d.skipped { "skipped" } else { "note" });
     }
     Ok(all)
+}
+
+/// A local feed by its absolute path, so `ingest --refresh` finds it from any directory.
+fn local_feed_name(source: &str) -> String {
+    std::fs::canonicalize(source).map_or_else(|_| source.to_string(), |p| p.display().to_string())
+}
+
+fn load_feeds(feeds: &[String], all: &mut Parsed) -> anyhow::Result<()> {
+    let fetcher = fetch::Fetcher::new(fetch::Limits::default())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let progress = progress::for_stderr();
+    for feed in feeds {
+        match runtime.block_on(fetcher.load_feed(feed, progress.as_ref())) {
+            Ok(mut p) => {
+                all.episodes.append(&mut p.episodes);
+                all.diagnostics.append(&mut p.diagnostics);
+            }
+            Err(e) => all.diagnostics.push(corpus::Diagnostic {
+                position: corpus::Position {
+                    file: feed.clone(),
+                    line: 1,
+                    column: 1,
+                },
+                episode: None,
+                message: format!("feed not read: {e}"),
+                skipped: true,
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// The feeds the index at `dir` holds episodes from.
+fn known_feeds(dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let stored = index::Stored::read(dir, None)?;
+    let mut feeds: Vec<String> = stored
+        .records
+        .episodes
+        .iter()
+        .filter_map(|e| e.feed.as_ref().map(|f| f.feed_url.clone()))
+        .collect();
+    feeds.sort();
+    feeds.dedup();
+    Ok(feeds)
 }
 
 /// Exit 2 when input was skipped, so scripts notice.
@@ -385,8 +458,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn parse_command(args: ParseArgs) -> anyhow::Result<ExitCode> {
-    let ParseArgs { files, json } = args;
-    let parsed = parse_files(&files)?;
+    let ParseArgs { sources, json } = args;
+    let parsed = load_sources(&sources)?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(
@@ -431,7 +504,8 @@ fn embed_command(args: EmbedArgs) -> anyhow::Result<ExitCode> {
 
 fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let IngestArgs {
-        files,
+        mut sources,
+        refresh,
         model,
         index,
         threads,
@@ -439,7 +513,18 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
         no_quotes,
         translate,
     } = args;
-    let parsed = parse_files(&files)?;
+    if refresh {
+        let known = known_feeds(&index)?;
+        if known.is_empty() {
+            eprintln!("note: --refresh: the index holds no feed episodes yet");
+        }
+        for feed in known {
+            if !sources.contains(&feed) {
+                sources.push(feed);
+            }
+        }
+    }
+    let parsed = load_sources(&sources)?;
     if parsed.episodes.is_empty() {
         bail!("no episodes to ingest (see the messages above); the index was not changed");
     }
@@ -450,6 +535,7 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
     if translate {
         options.translator = Some(Arc::new(Apertium::new()?));
     }
+    options.progress = Arc::from(progress::for_stderr());
     let started = std::time::Instant::now();
     let report = index::ingest(&index, embedder.as_ref(), parsed.episodes.clone(), &options)?;
     println!(
@@ -474,6 +560,7 @@ fn search_command(args: SearchArgs) -> anyhow::Result<ExitCode> {
         k,
         lang,
         episode,
+        podcast,
         index,
         mode,
         json,
@@ -487,6 +574,7 @@ fn search_command(args: SearchArgs) -> anyhow::Result<ExitCode> {
         k: Some(k),
         lang,
         episode,
+        podcast,
         mode,
     })?;
     if json {
@@ -613,7 +701,7 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
             queries,
             threads,
         } => {
-            let parsed = parse_files(&[corpus])?;
+            let parsed = load_sources(&[corpus.display().to_string()])?;
             let texts = question_texts(&queries)?;
             let mut rows = Vec::new();
             for m in &models {

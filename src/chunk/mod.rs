@@ -4,13 +4,15 @@
 //! text-splitter: a chapter's title + summary becomes one or more `summary` chunks (overlapping when
 //! split), each quote becomes a `quote` chunk (its speaker kept for display), and the episode
 //! description becomes `description` chunks that point at the episode's first chapter, so questions
-//! about an episode as a whole land at its start. It knows nothing of vectors or storage.
+//! about an episode as a whole land at its start. A chapter's transcript becomes `transcript`
+//! chunks, each carrying the times of the cues inside it, so a hit can point at the second where
+//! something is said. It knows nothing of vectors or storage.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use text_splitter::{ChunkConfig, TextSplitter};
 
-use crate::corpus::{Chapter, Episode};
+use crate::corpus::{Chapter, Cue, Episode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -18,6 +20,7 @@ pub enum ChunkKind {
     Summary,
     Quote,
     Description,
+    Transcript,
 }
 
 impl ChunkKind {
@@ -26,6 +29,7 @@ impl ChunkKind {
             ChunkKind::Summary => "summary",
             ChunkKind::Quote => "quote",
             ChunkKind::Description => "description",
+            ChunkKind::Transcript => "transcript",
         }
     }
 }
@@ -45,6 +49,42 @@ pub struct Chunk {
     pub speaker: Option<String>,
     /// What the model embeds (the text with its chapter title as context).
     pub embed_text: String,
+    /// Transcript chunks: where in `text` the cues start and at which second, with the first mark
+    /// at offset 0 and the last at the end of `text` (see [`time_at`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub times: Vec<TimeMark>,
+}
+
+/// A point in a transcript chunk's text and the second it is said at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeMark {
+    /// Byte offset into the chunk's `text`.
+    pub at: u32,
+    pub s: f32,
+    /// The speaker of the cue that starts here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+}
+
+impl Chunk {
+    /// The second at which the chunk's text starts, for timed transcript chunks.
+    pub fn start_s(&self) -> Option<f32> {
+        self.times.first().map(|m| m.s)
+    }
+}
+
+/// When the byte at `offset` of a timed chunk's text is said: linear between the marks around it
+/// (speech runs at a roughly even pace inside a cue). The speaker is the last one named before it.
+pub fn time_at(times: &[TimeMark], offset: usize) -> Option<(f32, Option<&str>)> {
+    let offset = offset as u32;
+    let i = times.iter().rposition(|m| m.at <= offset)?;
+    let who = times[..=i].iter().rev().find_map(|m| m.who.as_deref());
+    let a = &times[i];
+    let s = match times.get(i + 1) {
+        Some(b) if b.at > a.at => a.s + (b.s - a.s) * (offset - a.at) as f32 / (b.at - a.at) as f32,
+        _ => a.s,
+    };
+    Some((s, who))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -55,6 +95,20 @@ pub struct ChunkSettings {
     pub overlap_tokens: usize,
     pub quotes: bool,
     pub description: bool,
+    #[serde(default = "yes")]
+    pub transcripts: bool,
+    /// Most tokens in one transcript chunk: smaller than summaries, so a chunk spans about 20 s
+    /// of speech and its start is already close to what matched.
+    #[serde(default = "transcript_tokens")]
+    pub transcript_tokens: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn transcript_tokens() -> usize {
+    64
 }
 
 /// 128-token chunks (a short paragraph) with 32 tokens of overlap: chosen with EmbeddingGemma on the
@@ -67,6 +121,8 @@ impl Default for ChunkSettings {
             overlap_tokens: 32,
             quotes: true,
             description: true,
+            transcripts: true,
+            transcript_tokens: transcript_tokens(),
         }
     }
 }
@@ -112,11 +168,20 @@ pub fn chunk_episode(
         .expect("overlap < capacity")
         .with_sizer(tokenizer);
     let splitter = TextSplitter::new(config);
+    let spoken = settings.transcript_tokens.min(capacity).max(16);
+    let spoken_config = ChunkConfig::new(spoken)
+        .with_overlap(spoken / 4)
+        .expect("overlap < capacity")
+        .with_sizer(tokenizer);
+    let spoken_splitter = TextSplitter::new(spoken_config);
     let mut out = Vec::new();
     for chapter in &episode.chapters {
         out.extend(summary_chunks(episode, chapter, &splitter));
         if settings.quotes {
             out.extend(quote_chunks(episode, chapter, &splitter));
+        }
+        if settings.transcripts {
+            out.extend(transcript_chunks(episode, chapter, &spoken_splitter));
         }
     }
     if settings.description {
@@ -183,6 +248,98 @@ fn description_chunks(episode: &Episode, splitter: &Splitter) -> Vec<Chunk> {
         .collect()
 }
 
+/// A chapter's transcript as one text, split in model tokens; each piece keeps the time marks of
+/// the cues inside it. Untimed transcripts (plain text) give pieces without marks.
+fn transcript_chunks(episode: &Episode, chapter: &Chapter, splitter: &Splitter) -> Vec<Chunk> {
+    if chapter.transcript.is_empty() {
+        return Vec::new();
+    }
+    let timed = episode
+        .feed
+        .as_ref()
+        .and_then(|f| f.transcript.as_ref())
+        .is_some_and(|t| t.format.is_timed());
+    let (text, marks) = joined_transcript(&chapter.transcript, chapter.end_s);
+    splitter
+        .chunk_indices(&text)
+        .enumerate()
+        .map(|(n, (start, piece))| {
+            let times = if timed {
+                piece_times(&marks, start, piece.len())
+            } else {
+                Vec::new()
+            };
+            let place = Place::new(episode, chapter, ChunkKind::Transcript, n);
+            let embed_text = format!("{}. {piece}", chapter.title);
+            let mut chunk = place.chunk(piece.to_string(), None, embed_text);
+            chunk.speaker = times.first().and_then(|m| m.who.clone());
+            chunk.times = times;
+            chunk
+        })
+        .collect()
+}
+
+/// The cues joined by spaces, with a mark where each cue starts and one at the end of the text
+/// (the last cue's end, else the chapter's end, else the last start).
+fn joined_transcript(cues: &[Cue], chapter_end: Option<u32>) -> (String, Vec<TimeMark>) {
+    let mut text = String::new();
+    let mut marks = Vec::with_capacity(cues.len() + 1);
+    for cue in cues {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        marks.push(TimeMark {
+            at: text.len() as u32,
+            s: cue.start_s,
+            who: cue.speaker.clone(),
+        });
+        text.push_str(&cue.text);
+    }
+    let last = cues.last().expect("non-empty");
+    let end = last
+        .end_s
+        .or(chapter_end.map(|e| e as f32))
+        .unwrap_or(last.start_s)
+        .max(last.start_s);
+    marks.push(TimeMark {
+        at: text.len() as u32,
+        s: end,
+        who: None,
+    });
+    (text, marks)
+}
+
+/// The marks of the text `[start, start + len)`, rebased to the piece, with marks added at both
+/// ends (interpolated) and the speaker in force at the start carried onto the first.
+fn piece_times(marks: &[TimeMark], start: usize, len: usize) -> Vec<TimeMark> {
+    let end = start + len;
+    let Some((s0, who)) = time_at(marks, start) else {
+        return Vec::new();
+    };
+    let mut out = vec![TimeMark {
+        at: 0,
+        s: s0,
+        who: who.map(str::to_string),
+    }];
+    for m in marks
+        .iter()
+        .filter(|m| m.at as usize > start && (m.at as usize) < end)
+    {
+        out.push(TimeMark {
+            at: m.at - start as u32,
+            ..m.clone()
+        });
+    }
+    if let Some((s1, _)) = time_at(marks, end) {
+        out.push(TimeMark {
+            at: len as u32,
+            s: s1,
+            who: None,
+        });
+    }
+    out
+}
+
 /// Where a chunk belongs: its episode, chapter, kind and number, which make its id.
 struct Place<'a> {
     episode_id: &'a str,
@@ -206,6 +363,7 @@ impl<'a> Place<'a> {
             ChunkKind::Summary => 's',
             ChunkKind::Quote => 'q',
             ChunkKind::Description => 'd',
+            ChunkKind::Transcript => 't',
         };
         let id = format!("{}/{letter}{}", self.chapter_id, self.n);
         Chunk {
@@ -217,6 +375,7 @@ impl<'a> Place<'a> {
             text,
             speaker,
             embed_text,
+            times: Vec::new(),
         }
     }
 }

@@ -151,6 +151,19 @@ fn convert(
             }
         },
     };
+    let url = match ep.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        None => None,
+        Some(u) => match super::feed::web_url(u) {
+            Some(u) => Some(u),
+            None => {
+                diag(
+                    format!("field `url`: `{u}` is not an http(s) URL; the episode is kept without a link"),
+                    false,
+                );
+                None
+            }
+        },
+    };
     let mut chapters = Vec::new();
     for (i, c) in ep.chapters.into_iter().enumerate() {
         let start_s = match &c.start {
@@ -206,11 +219,12 @@ fn convert(
                 .filter(|q| !q.text.trim().is_empty())
                 .collect(),
             lang: Lang::En,
+            transcript: Vec::new(),
         });
     }
     Some(Episode::assemble(
         ep.title.trim().to_string(),
-        ep.url,
+        url,
         lang,
         super::page::clean(&ep.description),
         chapters,

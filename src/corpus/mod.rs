@@ -6,11 +6,15 @@
 //! returns episodes plus diagnostics; it never reads files, panics or gives up on the whole input
 //! because one episode is broken. It knows nothing of chunking, embeddings or storage.
 
+pub mod chapters;
 mod dump;
+pub mod feed;
+pub mod html;
 mod json;
 mod page;
 mod timestamp;
 mod titles;
+pub mod transcript;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -82,6 +86,17 @@ pub struct Entity {
     pub description: String,
 }
 
+/// One timed line of a transcript, in seconds from the episode's start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Cue {
+    pub start_s: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_s: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+    pub text: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chapter {
     pub id: String,
@@ -95,6 +110,9 @@ pub struct Chapter {
     pub summary: String,
     pub quotes: Vec<Quote>,
     pub lang: Lang,
+    /// What is said in the chapter, when the episode has a transcript (cues in time order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transcript: Vec<Cue>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +125,42 @@ pub struct Episode {
     pub description: String,
     pub chapters: Vec<Chapter>,
     pub entities: Vec<Entity>,
+    /// Where a feed episode came from; `None` for pages and JSON input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed: Option<FeedInfo>,
+}
+
+/// A feed episode's origin: its feed and podcast, its identity in the feed, and which chapter and
+/// transcript sources were used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedInfo {
+    /// The feed as it was given (URL or path), remembered for `ingest --refresh`.
+    pub feed_url: String,
+    pub podcast: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<u32>,
+    /// `podcast:chapters`, `psc:chapters`, `show notes` or `none` (one chapter for the episode).
+    pub chapters_from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<TranscriptSource>,
+}
+
+/// The transcript an episode was indexed with, chosen as the richest of those the feed offers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptSource {
+    pub url: String,
+    pub format: transcript::TranscriptFormat,
+    pub cues: usize,
 }
 
 impl Episode {
@@ -144,17 +198,46 @@ impl Episode {
             description,
             chapters,
             entities,
+            feed: None,
+        }
+    }
+
+    /// Give the episode the id its feed identity makes (see [`keyed_episode_id`]), and its
+    /// chapters the ids that follow from it.
+    pub(crate) fn identify_by(&mut self, podcast: &str, key: &str) {
+        self.id = feed_episode_id(podcast, key);
+        for c in &mut self.chapters {
+            c.id = chapter_id(&self.id, c.start_s);
         }
     }
 
     pub fn duration_s(&self) -> Option<u32> {
-        self.chapters.last().map(|c| c.start_s)
+        self.feed
+            .as_ref()
+            .and_then(|f| f.duration_s)
+            .or_else(|| self.chapters.last().map(|c| c.start_s))
+    }
+
+    /// The podcast's title, for feed episodes.
+    pub fn podcast(&self) -> Option<&str> {
+        self.feed.as_ref().map(|f| f.podcast.as_str())
     }
 }
 
 /// Stable episode id: a readable slug of the title plus a short hash, so equal titles re-ingest to
 /// the same id and different titles with the same slug do not collide.
 pub fn episode_id(title: &str) -> String {
+    slug_and_hash(title, title, 3)
+}
+
+/// A feed episode's id: the podcast's slug (for people) plus 6 bytes of a hash of the episode's
+/// identity in the feed (the guid, else the audio URL, else podcast + title), so an episode whose
+/// title is edited keeps its id and two podcasts' "Episode 1" do not collide.
+pub fn feed_episode_id(podcast: &str, key: &str) -> String {
+    slug_and_hash(podcast, key, 6)
+}
+
+fn slug_and_hash(title: &str, key: &str, hash_bytes: usize) -> String {
     let mut slug = String::new();
     for ch in title.trim().chars().flat_map(|c| c.to_lowercase()) {
         let mapped = match ch {
@@ -176,8 +259,12 @@ pub fn episode_id(title: &str) -> String {
         }
     }
     let slug = slug.trim_end_matches('-');
-    let digest = Sha256::digest(title.trim().as_bytes());
-    let hash: String = digest.iter().take(3).map(|b| format!("{b:02x}")).collect();
+    let digest = Sha256::digest(key.trim().as_bytes());
+    let hash: String = digest
+        .iter()
+        .take(hash_bytes)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     if slug.is_empty() {
         hash
     } else {
@@ -362,10 +449,28 @@ pub fn summary(parsed: &Parsed) -> String {
             e.entities.len(),
             e.id
         );
-        for c in &e.chapters {
+        if let Some(f) = &e.feed {
+            let transcript = f
+                .transcript
+                .as_ref()
+                .map_or("no transcript".to_string(), |t| {
+                    format!("transcript {} ({} cues)", t.format.as_str(), t.cues)
+                });
             let _ = writeln!(
                 out,
-                "  [{:>8}] {}  ({} quotes)",
+                "  podcast \"{}\" · chapters from {} · {transcript}",
+                f.podcast, f.chapters_from
+            );
+        }
+        for c in &e.chapters {
+            let lines = if c.transcript.is_empty() {
+                String::new()
+            } else {
+                format!(", {} transcript lines", c.transcript.len())
+            };
+            let _ = writeln!(
+                out,
+                "  [{:>8}] {}  ({} quotes{lines})",
                 c.timestamp,
                 c.title,
                 c.quotes.len()

@@ -300,6 +300,7 @@ fn parse_episode(
             summary,
             quotes,
             lang: Lang::En,
+            transcript: Vec::new(),
         });
     }
 

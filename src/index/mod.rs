@@ -30,6 +30,7 @@ use crate::chunk::{chunk_episode, Chunk, ChunkKind, ChunkSettings};
 use crate::corpus::{Episode, Lang};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
+use crate::progress::{Progress, Silent};
 use crate::translate::Translator;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -246,6 +247,8 @@ pub struct IngestOptions {
     pub hnsw: HnswParams,
     /// Index a translated twin of every summary and quote chunk (`ingest --translate`).
     pub translator: Option<Arc<dyn Translator>>,
+    /// Where embedding progress is shown.
+    pub progress: Arc<dyn Progress>,
 }
 
 impl Default for IngestOptions {
@@ -254,6 +257,7 @@ impl Default for IngestOptions {
             chunking: ChunkSettings::default(),
             hnsw: HnswParams::default(),
             translator: None,
+            progress: Arc::new(Silent),
         }
     }
 }
@@ -288,7 +292,12 @@ pub fn ingest(
             previous_chunks,
         )?;
     }
-    let (vectors, embedded) = vectors_for(&chunks, previous.as_ref(), embedder)?;
+    let (vectors, embedded) = vectors_for(
+        &chunks,
+        previous.as_ref(),
+        embedder,
+        options.progress.as_ref(),
+    )?;
     let records = Records {
         episodes: merged.episodes.into_values().collect(),
         chunks,
@@ -404,6 +413,7 @@ fn vectors_for(
     chunks: &[Chunk],
     previous: Option<&Stored>,
     embedder: &dyn Embedder,
+    progress: &dyn Progress,
 ) -> Result<(Vec<f32>, usize)> {
     let mut stored: HashMap<(&str, &str), &[f32]> = HashMap::new();
     if let Some(p) = previous {
@@ -411,18 +421,24 @@ fn vectors_for(
             stored.insert(chunk_vector_key(c), p.vector(i));
         }
     }
-    let missing: Vec<usize> = (0..chunks.len())
+    let mut missing: Vec<usize> = (0..chunks.len())
         .filter(|&i| !stored.contains_key(&chunk_vector_key(&chunks[i])))
         .collect();
+    // Similar lengths in one batch pad least (the embedder sorts only within a call).
+    missing.sort_by_key(|&i| chunks[i].embed_text.len());
     let texts: Vec<&str> = missing
         .iter()
         .map(|&i| chunks[i].embed_text.as_str())
         .collect();
-    let fresh = if texts.is_empty() {
-        Vec::new()
-    } else {
-        embedder.embed_passages(&texts)?
-    };
+    let mut fresh = Vec::with_capacity(texts.len());
+    if !texts.is_empty() {
+        progress.start("embedding", texts.len() as u64, "chunks");
+        for batch in texts.chunks(EMBED_BATCH) {
+            fresh.extend(embedder.embed_passages(batch)?);
+            progress.advance(batch.len() as u64);
+        }
+        progress.finish();
+    }
     let mut fresh_by_chunk: HashMap<usize, Vec<f32>> = missing.iter().copied().zip(fresh).collect();
     let mut vectors: Vec<f32> = Vec::with_capacity(chunks.len() * embedder.dims());
     for (i, c) in chunks.iter().enumerate() {
@@ -433,6 +449,9 @@ fn vectors_for(
     }
     Ok((vectors, missing.len()))
 }
+
+/// Chunks embedded per call: big enough to batch well, small enough for progress to move.
+const EMBED_BATCH: usize = 32;
 
 /// What a stored vector is reused by: the same chunk id with the same embedded text.
 fn chunk_vector_key(c: &Chunk) -> (&str, &str) {

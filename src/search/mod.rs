@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::chunk::ChunkKind;
-use crate::corpus::{Chapter, Entity, Episode, Lang, Quote};
+use crate::chunk::{Chunk, ChunkKind};
+use crate::corpus::{format_timestamp, Chapter, Entity, Episode, Lang, Quote};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::index::{Index, VectorStore};
@@ -55,6 +55,8 @@ pub struct Query {
     pub k: Option<usize>,
     pub lang: Option<String>,
     pub episode: Option<String>,
+    /// Only episodes of this podcast (its title, any case): feed episodes only.
+    pub podcast: Option<String>,
     pub mode: Mode,
 }
 
@@ -65,6 +67,7 @@ struct Checked {
     k: usize,
     lang: Option<Lang>,
     episode: Option<String>,
+    podcast: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -85,12 +88,24 @@ pub struct Hit {
     pub lang: String,
     /// The evidence: the chunk that matched best.
     pub snippet: String,
-    /// `summary`, `quote` or `description`.
+    /// `summary`, `quote`, `description` or `transcript`.
     pub snippet_kind: String,
     pub speaker: Option<String>,
-    /// `Episode — Chapter [12:34]`
+    /// For transcript evidence: the second inside the chapter where the best-matching sentence of
+    /// the snippet is said (the chapter's own start is `start_s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_start_s: Option<u32>,
+    /// `evidence_start_s` as the page shows it (`14:05`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_timestamp: Option<String>,
+    /// The podcast, for feed episodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub podcast: Option<String>,
+    /// `Episode — Chapter [12:34]`, or `Episode — Chapter [12:34, at 14:05]` with transcript
+    /// evidence.
     pub citation: String,
-    /// Deep link (`url#t=754`) when the episode has a URL.
+    /// Deep link (`url#t=754`) when the episode has a URL, at the evidence's second when there is
+    /// one.
     pub url: Option<String>,
 }
 
@@ -131,12 +146,17 @@ pub struct ChapterView {
     pub next: Option<ChapterRef>,
     pub citation: String,
     pub url: Option<String>,
+    /// What is said in the chapter, when its episode has a transcript.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transcript: Vec<crate::corpus::Cue>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpisodeSummary {
     pub id: String,
     pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub podcast: Option<String>,
     pub lang: Lang,
     pub url: Option<String>,
     pub chapters: Vec<ChapterRef>,
@@ -228,10 +248,11 @@ impl QueryVectors<'_> {
     }
 }
 
-/// The language and episode filters, as data.
+/// The language, episode and podcast filters, as data.
 struct ChapterFilter<'a> {
     lang: Option<Lang>,
     episode: Option<&'a str>,
+    podcast: Option<&'a str>,
 }
 
 impl<'a> ChapterFilter<'a> {
@@ -239,11 +260,12 @@ impl<'a> ChapterFilter<'a> {
         ChapterFilter {
             lang: q.lang,
             episode: q.episode.as_deref(),
+            podcast: q.podcast.as_deref(),
         }
     }
 
     fn is_active(&self) -> bool {
-        self.lang.is_some() || self.episode.is_some()
+        self.lang.is_some() || self.episode.is_some() || self.podcast.is_some()
     }
 
     fn accepts(&self, engine: &SearchEngine, chapter_id: &str) -> bool {
@@ -253,6 +275,9 @@ impl<'a> ChapterFilter<'a> {
         let episode = &engine.index.records.episodes[e];
         self.episode.is_none_or(|id| id == episode.id)
             && self.lang.is_none_or(|l| l == episode.lang)
+            && self
+                .podcast
+                .is_none_or(|p| episode.podcast().is_some_and(|t| t.eq_ignore_ascii_case(p)))
     }
 }
 
@@ -307,11 +332,80 @@ pub fn citation(episode: &Episode, chapter: &Chapter) -> String {
     )
 }
 
+/// The citation of evidence said at `at_s` inside the chapter.
+fn citation_at(episode: &Episode, chapter: &Chapter, at_s: Option<u32>) -> String {
+    match at_s {
+        Some(at) => format!(
+            "{} — {} [{}, at {}]",
+            episode.title,
+            chapter.title,
+            chapter.timestamp,
+            format_timestamp(at)
+        ),
+        None => citation(episode, chapter),
+    }
+}
+
 pub fn deep_link(episode: &Episode, chapter: &Chapter) -> Option<String> {
-    episode
-        .url
-        .as_ref()
-        .map(|u| format!("{u}#t={}", chapter.start_s))
+    deep_link_at(episode, chapter.start_s)
+}
+
+fn deep_link_at(episode: &Episode, at_s: u32) -> Option<String> {
+    episode.url.as_ref().map(|u| format!("{u}#t={at_s}"))
+}
+
+/// Words too common to place a question inside a transcript chunk.
+const COMMON_WORDS: [&str; 40] = [
+    "about", "after", "also", "been", "before", "being", "could", "does", "from", "have", "into",
+    "just", "like", "more", "some", "than", "that", "their", "them", "then", "there", "they",
+    "this", "what", "when", "where", "which", "while", "will", "with", "would", "your", "como",
+    "cuando", "donde", "para", "pero", "porque", "sobre", "esta",
+];
+
+/// A text's content words, each cut to its first five letters: a crude stem that lets `lights`
+/// meet `light` and `conductores` meet `conductor`, in both languages.
+fn content_words(text: &str) -> std::collections::HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 4)
+        .map(str::to_lowercase)
+        .filter(|w| !COMMON_WORDS.contains(&w.as_str()))
+        .map(|w| w.chars().take(5).collect())
+        .collect()
+}
+
+/// Where in a timed transcript chunk the question is answered: the sentence sharing the most
+/// content words with the question (or its translation), longer words counting more as they say
+/// more, else the chunk's start. Returns the
+/// second it is said at and who says it.
+fn evidence_time(chunk: &Chunk, question: &[&str]) -> Option<(u32, Option<String>)> {
+    if chunk.times.is_empty() {
+        return None;
+    }
+    let terms: std::collections::HashSet<String> =
+        question.iter().flat_map(|q| content_words(q)).collect();
+    let mut best = (0usize, 0usize);
+    let mut sentence_start = 0;
+    for (i, c) in chunk.text.char_indices() {
+        let end = i + c.len_utf8();
+        let at_break = matches!(c, '.' | '?' | '!' | '…') || end == chunk.text.len();
+        if !at_break {
+            continue;
+        }
+        let sentence = &chunk.text[sentence_start..end];
+        let shared: usize = content_words(sentence)
+            .intersection(&terms)
+            .map(|w| w.chars().count())
+            .sum();
+        if shared > best.0 {
+            best = (
+                shared,
+                sentence_start + (sentence.len() - sentence.trim_start().len()),
+            );
+        }
+        sentence_start = end;
+    }
+    let (s, who) = crate::chunk::time_at(&chunk.times, best.1)?;
+    Some((s.floor() as u32, who.map(str::to_string)))
 }
 
 impl SearchEngine {
@@ -463,12 +557,41 @@ impl SearchEngine {
                 Some(id.to_string())
             }
         };
+        let podcast = self.check_podcast(q.podcast.as_deref())?;
         Ok(Checked {
             text: Some(text.to_string()),
             k,
             lang,
             episode,
+            podcast,
         })
+    }
+
+    fn check_podcast(&self, podcast: Option<&str>) -> Result<Option<String>> {
+        let Some(name) = podcast.map(str::trim).filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let known = self
+            .index
+            .records
+            .episodes
+            .iter()
+            .filter_map(|e| e.podcast());
+        if known.clone().any(|t| t.eq_ignore_ascii_case(name)) {
+            return Ok(Some(name.to_string()));
+        }
+        let mut titles: Vec<&str> = known.collect();
+        titles.sort_unstable();
+        titles.dedup();
+        let listed = if titles.is_empty() {
+            "the index has no feed episodes".to_string()
+        } else {
+            format!("the index has: {}", titles.join(", "))
+        };
+        Err(Error::invalid(
+            "podcast",
+            format!("no podcast titled `{name}`; {listed}"),
+        ))
     }
 
     /// The query's vector, from the cache when the same question was asked before.
@@ -542,6 +665,7 @@ impl SearchEngine {
             k: k.clamp(1, MAX_K),
             lang: None,
             episode: None,
+            podcast: None,
         };
         let vectors = QueryVectors {
             original: vector,
@@ -581,7 +705,8 @@ impl SearchEngine {
         let mut ranked: Vec<(&str, (f32, usize))> = scores.into_iter().collect();
         ranked.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
         ranked.truncate(q.k);
-        Ok(self.shape_hits(ranked))
+        let question: Vec<&str> = vectors.texts(q).collect();
+        Ok(self.shape_hits(ranked, &question))
     }
 
     /// Chapter → (best chunk's cosine, that chunk), from the `want` nearest chunks.
@@ -709,7 +834,7 @@ impl SearchEngine {
     }
 
     /// Ranked (chapter, (score, best chunk)) pairs into hits with evidence and citation.
-    fn shape_hits(&self, ranked: Vec<(&str, (f32, usize))>) -> Vec<Hit> {
+    fn shape_hits(&self, ranked: Vec<(&str, (f32, usize))>, question: &[&str]) -> Vec<Hit> {
         let records = &self.index.records;
         let mut hits = Vec::with_capacity(ranked.len());
         for (chapter_id, (score, i)) in ranked {
@@ -718,6 +843,13 @@ impl SearchEngine {
                 continue;
             };
             let (episode, chapter) = (&records.episodes[e], &records.episodes[e].chapters[c]);
+            let evidence = evidence_time(chunk, question);
+            let at_s = evidence.as_ref().map(|(s, _)| *s);
+            let speaker = match (&evidence, chunk.kind) {
+                (Some((_, who)), _) => who.clone(),
+                (None, ChunkKind::Quote | ChunkKind::Transcript) => chunk.speaker.clone(),
+                _ => None,
+            };
             hits.push(Hit {
                 rank: hits.len() + 1,
                 score,
@@ -731,13 +863,12 @@ impl SearchEngine {
                 lang: chapter.lang.code().to_string(),
                 snippet: chunk.text.clone(),
                 snippet_kind: chunk.kind.as_str().to_string(),
-                speaker: if chunk.kind == ChunkKind::Quote {
-                    chunk.speaker.clone()
-                } else {
-                    None
-                },
-                citation: citation(episode, chapter),
-                url: deep_link(episode, chapter),
+                speaker,
+                evidence_start_s: at_s,
+                evidence_timestamp: at_s.map(format_timestamp),
+                podcast: episode.podcast().map(str::to_string),
+                citation: citation_at(episode, chapter, at_s),
+                url: deep_link_at(episode, at_s.unwrap_or(chapter.start_s)),
             });
         }
         hits
@@ -769,6 +900,7 @@ impl SearchEngine {
             next: episode.chapters.get(c + 1).map(ChapterRef::from),
             citation: citation(episode, chapter),
             url: deep_link(episode, chapter),
+            transcript: chapter.transcript.clone(),
         })
     }
 
@@ -780,6 +912,7 @@ impl SearchEngine {
             .map(|e| EpisodeSummary {
                 id: e.id.clone(),
                 title: e.title.clone(),
+                podcast: e.podcast().map(str::to_string),
                 lang: e.lang,
                 url: e.url.clone(),
                 chapters: e.chapters.iter().map(ChapterRef::from).collect(),
@@ -809,15 +942,66 @@ pub fn render_table(hits: &[Hit]) -> String {
         } else {
             ""
         };
+        let kind = match &h.evidence_timestamp {
+            Some(at) => format!("{} at {at}", h.snippet_kind),
+            None => h.snippet_kind.clone(),
+        };
         match &h.speaker {
             Some(s) => {
-                let _ = writeln!(out, "    {} “{snippet}{more}” — {s}", h.snippet_kind);
+                let _ = writeln!(out, "    {kind} “{snippet}{more}” — {s}");
             }
             None => {
-                let _ = writeln!(out, "    {}: {snippet}{more}", h.snippet_kind);
+                let _ = writeln!(out, "    {kind}: {snippet}{more}");
             }
         }
         let _ = writeln!(out, "    id {}", h.chapter_id);
     }
     out
+}
+
+#[cfg(test)]
+mod evidence_tests {
+    use super::*;
+    use crate::chunk::TimeMark;
+
+    #[test]
+    fn evidence_points_at_the_matching_sentence() {
+        let text = "So is a nap a good idea or a bad one? A short nap of about twenty minutes, taken before three in the afternoon, restores alertness and won't hurt your night.";
+        let chunk = Chunk {
+            id: "c/t0".into(),
+            key: 1,
+            chapter_id: "c".into(),
+            episode_id: "e".into(),
+            kind: ChunkKind::Transcript,
+            text: text.into(),
+            speaker: None,
+            embed_text: text.into(),
+            times: vec![
+                TimeMark {
+                    at: 0,
+                    s: 221.0,
+                    who: Some("Maya".into()),
+                },
+                TimeMark {
+                    at: 38,
+                    s: 226.0,
+                    who: Some("Dr. Okafor".into()),
+                },
+                TimeMark {
+                    at: text.len() as u32,
+                    s: 237.6,
+                    who: None,
+                },
+            ],
+        };
+        let q = ["How long can an afternoon nap be without ruining my sleep at night?"];
+        assert_eq!(
+            evidence_time(&chunk, &q),
+            Some((226, Some("Dr. Okafor".into())))
+        );
+        assert_eq!(
+            evidence_time(&chunk, &["nothing shared"]),
+            Some((221, Some("Maya".into())))
+        );
+    }
 }

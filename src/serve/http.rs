@@ -41,6 +41,7 @@ pub fn error_status(e: &Error) -> StatusCode {
         Error::InvalidInput { .. } => StatusCode::BAD_REQUEST,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Missing { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Fetch { .. } => StatusCode::BAD_GATEWAY,
         Error::IndexMismatch { .. }
         | Error::Io { .. }
         | Error::Corrupt { .. }
@@ -104,6 +105,8 @@ struct SearchBody {
     #[serde(default)]
     episode: Option<String>,
     #[serde(default)]
+    podcast: Option<String>,
+    #[serde(default)]
     mode: Option<Mode>,
 }
 
@@ -119,10 +122,13 @@ async fn search_get(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     for key in params.keys() {
-        if !matches!(key.as_str(), "q" | "k" | "lang" | "episode" | "mode") {
+        if !matches!(
+            key.as_str(),
+            "q" | "k" | "lang" | "episode" | "podcast" | "mode"
+        ) {
             return Err(invalid(
                 key,
-                "unknown parameter; use q, k, lang, episode, mode",
+                "unknown parameter; use q, k, lang, episode, podcast, mode",
             ));
         }
     }
@@ -150,6 +156,7 @@ async fn search_get(
             k,
             lang: params.get("lang").cloned(),
             episode: params.get("episode").cloned(),
+            podcast: params.get("podcast").cloned(),
             mode,
         },
     )
@@ -178,6 +185,7 @@ async fn search_post(
             k: b.k,
             lang: b.lang,
             episode: b.episode,
+            podcast: b.podcast,
             mode: b.mode.unwrap_or_default(),
         },
     )

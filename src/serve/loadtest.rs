@@ -31,6 +31,7 @@ pub async fn run(
     if questions.is_empty() {
         return Err(Error::invalid("queries", "no questions to send"));
     }
+    crate::fetch::install_tls();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()

@@ -47,6 +47,9 @@ pub struct SearchChaptersArgs {
     /// Only chapters of this episode id (ids come back in hits as `episode_id`).
     #[serde(default)]
     pub episode: Option<String>,
+    /// Only episodes of this podcast, by its title (feed episodes; `podcast` in hits).
+    #[serde(default)]
+    pub podcast: Option<String>,
     /// Longest snippet per hit in characters, default 300 (20 to 2000).
     #[serde(default)]
     pub max_chars_per_hit: Option<usize>,
@@ -156,7 +159,7 @@ impl PodseekMcp {
     }
 
     #[tool(
-        description = "Search podcast chapters by meaning. Works across languages: English questions find Spanish chapters and Spanish questions find English ones. Returns up to k chapters (default 5, max 20), best first, each with episode and chapter titles, timestamp (start_s seconds and display form), language, the evidence snippet (summary passage or quote with speaker), a score (ranking score, higher is closer: the best chunk's cosine plus a small keyword bonus) and a ready-made `citation` string (`Episode — Chapter [MM:SS]`) to quote when citing. Snippets are cut to max_chars_per_hit characters (default 300) and the whole answer stays under about 4,000 tokens; `truncated` says when text was shortened. Use get_chapter with a hit's chapter_id to read the full chapter.",
+        description = "Search podcast chapters by meaning. Works across languages: English questions find Spanish chapters and Spanish questions find English ones. Returns up to k chapters (default 5, max 20), best first, each with episode and chapter titles, timestamp (start_s seconds and display form), language, the evidence snippet (summary passage, quote or transcript passage, with speaker; for transcript evidence `evidence_start_s` is the second where it is said, and `url` and `citation` point there), a score (ranking score, higher is closer: the best chunk's cosine plus a small keyword bonus) and a ready-made `citation` string (`Episode — Chapter [MM:SS]`) to quote when citing. Snippets are cut to max_chars_per_hit characters (default 300) and the whole answer stays under about 4,000 tokens; `truncated` says when text was shortened. Use get_chapter with a hit's chapter_id to read the full chapter.",
         output_schema = schema_for_output::<SearchChaptersOutput>(),
         annotations(title = "Search podcast chapters", read_only_hint = true, idempotent_hint = true, destructive_hint = false, open_world_hint = false)
     )]
@@ -180,6 +183,7 @@ impl PodseekMcp {
             k: Some(k),
             lang: args.lang,
             episode: args.episode,
+            podcast: args.podcast,
             mode: Mode::Ann,
         };
         let hits = match self.with_engine(move |e| e.search(&query)).await {
@@ -265,6 +269,7 @@ impl PodseekMcp {
             k: Some(10),
             lang: None,
             episode: None,
+            podcast: None,
             mode: Mode::Ann,
         };
         match self.with_engine(move |e| e.search(&query)).await {

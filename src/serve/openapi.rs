@@ -10,6 +10,7 @@ pub fn document() -> Value {
         {"name": "k", "in": "query", "description": "Chapters to return.", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
         {"name": "lang", "in": "query", "description": "Only chapters in this language.", "schema": {"type": "string", "enum": ["en", "es", "all"]}},
         {"name": "episode", "in": "query", "description": "Only chapters of this episode id.", "schema": {"type": "string"}},
+        {"name": "podcast", "in": "query", "description": "Only episodes of this podcast (its title, any case; feed episodes).", "schema": {"type": "string"}},
         {"name": "mode", "in": "query", "description": "`ann` (HNSW, default) or `exact` (scan all vectors).", "schema": {"type": "string", "enum": ["ann", "exact"]}}
     ]);
     let results = json!({"description": "Chapters, best first", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResponse"}}}});
@@ -36,13 +37,15 @@ pub fn document() -> Value {
         "components": {"schemas": {
             "SearchRequest": {"type": "object", "required": ["q"], "additionalProperties": false, "properties": {
                 "q": {"type": "string", "maxLength": 2000}, "k": {"type": "integer", "minimum": 1, "maximum": 100},
-                "lang": {"type": "string", "enum": ["en", "es", "all"]}, "episode": {"type": "string"}, "mode": {"type": "string", "enum": ["ann", "exact"]}}},
+                "lang": {"type": "string", "enum": ["en", "es", "all"]}, "episode": {"type": "string"}, "podcast": {"type": "string"}, "mode": {"type": "string", "enum": ["ann", "exact"]}}},
             "SearchResponse": {"type": "object", "properties": {"query": {"type": "string"}, "count": {"type": "integer"}, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
             "Hit": {"type": "object", "properties": {
                 "rank": {"type": "integer"}, "score": {"type": "number", "description": "ranking score, higher is closer: the best chunk's cosine with the question plus a keyword bonus of at most 0.05; not a probability"},
                 "chapter_id": {"type": "string"}, "chapter_title": {"type": "string"}, "start_s": {"type": "integer"}, "end_s": {"type": ["integer", "null"]},
                 "timestamp": {"type": "string"}, "episode_id": {"type": "string"}, "episode_title": {"type": "string"}, "lang": {"type": "string"},
-                "snippet": {"type": "string"}, "snippet_kind": {"type": "string", "enum": ["summary", "quote", "description"]}, "speaker": {"type": ["string", "null"]},
+                "snippet": {"type": "string"}, "snippet_kind": {"type": "string", "enum": ["summary", "quote", "description", "transcript"]}, "speaker": {"type": ["string", "null"]},
+                "evidence_start_s": {"type": "integer", "description": "transcript evidence: the second inside the chapter where the matching sentence is said"},
+                "evidence_timestamp": {"type": "string"}, "podcast": {"type": "string"},
                 "citation": {"type": "string"}, "url": {"type": ["string", "null"]}}},
             "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"status": {"type": "integer"}, "field": {"type": ["string", "null"]}, "message": {"type": "string"}}}}}
         }}

@@ -327,6 +327,7 @@ fn bad_input_messages() {
         ("no_episodes", b"just one line of chrome\n".to_vec()),
         ("bad_json", b"[{\"title\": \"A\", \"chapters\": [{\"title\": \"x\", \"start\": \"ab:cd\"}]}, {\"nope\": 1}]".to_vec()),
         ("bad_jsonl", b"{\"title\": \"Good\", \"chapters\": [{\"title\": \"One\", \"start\": 0}]}\n{not json\n".to_vec()),
+        ("json_script_url", b"{\"title\": \"Linked\", \"url\": \"javascript:alert(1)\", \"chapters\": [{\"title\": \"One\", \"start\": 0}]}".to_vec()),
     ];
     let mut report = String::new();
     for (name, bytes) in &cases {

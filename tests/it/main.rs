@@ -6,6 +6,7 @@ mod fixtures;
 mod corpus;
 mod embed;
 mod eval;
+mod feeds;
 mod http;
 mod index;
 mod mcp;

@@ -35,7 +35,14 @@ function status(msg, isError) {
 }
 
 function chapterHref(id) { return "/chapters/" + encodeURIComponent(id); }
-function timeHref(hit) { return hit.url || chapterHref(hit.chapter_id); }
+function clock(s) {
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${String(m).padStart(2, "0")}:${sec}`;
+}
+
+// Only web links are rendered: an episode URL such as `javascript:` never becomes a link.
+function webHref(url) { return url && /^https?:\/\//i.test(url) ? url : null; }
+function timeHref(hit) { return webHref(hit.url) || chapterHref(hit.chapter_id); }
 
 async function api(path) {
   const r = await fetch(path, { headers: { accept: "application/json" } });
@@ -51,10 +58,14 @@ async function episodes() {
 
 function renderHit(h, query) {
   const quote = h.snippet_kind === "quote";
-  const snippet = highlight(h.snippet, query) + (quote && h.speaker ? " <span class=\"speaker\">— " + esc(h.speaker) + "</span>" : "");
+  const spoken = quote || h.snippet_kind === "transcript";
+  const snippet = highlight(h.snippet, query) + (spoken && h.speaker ? " <span class=\"speaker\">— " + esc(h.speaker) + "</span>" : "");
+  // Transcript evidence links to the second where it is said; the chapter's start is shown beside it.
+  const at = h.evidence_timestamp || h.timestamp;
+  const within = h.evidence_timestamp ? ` <span class="within">in chapter from ${esc(h.timestamp)}</span>` : "";
   return `<li class="hit" title="score ${h.score.toFixed(3)}" data-chapter="${esc(h.chapter_id)}" data-lang="${esc(h.lang)}">
     <div class="meta"><span class="badge ${esc(h.lang)}">${esc(h.lang)}</span>
-      <a class="ts" href="${esc(timeHref(h))}" aria-label="Play from ${esc(h.timestamp)}">${esc(h.timestamp)}</a>
+      <a class="ts" href="${esc(timeHref(h))}" aria-label="Play from ${esc(at)}">${esc(at)}</a>${within}
       <span class="episode">${esc(h.episode_title)}</span></div>
     <h2><a href="${esc(chapterHref(h.chapter_id))}" data-nav>${esc(h.chapter_title)}</a></h2>
     <p class="snippet ${quote ? "quote" : ""}">${snippet}</p></li>`;
@@ -118,11 +129,18 @@ async function showChapter(id) {
     const c = await api("/v1/chapters/" + encodeURIComponent(id));
     const quotes = c.quotes.map((q) => `<blockquote>“${esc(q.text)}”${q.speaker ? " — " + esc(q.speaker) : ""}</blockquote>`).join("");
     const ents = c.entities.map((e) => `<dt>${esc(e.name)} <span class="muted">(${esc(e.type)})</span></dt><dd>${esc(e.description)}</dd>`).join("");
+    const base = webHref(c.episode_url);
+    const lines = (c.transcript || []).map((l) => {
+      const s = Math.floor(l.start_s), label = clock(s);
+      const ts = base ? `<a class="ts" href="${esc(base + "#t=" + s)}">${label}</a>` : `<span class="ts">${label}</span>`;
+      return `<p class="line">${ts} ${l.speaker ? "<b>" + esc(l.speaker) + "</b> " : ""}${esc(l.text)}</p>`;
+    }).join("");
     const link = (r, rel) => r ? `<a href="${esc(chapterHref(r.id))}" data-nav rel="${rel}">${rel === "prev" ? "← " : ""}${esc(r.title)} [${esc(r.timestamp)}]${rel === "next" ? " →" : ""}</a>` : "<span></span>";
     const el = $("chapter");
     el.innerHTML = `<p class="meta"><span class="badge ${esc(c.lang)}">${esc(c.lang)}</span> ${esc(c.episode_title)}</p>
-      <h1>${esc(c.title)} <a class="ts" href="${esc(c.url || "#")}">${esc(c.timestamp)}</a></h1>
+      <h1>${esc(c.title)} <a class="ts" href="${esc(webHref(c.url) || "#")}">${esc(c.timestamp)}</a></h1>
       <p>${esc(c.summary)}</p>${quotes}
+      ${lines ? "<h2>Transcript</h2>" + lines : ""}
       ${ents ? "<h2>In this episode</h2><dl>" + ents + "</dl>" : ""}
       <nav>${link(c.previous, "prev")}${link(c.next, "next")}</nav>`;
     el.hidden = false;
