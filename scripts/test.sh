@@ -10,15 +10,16 @@ bash models/fetch.sh
 need=()
 { command -v chromedriver >/dev/null && [ -x /usr/bin/chromium ]; } || need+=(chromium chromium-driver fonts-noto-color-emoji)
 [ -f /usr/share/apertium/modes/eng-spa.mode ] || need+=(apertium apertium-eng-spa)
+command -v wrk >/dev/null || need+=(wrk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need[*]} (page test: Chromium; translation: Apertium)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-echo "== outside judges (ir_measures for the metrics) in a pinned virtualenv"
+echo "== outside judges (ir_measures for the metrics, schemathesis for the API) in a pinned virtualenv"
 JUDGES="$HOME/.cache/podseek/judges"
-if ! "$JUDGES/bin/python" -c "import ir_measures" 2>/dev/null; then
+if ! "$JUDGES/bin/python" -c "import ir_measures, schemathesis" 2>/dev/null; then
   rm -rf "$JUDGES" && python3 -m venv "$JUDGES"
   "$JUDGES/bin/pip" install -q --no-deps --only-binary=:all: --require-hashes -r tests/requirements-judges.txt
 fi
@@ -34,6 +35,13 @@ set +e
 cargo test --all-features -- --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+if [ "$status" -eq 0 ]; then
+  echo "== the server judged from outside (schemathesis, wrk)"
+  set +e
+  bash scripts/judge_server.sh "$CARGO_TARGET_DIR/debug/podseek" "$JUDGES/bin/python" 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+fi
 # One closing line for the whole run: every test binary's counts added up.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -13,6 +13,10 @@ pub enum Error {
     #[error("no {what} with id `{id}`")]
     NotFound { what: &'static str, id: String },
 
+    /// A filter names something the index does not hold (an episode, a podcast).
+    #[error("{field}: {message}")]
+    UnknownFilter { field: String, message: String },
+
     /// Set-up is incomplete; `fix` is the one command that repairs it.
     #[error("{what} is missing at {}: {reason}. Fix: {fix}", path.display())]
     Missing {
@@ -48,6 +52,30 @@ pub enum Error {
 
     #[error("vector index: {0}")]
     VectorStore(String),
+
+    /// The keyword (BM25) index failed.
+    #[error("keyword index: {0}")]
+    Keyword(String),
+
+    /// A worker thread panicked or was cancelled while doing this request's work.
+    #[error("worker failed: {0}")]
+    Worker(String),
+
+    /// Too much work is queued; the caller should retry after `retry_after_s`.
+    #[error("overloaded: {queued} requests are queued (the limit); retry in {retry_after_s} s")]
+    Overloaded { queued: usize, retry_after_s: u32 },
+
+    /// The request's deadline passed before its answer was ready.
+    #[error("no answer within the {}-second deadline", after.as_secs_f64())]
+    Deadline { after: std::time::Duration },
+
+    /// A key is required and none was sent.
+    #[error("{0}")]
+    Unauthorized(String),
+
+    /// The key sent does not allow this, or the operation is switched off.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -40,6 +40,8 @@ enum Command {
     /// Read pages, JSON/JSONL files or RSS feeds (files or URLs), embed their chunks and add them
     /// to the index (upsert by episode).
     Ingest(IngestArgs),
+    /// Remove episodes from the index by id (a new generation, switched atomically).
+    Delete(DeleteArgs),
     /// Ask a question; prints the nearest chapters in either language.
     Search(SearchArgs),
     /// Serve the search page, the JSON API and MCP over HTTP.
@@ -105,6 +107,15 @@ struct IngestArgs {
 }
 
 #[derive(Args)]
+struct DeleteArgs {
+    /// Episode ids, as `podseek search` and `GET /v1/episodes` show them.
+    #[arg(required = true)]
+    ids: Vec<String>,
+    #[arg(long, default_value = index::DEFAULT_DIR)]
+    index: PathBuf,
+}
+
+#[derive(Args)]
 struct SearchArgs {
     question: String,
     #[arg(short, long, default_value_t = 10)]
@@ -143,6 +154,31 @@ struct ServeArgs {
     /// Keyword analysis: `shared` or `per-language` (stemmers; translated twins included).
     #[arg(long, default_value = "shared")]
     keyword: String,
+    /// A file holding the admin key (enables the write API). Else `PODSEEK_ADMIN_KEY`; keys are
+    /// never taken from the command line.
+    #[arg(long)]
+    admin_key_file: Option<PathBuf>,
+    /// A file holding the search key. Else `PODSEEK_SEARCH_KEY`.
+    #[arg(long)]
+    search_key_file: Option<PathBuf>,
+    /// Searches need the search (or admin) key even on loopback. Beyond loopback they need it
+    /// whenever a search key is set.
+    #[arg(long)]
+    require_search_key: bool,
+    /// A browser origin allowed to call the API (CORS), e.g. `https://app.example.org`; repeat
+    /// for more. None by default.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// A host name clients use for this server beyond loopback (checked on `/mcp` against DNS
+    /// rebinding); repeat for more.
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// Search requests queued or running at once; more are refused at once with 503.
+    #[arg(long, default_value_t = serve::admission::Limits::default().queue)]
+    queue: usize,
+    /// Seconds a request may take before it is answered 504.
+    #[arg(long, default_value_t = serve::admission::Limits::default().deadline.as_secs_f64())]
+    deadline: f64,
 }
 
 #[derive(Args)]
@@ -385,10 +421,33 @@ fn load_sources(sources: &[String]) -> anyhow::Result<Parsed> {
     if !feeds.is_empty() {
         load_feeds(&feeds, &mut all)?;
     }
-    for d in &all.diagnostics {
-        eprintln!("{}: {d}", if d.skipped { "skipped" } else { "note" });
-    }
+    print_diagnostics(&all.diagnostics);
     Ok(all)
+}
+
+/// Same notes of one kind (a binary file gives one per line) after the first few.
+const NOTES_PER_KIND: usize = 5;
+
+/// Print diagnostics; a run of the same kind of note is cut to its first few and a count.
+fn print_diagnostics(diagnostics: &[corpus::Diagnostic]) {
+    let kind = |d: &corpus::Diagnostic| -> String {
+        d.message.chars().filter(|c| !c.is_ascii_digit()).collect()
+    };
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for d in diagnostics {
+        let n = seen.entry(kind(d)).or_default();
+        *n += 1;
+        if *n <= NOTES_PER_KIND {
+            eprintln!("{}: {d}", if d.skipped { "skipped" } else { "note" });
+        }
+    }
+    for (message, n) in seen {
+        if n > NOTES_PER_KIND {
+            let more = n - NOTES_PER_KIND;
+            let example: String = message.chars().take(60).collect();
+            eprintln!("… and {more} more like this (\"{example}…\")");
+        }
+    }
 }
 
 /// A local feed by its absolute path, so `ingest --refresh` finds it from any directory.
@@ -449,6 +508,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Parse(args) => parse_command(args),
         Command::Embed(args) => embed_command(args),
         Command::Ingest(args) => ingest_command(args),
+        Command::Delete(args) => delete_command(args),
         Command::Search(args) => search_command(args),
         Command::Serve(args) => serve_command(args),
         Command::Mcp(args) => mcp_command(args),
@@ -554,6 +614,22 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
     Ok(parse_exit(&parsed))
 }
 
+fn delete_command(args: DeleteArgs) -> anyhow::Result<ExitCode> {
+    let DeleteArgs { ids, index } = args;
+    let manifest = index::Stored::read(&index, None)?.manifest;
+    let embedder = embed::load(&manifest.model_id, 1)?;
+    let report = index::delete(&index, embedder.as_ref(), &ids, &IngestOptions::default())?;
+    println!(
+        "deleted {} episodes; {} episodes, {} chapters, {} chunks remain in {}",
+        report.episodes_deleted,
+        report.episodes_total,
+        report.chapters_total,
+        report.chunks_total,
+        index.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn search_command(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let SearchArgs {
         question,
@@ -597,7 +673,22 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         threads,
         translate,
         keyword,
+        admin_key_file,
+        search_key_file,
+        require_search_key,
+        cors_origins,
+        allowed_hosts,
+        queue,
+        deadline,
     } = args;
+    if !(deadline.is_finite() && deadline > 0.0) {
+        bail!("--deadline must be a positive number of seconds");
+    }
+    let limits = serve::admission::Limits {
+        queue: queue.max(1),
+        deadline: std::time::Duration::from_secs_f64(deadline),
+        ..serve::admission::Limits::default()
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(serve::serve(serve::ServeOptions {
         addr,
@@ -606,6 +697,14 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         threads,
         translate: parse_fusion(&translate)?,
         keyword: parse_analysis(&keyword)?,
+        keys: serve::KeySources {
+            admin_file: admin_key_file,
+            search_file: search_key_file,
+        },
+        require_search_key,
+        cors_origins,
+        allowed_hosts,
+        limits,
     }))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -736,8 +835,8 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
                 unique,
             ))?;
             println!(
-                "{} clients for {:.0}s: {} requests, {} errors, {:.1} requests/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-                report.clients, report.seconds, report.requests, report.errors, report.requests_per_s, report.p50_ms, report.p99_ms, report.max_ms
+                "{} clients for {:.0}s: {} requests, {} accepted, {} shed (503), {} errors, {:.1} accepted/s, accepted p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                report.clients, report.seconds, report.requests, report.accepted, report.shed, report.errors, report.requests_per_s, report.p50_ms, report.p99_ms, report.max_ms
             );
             Ok(if report.errors == 0 {
                 ExitCode::SUCCESS

@@ -67,6 +67,8 @@ pub struct Records {
 /// An opened index: records, vectors and the graph, ready to search (read-only).
 pub struct Index {
     pub dir: PathBuf,
+    /// The generation directory this index was opened from.
+    pub generation: PathBuf,
     pub manifest: Manifest,
     pub records: Records,
     pub vectors: Arc<[f32]>,
@@ -206,6 +208,7 @@ impl Index {
         }
         Ok(Index {
             dir: dir.to_path_buf(),
+            generation,
             manifest,
             records,
             vectors,
@@ -234,6 +237,7 @@ pub struct IngestReport {
     pub episodes_added: usize,
     pub episodes_replaced: usize,
     pub episodes_unchanged: usize,
+    pub episodes_deleted: usize,
     pub episodes_total: usize,
     pub chapters_total: usize,
     pub chunks_total: usize,
@@ -271,12 +275,34 @@ pub fn ingest(
     episodes: Vec<Episode>,
     options: &IngestOptions,
 ) -> Result<IngestReport> {
+    write(dir, embedder, episodes, &[], options)
+}
+
+/// Remove episodes by id and write a new generation atomically; the other episodes keep their
+/// vectors. An id the index does not hold is an error, and nothing is written.
+pub fn delete(
+    dir: &Path,
+    embedder: &dyn Embedder,
+    ids: &[String],
+    options: &IngestOptions,
+) -> Result<IngestReport> {
+    write(dir, embedder, Vec::new(), ids, options)
+}
+
+fn write(
+    dir: &Path,
+    embedder: &dyn Embedder,
+    episodes: Vec<Episode>,
+    removals: &[String],
+    options: &IngestOptions,
+) -> Result<IngestReport> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let _lock = lock_writer(dir)?;
     let previous = read_previous(dir, embedder)?;
     let chunking = chunking_for(previous.as_ref(), options);
     let mut report = IngestReport::default();
-    let merged = merge_episodes(previous.as_ref(), episodes, &mut report);
+    let mut merged = merge_episodes(previous.as_ref(), episodes, &mut report);
+    remove_episodes(&mut merged, removals, &mut report)?;
     let (tokenizer, window) = embedder.chunk_tokenizer();
     let mut chunks: Vec<Chunk> = merged
         .episodes
@@ -404,6 +430,20 @@ fn merge_episodes(
         }
     }
     merged
+}
+
+fn remove_episodes(merged: &mut Merged, ids: &[String], report: &mut IngestReport) -> Result<()> {
+    for id in ids {
+        if merged.episodes.remove(id).is_none() {
+            return Err(Error::NotFound {
+                what: "episode",
+                id: id.clone(),
+            });
+        }
+        merged.hashes.remove(id);
+        report.episodes_deleted += 1;
+    }
+    Ok(())
 }
 
 /// Every chunk's vector, in chunk order: reused from the previous generation when the same chunk
@@ -562,7 +602,23 @@ fn write_generation(
     let name = format!("gen-{millis}-{}", std::process::id());
     let generation = dir.join(&name);
     std::fs::create_dir(&generation).map_err(Error::io(&generation))?;
+    if let Err(e) = write_parts(&generation, manifest, records, vectors) {
+        // A full disk or a failed write: take the unfinished generation away, keep CURRENT.
+        let _ = std::fs::remove_dir_all(&generation);
+        return Err(e);
+    }
+    switch_current(dir, &name)?;
+    remove_other_generations(dir, &name);
+    Ok(generation)
+}
 
+/// Graph, vectors, records, then the manifest, each fsynced, then the directory itself.
+fn write_parts(
+    generation: &Path,
+    manifest: &Manifest,
+    records: &Records,
+    vectors: &[f32],
+) -> Result<()> {
     let keyed: Vec<(u64, &[f32])> = records
         .chunks
         .iter()
@@ -570,7 +626,7 @@ fn write_generation(
         .map(|(c, v)| (c.key, v))
         .collect();
     let graph = HnswStore::build(manifest.dims, &manifest.hnsw, &keyed)?;
-    graph.save(&generation.join("hnsw.usearch"))?;
+    write_file(&generation.join("hnsw.usearch"), &graph.to_bytes()?)?;
     let bytes: Vec<u8> = vectors.iter().flat_map(|x| x.to_le_bytes()).collect();
     write_file(&generation.join("vectors.f32"), &bytes)?;
     write_file(
@@ -582,14 +638,25 @@ fn write_generation(
         &generation.join("manifest.json"),
         &serde_json::to_vec_pretty(manifest).expect("manifest serializes"),
     )?;
+    sync_dir(generation)
+}
 
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(dir))
+}
+
+/// The atomic switch: `CURRENT.tmp` written and fsynced, renamed over `CURRENT`, directory fsynced.
+fn switch_current(dir: &Path, name: &str) -> Result<()> {
     let tmp = dir.join("CURRENT.tmp");
     write_file(&tmp, name.as_bytes())?;
     std::fs::rename(&tmp, dir.join("CURRENT")).map_err(Error::io(dir.join("CURRENT")))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    // Older generations (and unfinished ones from crashed runs) are no longer referenced.
+    sync_dir(dir)
+}
+
+/// Older generations (and unfinished ones from crashed runs) are no longer referenced.
+fn remove_other_generations(dir: &Path, name: &str) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let n = entry.file_name();
@@ -599,5 +666,4 @@ fn write_generation(
             }
         }
     }
-    Ok(generation)
 }

@@ -113,10 +113,14 @@ impl HnswStore {
         })
     }
 
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// The graph serialized in memory, so the caller writes (and fsyncs) it like any other file
+    /// and a failed write is an IO error that names the file.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut buffer = vec![0u8; self.index.serialized_length()];
         self.index
-            .save(&path.to_string_lossy())
-            .map_err(usearch_err)
+            .save_to_buffer(&mut buffer)
+            .map_err(usearch_err)?;
+        Ok(buffer)
     }
 
     pub fn load(path: &Path, dims: usize, params: &HnswParams) -> Result<HnswStore> {

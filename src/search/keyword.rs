@@ -80,7 +80,7 @@ pub struct Bm25 {
 }
 
 fn err(e: impl std::fmt::Display) -> Error {
-    Error::Inference(format!("bm25: {e}"))
+    Error::Keyword(e.to_string())
 }
 
 impl Bm25 {

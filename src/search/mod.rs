@@ -549,10 +549,10 @@ impl SearchEngine {
             None | Some("") => None,
             Some(id) => {
                 if !self.index.records.episodes.iter().any(|e| e.id == id) {
-                    return Err(Error::invalid(
-                        "episode",
-                        format!("no episode with id `{id}` (GET /v1/episodes lists them)"),
-                    ));
+                    return Err(Error::UnknownFilter {
+                        field: "episode".into(),
+                        message: format!("no episode with id `{id}` (GET /v1/episodes lists them)"),
+                    });
                 }
                 Some(id.to_string())
             }
@@ -588,10 +588,10 @@ impl SearchEngine {
         } else {
             format!("the index has: {}", titles.join(", "))
         };
-        Err(Error::invalid(
-            "podcast",
-            format!("no podcast titled `{name}`; {listed}"),
-        ))
+        Err(Error::UnknownFilter {
+            field: "podcast".into(),
+            message: format!("no podcast titled `{name}`; {listed}"),
+        })
     }
 
     /// The query's vector, from the cache when the same question was asked before.

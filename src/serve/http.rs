@@ -1,14 +1,17 @@
-//! The JSON API: `/v1/search` (GET and POST), `/v1/chapters/{id}`, `/v1/episodes`, health and
-//! readiness, `/openapi.json`. Bad input is a 4xx with a JSON body naming the field.
+//! The JSON API: `/v1/search` (GET and POST), `/v1/chapters/{id}`, `/v1/episodes` (GET, and POST
+//! and DELETE for writes), `/v1/jobs/{id}`, health and readiness, `/metrics`, `/openapi.json`.
+//! Every error, unknown routes and malformed query strings included, is the JSON error shape; a
+//! 4xx names the field, a 5xx says what failed without internal paths.
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -17,37 +20,104 @@ use super::AppState;
 use crate::error::Error;
 use crate::search::{self, Mode};
 
-/// Largest request body accepted (a search body is a few hundred bytes).
+/// Largest request body accepted (a search body is a few hundred bytes); MCP shares it.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest body of a write (episodes with their transcripts).
+pub const MAX_WRITE_BYTES: usize = 8 * 1024 * 1024;
 
 pub fn routes(state: AppState) -> Router {
-    Router::new()
+    let reads = Router::new()
         .route("/v1/search", get(search_get).post(search_post))
         .route("/v1/chapters/{id}", get(chapter))
-        .route("/v1/episodes", get(episodes))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route(
             "/openapi.json",
             get(|| async { Json(super::openapi::document()) }),
         )
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let writes = Router::new()
+        .route("/v1/episodes", get(episodes).post(add_episodes))
+        .route("/v1/episodes/{id}", delete(delete_episode))
+        .route("/v1/jobs/{id}", get(job))
+        .layer(DefaultBodyLimit::max(MAX_WRITE_BYTES));
+    reads.merge(writes).with_state(state)
+}
+
+/// Unknown routes: 404 in the JSON error shape.
+pub async fn not_found(request: Request) -> Response {
+    let message = format!("no route for {} {}", request.method(), request.uri().path());
+    error_body(StatusCode::NOT_FOUND, None, &message)
+}
+
+/// Read the whole body up to the API's limit (services such as MCP read bodies themselves, so
+/// the limit is applied before them): 413 in the JSON shape beyond it.
+pub async fn limit_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(_) => {
+            let message = format!("the body is larger than {MAX_BODY_BYTES} bytes");
+            error_body(StatusCode::PAYLOAD_TOO_LARGE, Some("body"), &message)
+        }
+    }
+}
+
+fn error_body(status: StatusCode, field: Option<&str>, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"status": status.as_u16(), "field": field, "message": message}})),
+    )
+        .into_response()
 }
 
 /// Every error's HTTP status, in one place.
 pub fn error_status(e: &Error) -> StatusCode {
     match e {
         Error::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-        Error::NotFound { .. } => StatusCode::NOT_FOUND,
-        Error::Missing { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::NotFound { .. } | Error::UnknownFilter { .. } => StatusCode::NOT_FOUND,
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Missing { .. } | Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
         Error::Fetch { .. } => StatusCode::BAD_GATEWAY,
         Error::IndexMismatch { .. }
         | Error::Io { .. }
         | Error::Corrupt { .. }
         | Error::Inference(_)
         | Error::Translation(_)
-        | Error::VectorStore(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        | Error::VectorStore(_)
+        | Error::Keyword(_)
+        | Error::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// What a client is told: the whole message for its own mistakes, what failed (never where on
+/// disk) for ours. The full error goes to the log.
+pub fn public_message(e: &Error) -> String {
+    match e {
+        Error::Missing { reason, .. } if reason.contains("loading") => {
+            "the model is still loading; GET /readyz says when it is ready".to_string()
+        }
+        Error::Missing { .. } => {
+            "the search engine could not be loaded (see the server log)".into()
+        }
+        Error::IndexMismatch { .. } | Error::Corrupt { .. } | Error::Io { .. } => {
+            "the index could not be read (see the server log)".into()
+        }
+        Error::Inference(_) => "the model failed on this request (see the server log)".into(),
+        Error::Translation(_) => "translation failed (see the server log)".into(),
+        Error::VectorStore(_) => "the vector index failed (see the server log)".into(),
+        Error::Keyword(_) => "the keyword index failed (see the server log)".into(),
+        Error::Worker(_) => "a worker thread failed (see the server log)".into(),
+        Error::InvalidInput { message, .. } | Error::UnknownFilter { message, .. } => {
+            message.clone()
+        }
+        other => other.to_string(),
     }
 }
 
@@ -66,18 +136,18 @@ impl IntoResponse for ApiError {
             tracing::error!("{}", self.0);
         }
         let field = match &self.0 {
-            Error::InvalidInput { field, .. } => Some(field.clone()),
+            Error::InvalidInput { field, .. } | Error::UnknownFilter { field, .. } => {
+                Some(field.as_str())
+            }
             _ => None,
         };
-        let message = match &self.0 {
-            Error::InvalidInput { message, .. } => message.clone(),
-            other => other.to_string(),
-        };
-        (
-            status,
-            Json(json!({"error": {"status": status.as_u16(), "field": field, "message": message}})),
-        )
-            .into_response()
+        let mut response = error_body(status, field, &public_message(&self.0));
+        if let Error::Overloaded { retry_after_s, .. } = &self.0 {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        }
+        response
     }
 }
 
@@ -85,21 +155,13 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError(Error::invalid(field, message))
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError(Error::Inference(format!("worker failed: {e}"))))?
-        .map_err(ApiError)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SearchBody {
     q: String,
+    /// A number, integral: JSON Schema's `integer` admits `61.0`.
     #[serde(default)]
-    k: Option<usize>,
+    k: Option<f64>,
     #[serde(default)]
     lang: Option<String>,
     #[serde(default)]
@@ -111,16 +173,16 @@ struct SearchBody {
 }
 
 async fn run_search(state: AppState, query: search::Query) -> Result<Response, ApiError> {
-    let engine = state.engine()?;
     let q = query.text.clone();
-    let hits = blocking(move || engine.search(&query)).await?;
+    let hits = state.admitted(move |engine| engine.search(&query)).await?;
     Ok(Json(json!({"query": q, "count": hits.len(), "hits": hits})).into_response())
 }
 
 async fn search_get(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| invalid("query string", e.body_text()))?;
     for key in params.keys() {
         if !matches!(
             key.as_str(),
@@ -169,12 +231,7 @@ async fn search_post(
 ) -> Result<Response, ApiError> {
     let body = match body {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let status = StatusCode::PAYLOAD_TOO_LARGE;
-            let message = format!("the body is larger than {MAX_BODY_BYTES} bytes");
-            return Ok((status, Json(json!({"error": {"status": status.as_u16(), "field": "body", "message": message}}))).into_response());
-        }
-        Err(e) => return Err(invalid("body", e.body_text())),
+        Err(e) => return body_error(e, MAX_BODY_BYTES),
     };
     let b: SearchBody = serde_json::from_slice(&body)
         .map_err(|e| invalid("body", format!("malformed JSON: {e}")))?;
@@ -182,7 +239,7 @@ async fn search_post(
         state,
         search::Query {
             text: b.q,
-            k: b.k,
+            k: whole_k(b.k)?,
             lang: b.lang,
             episode: b.episode,
             podcast: b.podcast,
@@ -194,10 +251,101 @@ async fn search_post(
 
 async fn chapter(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| invalid("id", e.body_text()))?;
     let engine = state.engine()?;
     Ok(Json(engine.chapter(&id)?).into_response())
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        super::metrics::render(&state),
+    )
+        .into_response()
+}
+
+fn writes(state: &AppState) -> Result<&super::writes::Writes, ApiError> {
+    state.writes.as_ref().ok_or_else(|| {
+        ApiError(Error::Forbidden(
+            "writes are disabled: start podseek serve with an admin key".into(),
+        ))
+    })
+}
+
+/// 202 with the job to poll (`Location: /v1/jobs/{id}`).
+fn accepted(job: super::writes::Job) -> Response {
+    let location = format!("/v1/jobs/{}", job.id);
+    let mut response = (StatusCode::ACCEPTED, Json(json!({"job": job}))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+async fn add_episodes(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e, MAX_WRITE_BYTES),
+    };
+    let work = super::writes::parse_body(&body)?;
+    Ok(accepted(writes(&state)?.submit(work)?))
+}
+
+async fn delete_episode(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| invalid("id", e.body_text()))?;
+    let known = state.engine()?.episodes().iter().any(|e| e.id == id);
+    if !known {
+        return Err(ApiError(Error::NotFound {
+            what: "episode",
+            id,
+        }));
+    }
+    Ok(accepted(
+        writes(&state)?.submit(super::writes::Work::Delete(id))?,
+    ))
+}
+
+async fn job(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| invalid("id", e.body_text()))?;
+    let n: u64 = id
+        .parse()
+        .map_err(|_| invalid("id", format!("`{id}` is not a job number")))?;
+    Ok(Json(json!({"job": writes(&state)?.job(n)?})).into_response())
+}
+
+fn whole_k(k: Option<f64>) -> Result<Option<usize>, ApiError> {
+    match k {
+        None => Ok(None),
+        Some(k) if k.fract() == 0.0 && (0.0..=1e9).contains(&k) => Ok(Some(k as usize)),
+        Some(k) => Err(invalid("k", format!("`{k}` is not a whole number"))),
+    }
+}
+
+/// A body that could not be read: 413 over the limit, 400 otherwise.
+fn body_error(e: BytesRejection, limit: usize) -> Result<Response, ApiError> {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let message = format!("the body is larger than {limit} bytes");
+        return Ok(error_body(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("body"),
+            &message,
+        ));
+    }
+    Err(invalid("body", e.body_text()))
 }
 
 async fn episodes(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -210,12 +358,23 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(engine) => {
             let m = &engine.index().manifest;
             let translation = state.translation.get().map_or("off", String::as_str);
-            Json(json!({"status": "ready", "model": m.model_id, "dims": m.dims, "episodes": m.episodes, "chapters": m.chapters, "chunks": m.chunks, "translation": translation}))
+            let generation = engine
+                .index()
+                .generation
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            let reload_error = state.reload_error.read().expect("unpoisoned").clone();
+            let writes = if state.writes.is_some() {
+                "enabled"
+            } else {
+                "disabled"
+            };
+            Json(json!({"status": "ready", "model": m.model_id, "dims": m.dims, "episodes": m.episodes, "chapters": m.chapters, "chunks": m.chunks, "translation": translation, "generation": generation, "reload_error": reload_error, "writes": writes}))
                 .into_response()
         }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "loading", "reason": e.to_string()})),
+            Json(json!({"status": "loading", "reason": public_message(&e)})),
         )
             .into_response(),
     }

@@ -10,6 +10,11 @@ pub struct LoadReport {
     pub clients: usize,
     pub seconds: f64,
     pub requests: usize,
+    /// Answered 200.
+    pub accepted: usize,
+    /// Refused at once with 503 because the server's queue was full (overload working).
+    pub shed: usize,
+    /// Anything else: other statuses, transport errors, timeouts.
     pub errors: usize,
     pub requests_per_s: f64,
     pub p50_ms: f64,
@@ -18,7 +23,8 @@ pub struct LoadReport {
 }
 
 /// Send `GET /v1/search` with the given questions in turn from `clients` concurrent clients for
-/// `duration`; any non-200 answer or transport error counts as an error.
+/// `duration`. A 503 counts as shed, any other non-200 answer or transport error as an error;
+/// latencies are those of the accepted requests.
 /// With `unique`, each request's question gets a distinct suffix so the query cache never answers
 /// and every request pays for embedding.
 pub async fn run(
@@ -35,7 +41,10 @@ pub async fn run(
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
-        .map_err(|e| Error::Inference(e.to_string()))?;
+        .map_err(|e| Error::Fetch {
+            url: base_url.to_string(),
+            message: e.to_string(),
+        })?;
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
@@ -45,7 +54,7 @@ pub async fn run(
         let questions = questions.to_vec();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            let mut errors = 0usize;
+            let (mut shed, mut errors) = (0usize, 0usize);
             let mut i = c;
             while Instant::now() < deadline {
                 let q = if unique {
@@ -55,28 +64,33 @@ pub async fn run(
                 };
                 i += clients;
                 let t = Instant::now();
-                let ok = match client
+                let status = match client
                     .get(&url)
                     .query(&[("q", q.as_str()), ("k", "10")])
                     .send()
                     .await
                 {
-                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                    Err(_) => false,
+                    Ok(r) => {
+                        let status = r.status();
+                        r.bytes().await.ok().map(|_| status)
+                    }
+                    Err(_) => None,
                 };
-                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                if !ok {
-                    errors += 1;
+                match status {
+                    Some(s) if s.is_success() => latencies.push(t.elapsed().as_secs_f64() * 1000.0),
+                    Some(s) if s == reqwest::StatusCode::SERVICE_UNAVAILABLE => shed += 1,
+                    _ => errors += 1,
                 }
             }
-            (latencies, errors)
+            (latencies, shed, errors)
         }));
     }
     let mut all = Vec::new();
-    let mut errors = 0;
+    let (mut shed, mut errors) = (0, 0);
     for t in tasks {
-        let (l, e) = t.await.map_err(|e| Error::Inference(e.to_string()))?;
+        let (l, s, e) = t.await.map_err(|e| Error::Worker(e.to_string()))?;
         all.extend(l);
+        shed += s;
         errors += e;
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -84,7 +98,9 @@ pub async fn run(
     Ok(LoadReport {
         clients,
         seconds,
-        requests: all.len(),
+        requests: all.len() + shed + errors,
+        accepted: all.len(),
+        shed,
         errors,
         requests_per_s: all.len() as f64 / seconds,
         p50_ms: crate::eval::bench::percentile(&all, 0.5),

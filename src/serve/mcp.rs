@@ -115,6 +115,7 @@ fn truncate_chars(s: &str, max: usize) -> (String, bool) {
 fn tool_error(e: &Error) -> CallToolResult {
     let hint = match e {
         Error::InvalidInput { field, message } => format!("invalid `{field}`: {message}"),
+        Error::UnknownFilter { field, message } => format!("`{field}`: {message}"),
         Error::NotFound { what, id } => {
             format!("no {what} with id `{id}`; use search_chapters to find ids")
         }
@@ -152,10 +153,7 @@ impl PodseekMcp {
         &self,
         f: impl FnOnce(&SearchEngine) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let engine = self.state.engine()?;
-        tokio::task::spawn_blocking(move || f(&engine))
-            .await
-            .map_err(|e| Error::Inference(e.to_string()))?
+        self.state.admitted(f).await
     }
 
     #[tool(
@@ -335,9 +333,19 @@ impl ServerHandler for PodseekMcp {
 }
 
 /// The `/mcp` endpoint: Streamable HTTP over the same engine as the JSON API.
-pub fn http_service(state: AppState) -> StreamableHttpService<PodseekMcp, LocalSessionManager> {
-    // Default allowed hosts (localhost, 127.0.0.1, ::1) guard against DNS rebinding.
-    let config = StreamableHttpServerConfig::default();
+pub fn http_service(
+    state: AppState,
+    hosts: &super::McpHosts,
+) -> StreamableHttpService<PodseekMcp, LocalSessionManager> {
+    // Loopback hosts (rmcp's default) plus the configured ones guard against DNS rebinding; a
+    // browser page may call only from loopback or a configured CORS origin.
+    let mut config = StreamableHttpServerConfig::default();
+    config.allowed_hosts.extend(hosts.hosts.iter().cloned());
+    let origins = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(hosts.origins.iter().cloned());
+    let config = config.with_allowed_origins(origins);
     StreamableHttpService::new(
         move || Ok(PodseekMcp::new(state.clone(), None)),
         Arc::new(LocalSessionManager::default()),
@@ -354,7 +362,7 @@ pub async fn serve_stdio(index_dir: &Path) -> Result<()> {
         SearchEngine::new(index, embedder)
     })
     .await
-    .map_err(|e| Error::Inference(e.to_string()))??;
+    .map_err(|e| Error::Worker(e.to_string()))??;
     let server = PodseekMcp::new(
         AppState::ready(Arc::new(engine)),
         std::env::var("PODSEEK_PUBLIC_URL").ok(),

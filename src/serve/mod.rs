@@ -3,72 +3,128 @@
 //! `podseek serve` opens the index (failing fast, with the fix, when there is none), binds, prints
 //! its URL, and loads the model in the background; `/readyz` says when searches can run. Every
 //! model inference and index search runs on blocking threads (`spawn_blocking`), never on the async
-//! workers. Serving never writes the index.
+//! workers, behind a bounded queue with a deadline (`admission`). The server follows the index's
+//! live generation (`reload`); its write API (`writes`) changes the index only through the same
+//! atomic ingest the CLI uses. Keys and CORS are `access`, counters and request ids `metrics`.
 
+pub mod access;
+pub mod admission;
 mod http;
 pub mod loadtest;
 pub mod mcp;
+mod metrics;
 mod openapi;
 mod page;
+mod reload;
+mod writes;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, RwLock};
 
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
 
-use crate::embed;
+use crate::embed::{self, Embedder};
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::search::keyword::Analysis;
 use crate::search::{Ranking, SearchEngine, TranslationFusion};
 use crate::translate::Apertium;
 
-pub use http::error_status;
+pub use access::{Access, KeySources, ADMIN_KEY_ENV, SEARCH_KEY_ENV};
+pub use http::{error_status, public_message as http_public_message};
 
-/// What the handlers share: the engine once loaded, or why loading failed.
+/// The engine a request uses: still loading, ready, or why loading failed.
+enum Slot {
+    Loading,
+    Ready(Arc<SearchEngine>),
+    Failed(String),
+}
+
+/// Builds an engine for a newly opened generation with the loaded model and the same settings.
+type Build = Arc<dyn Fn(Index) -> Result<SearchEngine> + Send + Sync>;
+
+/// What the handlers share. Cloning is cheap (all `Arc`s).
 #[derive(Clone)]
 pub struct AppState {
-    engine: Arc<OnceLock<std::result::Result<Arc<SearchEngine>, String>>>,
+    engine: Arc<RwLock<Slot>>,
+    build: Arc<OnceLock<Build>>,
     /// The index's model, known before the model itself is loaded.
     model_id: Arc<str>,
     /// `off`, the translation stage in use, or why it could not start (for `/readyz`).
     translation: Arc<OnceLock<String>>,
+    index_dir: Arc<Path>,
+    /// Why the last reload failed, while the previous generation keeps serving.
+    reload_error: Arc<RwLock<Option<String>>>,
+    reloading: Arc<tokio::sync::Mutex<()>>,
+    metrics: Arc<metrics::Metrics>,
+    access: Arc<access::Access>,
+    admission: Arc<admission::Admission>,
+    /// The write API; `None` when no admin key is configured.
+    writes: Option<writes::Writes>,
 }
 
 impl AppState {
-    pub fn ready(engine: Arc<SearchEngine>) -> AppState {
-        let model_id = Arc::from(engine.index().manifest.model_id.as_str());
-        let translation = OnceLock::new();
-        let _ = translation.set(engine.translator_id().unwrap_or("off").to_string());
-        let cell = OnceLock::new();
-        let _ = cell.set(Ok(engine));
+    fn new(
+        model_id: &str,
+        index_dir: &Path,
+        access: access::Access,
+        limits: admission::Limits,
+    ) -> AppState {
         AppState {
-            engine: Arc::new(cell),
-            model_id,
-            translation: Arc::new(translation),
+            engine: Arc::new(RwLock::new(Slot::Loading)),
+            build: Arc::new(OnceLock::new()),
+            model_id: Arc::from(model_id),
+            translation: Arc::new(OnceLock::new()),
+            index_dir: Arc::from(index_dir),
+            reload_error: Arc::new(RwLock::new(None)),
+            reloading: Arc::new(tokio::sync::Mutex::new(())),
+            metrics: Arc::new(metrics::Metrics::default()),
+            access: Arc::new(access),
+            admission: Arc::new(admission::Admission::new(limits)),
+            writes: None,
         }
     }
 
-    fn loading(model_id: &str) -> AppState {
-        AppState {
-            engine: Arc::new(OnceLock::new()),
-            model_id: Arc::from(model_id),
-            translation: Arc::new(OnceLock::new()),
-        }
+    /// A state around an engine that is already loaded (MCP over stdio, router tests): no keys,
+    /// default limits, no write API, no reloads.
+    pub fn ready(engine: Arc<SearchEngine>) -> AppState {
+        let state = AppState::new(
+            &engine.index().manifest.model_id,
+            &engine.index().dir,
+            access::Access::default(),
+            admission::Limits::default(),
+        );
+        let _ = state
+            .translation
+            .set(engine.translator_id().unwrap_or("off").to_string());
+        *state.engine.write().expect("unpoisoned") = Slot::Ready(engine);
+        state
+    }
+
+    /// Reads and writes guarded by these keys (writes still need `serve` to run a writer).
+    pub fn with_access(mut self, access: access::Access) -> AppState {
+        self.access = Arc::new(access);
+        self
+    }
+
+    pub fn with_limits(mut self, limits: admission::Limits) -> AppState {
+        self.admission = Arc::new(admission::Admission::new(limits));
+        self
     }
 
     /// The engine, or a `Missing` error saying it is still loading or failed to load.
     pub fn engine(&self) -> Result<Arc<SearchEngine>> {
-        match self.engine.get() {
-            Some(Ok(e)) => Ok(e.clone()),
-            Some(Err(message)) => Err(Error::Missing {
+        match &*self.engine.read().expect("unpoisoned") {
+            Slot::Ready(e) => Ok(e.clone()),
+            Slot::Failed(message) => Err(Error::Missing {
                 what: "the search engine",
                 path: PathBuf::from("."),
                 reason: message.clone(),
                 fix: embed::FETCH_HINT.to_string(),
             }),
-            None => Err(Error::Missing {
+            Slot::Loading => Err(Error::Missing {
                 what: "the search engine",
                 path: PathBuf::from("."),
                 reason: "the model is still loading".into(),
@@ -76,13 +132,38 @@ impl AppState {
             }),
         }
     }
+
+    /// Run a search's blocking work within the queue bound and the deadline.
+    pub async fn admitted<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&SearchEngine) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let engine = self.engine()?;
+        self.admission.run(move || work(&engine)).await
+    }
 }
 
-/// The whole HTTP surface: page, JSON API, OpenAPI document and MCP at `/mcp`.
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP surface: page, JSON API (reads and writes), metrics, OpenAPI document and MCP
+/// at `/mcp`; every answer counted and carrying a request id, keys checked before handlers run.
+pub fn router(state: AppState, mcp_hosts: &McpHosts) -> Router {
+    let mcp = Router::new()
+        .nest_service("/mcp", mcp::http_service(state.clone(), mcp_hosts))
+        .layer(from_fn(http::limit_body));
     http::routes(state.clone())
         .merge(page::routes(state.clone()))
-        .nest_service("/mcp", mcp::http_service(state))
+        .merge(mcp)
+        .fallback(http::not_found)
+        .layer(from_fn_with_state(state.clone(), access::guard))
+        .layer(from_fn_with_state(state, metrics::track))
+}
+
+/// Which `Host` and `Origin` values `/mcp` accepts (DNS-rebinding and cross-site protection).
+#[derive(Debug, Clone, Default)]
+pub struct McpHosts {
+    /// Host names (or host:port) besides the loopback ones.
+    pub hosts: Vec<String>,
+    /// Browser origins besides loopback ones (the CORS origins).
+    pub origins: Vec<String>,
 }
 
 pub struct ServeOptions {
@@ -94,79 +175,118 @@ pub struct ServeOptions {
     pub translate: Option<TranslationFusion>,
     /// How the keyword part analyzes text (per-language stemming, translated twins).
     pub keyword: Analysis,
+    pub keys: KeySources,
+    /// Reads need the search key even on loopback.
+    pub require_search_key: bool,
+    /// Origins allowed to call the API from a browser (CORS); none by default.
+    pub cors_origins: Vec<String>,
+    /// Host names clients may use for this server beyond loopback (for `/mcp`).
+    pub allowed_hosts: Vec<String>,
+    pub limits: admission::Limits,
 }
 
-/// The engine with the translation stage when asked for and available; without it (and a warning)
-/// when Apertium is missing. Returns the engine and what `/readyz` reports about translation.
-fn with_translation(
-    engine: SearchEngine,
+/// Load the model (timed for `/metrics`), build the first engine and remember how to build the
+/// next ones; runs on a blocking thread while the server already answers `/healthz`.
+fn load_engine(
+    state: &AppState,
+    index: Index,
+    threads: usize,
     fusion: Option<TranslationFusion>,
-) -> (SearchEngine, String) {
-    let Some(fusion) = fusion else {
-        return (engine, "off".to_string());
-    };
-    match Apertium::new() {
-        Ok(t) => {
-            let ranking = Ranking {
-                translation: fusion,
-                ..engine.ranking()
-            };
-            let engine = engine.with_translator(Arc::new(t)).with_ranking(ranking);
-            (engine, "apertium".to_string())
+    keyword: Analysis,
+) {
+    let model = index.manifest.model_id.clone();
+    let loaded = embed::load(&model, threads).and_then(|inner| {
+        let embedder: Arc<dyn Embedder> = Arc::new(metrics::TimedEmbedder {
+            inner,
+            metrics: state.metrics.clone(),
+        });
+        let translator = fusion.and_then(|_| Apertium::new().ok().map(Arc::new));
+        let translation = match (&translator, fusion) {
+            (_, None) => "off".to_string(),
+            (Some(_), Some(_)) => "apertium".to_string(),
+            (None, Some(_)) => "unavailable: apertium is not installed".to_string(),
+        };
+        let _ = state.translation.set(translation);
+        let build: Build = Arc::new(move |index: Index| {
+            let mut engine =
+                SearchEngine::new(index, embedder.clone())?.with_keyword_analysis(keyword)?;
+            if let (Some(t), Some(fusion)) = (&translator, fusion) {
+                let ranking = Ranking {
+                    translation: fusion,
+                    ..engine.ranking()
+                };
+                engine = engine.with_translator(t.clone()).with_ranking(ranking);
+            }
+            Ok(engine)
+        });
+        let engine = build(index)?;
+        let _ = state.build.set(build);
+        Ok(engine)
+    });
+    let slot = match loaded {
+        Ok(engine) => {
+            tracing::info!("model `{model}` loaded; ready");
+            Slot::Ready(Arc::new(engine))
         }
         Err(e) => {
-            tracing::warn!("serving without translation: {e}");
-            (engine, format!("unavailable: {e}"))
+            tracing::error!("loading failed: {e}");
+            Slot::Failed(e.to_string())
         }
+    };
+    *state.engine.write().expect("unpoisoned") = slot;
+}
+
+fn bind_error(addr: SocketAddr) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::Io {
+        path: PathBuf::from(addr.to_string()),
+        source: e,
     }
 }
 
 /// Run the server until SIGINT or SIGTERM; in-flight requests finish first.
 pub async fn serve(options: ServeOptions) -> Result<()> {
     let index = Index::open(&options.index_dir, options.model.as_deref())?;
-    let model = index.manifest.model_id.clone();
+    let loopback = options.addr.ip().is_loopback();
+    let access = access::Access::new(
+        &options.keys,
+        options.require_search_key,
+        loopback,
+        options.cors_origins.clone(),
+    )?;
+    let writes_enabled = access.writes_enabled();
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
-        .map_err(|e| Error::Io {
-            path: PathBuf::from(options.addr.to_string()),
-            source: e,
-        })?;
-    let local = listener.local_addr().map_err(|e| Error::Io {
-        path: PathBuf::from(options.addr.to_string()),
-        source: e,
-    })?;
-    let state = AppState::loading(&model);
-    let cell = state.engine.clone();
-    let translation = state.translation.clone();
-    let threads = options.threads;
-    let fusion = options.translate;
-    let keyword = options.keyword;
-    tokio::task::spawn_blocking(move || {
-        let loaded = embed::load(&model, threads)
-            .and_then(|embedder| SearchEngine::new(index, embedder))
-            .and_then(|engine| engine.with_keyword_analysis(keyword))
-            .map(|engine| {
-                let (engine, status) = with_translation(engine, fusion);
-                let _ = translation.set(status);
-                engine
-            });
-        if let Err(e) = &loaded {
-            tracing::error!("loading failed: {e}");
-        } else {
-            tracing::info!("model `{model}` loaded; ready");
-        }
-        let _ = cell.set(loaded.map(Arc::new).map_err(|e| e.to_string()));
-    });
+        .map_err(bind_error(options.addr))?;
+    let local = listener.local_addr().map_err(bind_error(options.addr))?;
+    let mut state = AppState::new(
+        &index.manifest.model_id,
+        &options.index_dir,
+        access,
+        options.limits,
+    );
+    if writes_enabled {
+        let (writes, queue) = writes::Writes::new();
+        state.writes = Some(writes.clone());
+        tokio::spawn(writes::run(state.clone(), writes, queue));
+    }
+    let loading = state.clone();
+    let (threads, fusion, keyword) = (options.threads, options.translate, options.keyword);
+    tokio::task::spawn_blocking(move || load_engine(&loading, index, threads, fusion, keyword));
+    tokio::spawn(reload::watch(state.clone()));
+    let hosts = McpHosts {
+        hosts: options.allowed_hosts.clone(),
+        origins: options.cors_origins.clone(),
+    };
     println!("podseek is serving on http://{local}/");
     println!("  try: curl 'http://{local}/v1/search?q=How+do+protein+language+models+learn+structure%3F&k=3'");
     println!("  MCP (Streamable HTTP): http://{local}/mcp");
-    axum::serve(listener, router(state))
+    if writes_enabled {
+        println!("  writes: POST/DELETE http://{local}/v1/episodes with the admin key");
+    }
+    axum::serve(listener, router(state, &hosts))
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| Error::Io {
-            path: PathBuf::from(local.to_string()),
-            source: e,
-        })?;
+        .map_err(bind_error(local))?;
     println!("podseek stopped");
     Ok(())
 }

@@ -97,6 +97,13 @@ pub struct Server {
 impl Server {
     /// Start `podseek serve` on a free port and wait until `/readyz` answers 200.
     pub async fn start(index_dir: &Path) -> Server {
+        Server::start_with(index_dir, &[], &[]).await
+    }
+
+    /// Start with extra arguments and environment (keys, limits).
+    pub async fn start_with(index_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        // reqwest is built without a default TLS provider; tests that talk HTTP need one set.
+        podseek::fetch::install_tls();
         let mut child = Command::new(bin())
             .args([
                 "serve",
@@ -107,6 +114,8 @@ impl Server {
                 "--index",
             ])
             .arg(index_dir)
+            .args(args)
+            .envs(env.iter().copied())
             .current_dir(root())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

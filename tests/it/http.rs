@@ -3,22 +3,34 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use podseek::serve::{router, AppState};
+use podseek::serve::{router, Access, AppState, McpHosts};
 use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::fixtures::{bin, engine, sample_index_dir, Server};
 
 async fn call(req: Request<Body>) -> (StatusCode, Value) {
-    let app = router(AppState::ready(engine()));
+    call_with(AppState::ready(engine()), req).await.1
+}
+
+/// One request through the router, no socket: headers, status and JSON body.
+async fn call_with(
+    state: AppState,
+    req: Request<Body>,
+) -> (axum::http::HeaderMap, (StatusCode, Value)) {
+    let app = router(state, &McpHosts::default());
     let res = app.oneshot(req).await.unwrap();
+    let headers = res.headers().clone();
     let status = res.status();
     let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
         .await
         .unwrap();
     (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        headers,
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ),
     )
 }
 
@@ -100,7 +112,7 @@ async fn bad_requests_are_4xx_with_the_field() {
         ),
         (
             get("/v1/search?q=hi&episode=nope"),
-            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
             Some("episode"),
         ),
         (
@@ -192,6 +204,7 @@ fn serve_on_a_missing_index_says_how_to_build_one() {
 async fn real_server_on_loopback_under_concurrent_load_then_graceful_stop() {
     let mut server =
         Server::start(tokio::task::spawn_blocking(sample_index_dir).await.unwrap()).await;
+    podseek::fetch::install_tls();
     let client = reqwest::Client::new();
     let r: Value = client
         .get(format!("{}/v1/search", server.url))
@@ -235,7 +248,7 @@ async fn real_server_on_loopback_under_concurrent_load_then_graceful_stop() {
     )
     .await
     .unwrap();
-    assert_eq!(report.errors, 0, "{report:?}");
+    assert_eq!((report.errors, report.shed), (0, 0), "{report:?}");
     assert!(report.requests >= 32, "{report:?}");
 
     // SIGTERM: in-flight work finishes, the process exits cleanly.
@@ -249,4 +262,227 @@ async fn real_server_on_loopback_under_concurrent_load_then_graceful_stop() {
         .await
         .unwrap();
     assert!(status.success(), "graceful exit: {status:?}");
+}
+
+const ADMIN: &str = "admin-key-for-the-router-tests";
+const SEARCHER: &str = "search-key-for-the-router-tests";
+
+fn with_key(mut req: Request<Body>, key: &str) -> Request<Body> {
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    req
+}
+
+/// (request, key sent, status) for a server that requires the search key for reads.
+#[tokio::test]
+async fn keys_decide_who_reads_and_writes() {
+    let state = || {
+        AppState::ready(engine()).with_access(Access::from_keys(
+            Some(ADMIN),
+            Some(SEARCHER),
+            true,
+            vec![],
+        ))
+    };
+    let cases: [(&str, Request<Body>, Option<&str>, StatusCode); 8] = [
+        (
+            "read, no key",
+            get("/v1/search?q=drones"),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "read, wrong key",
+            get("/v1/search?q=drones"),
+            Some("nope-nope-nope-nope"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "read, search key",
+            get("/v1/search?q=drones"),
+            Some(SEARCHER),
+            StatusCode::OK,
+        ),
+        (
+            "read, admin key",
+            get("/v1/episodes"),
+            Some(ADMIN),
+            StatusCode::OK,
+        ),
+        ("health stays open", get("/healthz"), None, StatusCode::OK),
+        (
+            "write, no key",
+            post("/v1/episodes", "{}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "write, search key",
+            post("/v1/episodes", "{}"),
+            Some(SEARCHER),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "delete, search key",
+            Request::delete("/v1/episodes/x")
+                .body(Body::empty())
+                .unwrap(),
+            Some(SEARCHER),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (what, req, key, want) in cases {
+        let req = match key {
+            Some(k) => with_key(req, k),
+            None => req,
+        };
+        let (_, (status, body)) = call_with(state(), req).await;
+        assert_eq!(status, want, "{what}: {body}");
+        if !status.is_success() {
+            assert!(
+                body["error"]["message"].is_string(),
+                "{what}: JSON error shape: {body}"
+            );
+        }
+    }
+    // No admin key configured: writes are off, whatever is sent.
+    let (_, (status, body)) = call_with(
+        AppState::ready(engine()),
+        with_key(post("/v1/episodes", "{}"), ADMIN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_error_is_json_and_5xx_hide_paths() {
+    for (req, want) in [
+        (get("/no/such/route"), StatusCode::NOT_FOUND),
+        (get("/v1/chapters/%FF%FE"), StatusCode::BAD_REQUEST),
+        (get("/v1/jobs/1"), StatusCode::FORBIDDEN),
+    ] {
+        let (status, body) = call(req).await;
+        assert_eq!(status, want, "{body}");
+        assert_eq!(body["error"]["status"], want.as_u16(), "{body}");
+    }
+    let (status, body) = call(
+        Request::post("/mcp")
+            .header("content-type", "application/json")
+            .body(Body::from(vec![b' '; 70 * 1024]))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "MCP shares the API's body limit: {body}"
+    );
+    let message = podseek::serve::http_public_message(&podseek::Error::Io {
+        path: "/srv/secret/index/gen-1/records.json".into(),
+        source: std::io::Error::other("disk on fire"),
+    });
+    assert!(!message.contains("/srv"), "{message}");
+}
+
+#[tokio::test]
+async fn mcp_refuses_a_foreign_origin() {
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let req = |origin: &str| {
+        Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("host", "127.0.0.1:8080")
+            .header("origin", origin)
+            .body(Body::from(init))
+            .unwrap()
+    };
+    let (_, (status, _)) = call_with(AppState::ready(engine()), req("https://evil.example")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, (status, _)) = call_with(AppState::ready(engine()), req("http://127.0.0.1:8080")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cors_is_off_unless_an_origin_is_configured() {
+    let preflight = || {
+        Request::options("/v1/search")
+            .header("origin", "https://app.example.org")
+            .header("access-control-request-method", "GET")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (headers, _) = call_with(AppState::ready(engine()), preflight()).await;
+    assert!(headers.get("access-control-allow-origin").is_none());
+    let open = AppState::ready(engine()).with_access(Access::from_keys(
+        None,
+        None,
+        false,
+        vec!["https://app.example.org".into()],
+    ));
+    let (headers, (status, _)) = call_with(open, preflight()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example.org"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_sheds_with_retry_after_and_metrics_count_it() {
+    let state = AppState::ready(engine()).with_limits(podseek::serve::admission::Limits {
+        queue: 1,
+        running: 1,
+        deadline: std::time::Duration::from_secs(10),
+    });
+    let app = router(state.clone(), &McpHosts::default());
+    let slow = (0..6).map(|i| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let q = format!("/v1/search?q=a+question+nobody+asked+before+{i}&k=100&mode=exact");
+            app.oneshot(get(&q)).await.unwrap()
+        })
+    });
+    let mut shed = 0;
+    for task in slow.collect::<Vec<_>>() {
+        let res = task.await.unwrap();
+        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(res.headers()["retry-after"], "1");
+            shed += 1;
+        } else {
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+        assert!(res.headers().contains_key("x-request-id"));
+    }
+    assert!(shed >= 1, "six at once against a queue of one");
+    let res = app.oneshot(get("/metrics")).await.unwrap();
+    let text = String::from_utf8(
+        axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(&format!("podseek_shed_total {shed}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("podseek_requests_total{route=\"/v1/search\",status=\"503\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("podseek_index_info{generation=\"gen-"),
+        "{text}"
+    );
+    assert!(
+        text.contains("podseek_request_duration_seconds_bucket{route=\"/v1/search\",le=\"+Inf\"}"),
+        "{text}"
+    );
 }

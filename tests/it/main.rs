@@ -12,4 +12,5 @@ mod index;
 mod mcp;
 mod page;
 mod search;
+mod service;
 mod translate;

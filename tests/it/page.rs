@@ -35,6 +35,7 @@ impl Driver {
             .spawn()
             .expect("chromedriver (Debian package chromium-driver; scripts/test.sh installs it)");
         let base = format!("http://127.0.0.1:{port}");
+        podseek::fetch::install_tls();
         let http = reqwest::Client::new();
         let started = Instant::now();
         while http.get(format!("{base}/status")).send().await.is_err() {

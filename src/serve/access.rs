@@ -1,0 +1,245 @@
+//! Who may do what: API keys, reads on loopback, CORS.
+//!
+//! Owns the admin key (writes) and the optional search key (reads), read from the environment or
+//! from files and never from the command line, kept only as SHA-256 digests and compared in
+//! constant time; which routes need which key; and the CORS answer for configured origins (none by
+//! default). A missing key is 401, a wrong or insufficient one 403, always as JSON.
+
+use std::path::{Path, PathBuf};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::http::ApiError;
+use super::AppState;
+use crate::error::{Error, Result};
+
+pub const ADMIN_KEY_ENV: &str = "PODSEEK_ADMIN_KEY";
+pub const SEARCH_KEY_ENV: &str = "PODSEEK_SEARCH_KEY";
+
+/// Where the keys come from: a file each, else the environment.
+#[derive(Debug, Clone, Default)]
+pub struct KeySources {
+    pub admin_file: Option<PathBuf>,
+    pub search_file: Option<PathBuf>,
+}
+
+#[derive(Default)]
+pub struct Access {
+    admin: Option<[u8; 32]>,
+    search: Option<[u8; 32]>,
+    /// Reads need the search (or admin) key: asked for, or served beyond loopback with a key set.
+    reads_need_key: bool,
+    cors_origins: Vec<String>,
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Equal digests, in time that does not depend on where they differ.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn read_key(file: Option<&Path>, env: &str) -> Result<Option<[u8; 32]>> {
+    let key = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Missing {
+                what: "the key file",
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+                fix: format!(
+                    "write the key into {} (one line), or set {env}",
+                    path.display()
+                ),
+            })?;
+            text.trim().to_string()
+        }
+        None => std::env::var(env).unwrap_or_default().trim().to_string(),
+    };
+    if key.is_empty() {
+        return match file {
+            Some(path) => Err(Error::invalid(
+                "key file",
+                format!("{} is empty", path.display()),
+            )),
+            None => Ok(None),
+        };
+    }
+    if key.len() < 16 {
+        return Err(Error::invalid(
+            "key",
+            format!(
+                "the key from {} is shorter than 16 characters",
+                file.map_or(env.to_string(), |p| p.display().to_string())
+            ),
+        ));
+    }
+    Ok(Some(digest(&key)))
+}
+
+impl Access {
+    pub fn new(
+        keys: &KeySources,
+        require_search_key: bool,
+        loopback_only: bool,
+        cors_origins: Vec<String>,
+    ) -> Result<Access> {
+        let admin = read_key(keys.admin_file.as_deref(), ADMIN_KEY_ENV)?;
+        let search = read_key(keys.search_file.as_deref(), SEARCH_KEY_ENV)?;
+        if require_search_key && search.is_none() && admin.is_none() {
+            return Err(Error::invalid(
+                "--require-search-key",
+                format!("no key to require: set {SEARCH_KEY_ENV} or pass --search-key-file"),
+            ));
+        }
+        Ok(Access {
+            admin,
+            search,
+            reads_need_key: require_search_key || (!loopback_only && search.is_some()),
+            cors_origins,
+        })
+    }
+
+    /// Keys given as text (library users and tests; the CLI reads files or the environment).
+    pub fn from_keys(
+        admin: Option<&str>,
+        search: Option<&str>,
+        reads_need_key: bool,
+        cors_origins: Vec<String>,
+    ) -> Access {
+        Access {
+            admin: admin.map(digest),
+            search: search.map(digest),
+            reads_need_key,
+            cors_origins,
+        }
+    }
+
+    pub fn writes_enabled(&self) -> bool {
+        self.admin.is_some()
+    }
+
+    fn presented(headers: &HeaderMap) -> Option<[u8; 32]> {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        bearer.or(api_key).map(|k| digest(k.trim()))
+    }
+
+    fn is_admin(&self, key: &[u8; 32]) -> bool {
+        self.admin.as_ref().is_some_and(|a| same(a, key))
+    }
+
+    /// May a request with these headers write?
+    pub fn check_write(&self, headers: &HeaderMap) -> Result<()> {
+        if self.admin.is_none() {
+            return Err(Error::Forbidden(format!(
+                "writes are disabled: start podseek serve with an admin key ({ADMIN_KEY_ENV} or --admin-key-file)"
+            )));
+        }
+        match Self::presented(headers) {
+            None => Err(Error::Unauthorized(
+                "this needs the admin key: send `Authorization: Bearer KEY`".into(),
+            )),
+            Some(k) if self.is_admin(&k) => Ok(()),
+            Some(_) => Err(Error::Forbidden("the key sent is not the admin key".into())),
+        }
+    }
+
+    /// May a request with these headers read?
+    pub fn check_read(&self, headers: &HeaderMap) -> Result<()> {
+        if !self.reads_need_key {
+            return Ok(());
+        }
+        match Self::presented(headers) {
+            None => Err(Error::Unauthorized(
+                "this server needs a key for searches: send `Authorization: Bearer KEY`".into(),
+            )),
+            Some(k) if self.is_admin(&k) || self.search.as_ref().is_some_and(|s| same(s, &k)) => {
+                Ok(())
+            }
+            Some(_) => Err(Error::Forbidden("the key sent is not valid here".into())),
+        }
+    }
+
+    fn cors_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        let origin = headers.get(header::ORIGIN)?;
+        let text = origin.to_str().ok()?;
+        self.cors_origins
+            .iter()
+            .any(|o| o == "*" || o == text)
+            .then(|| origin.clone())
+    }
+}
+
+/// Routes that read the corpus: the JSON API and MCP (the page's HTML, health and the OpenAPI
+/// document stay open so a client can find out what it needs).
+fn is_read(path: &str) -> bool {
+    path.starts_with("/v1/") || path.starts_with("/mcp") || path == "/metrics"
+}
+
+/// Routes that change the index, and their jobs: the admin key.
+fn is_write(method: &Method, path: &str) -> bool {
+    (path == "/v1/episodes" && method == Method::POST)
+        || (path.starts_with("/v1/episodes/") && method == Method::DELETE)
+        || path.starts_with("/v1/jobs")
+}
+
+/// The key checks for writes and reads, and CORS for configured origins (preflight answered
+/// here).
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let access = state.access.clone();
+    let cors = access.cors_origin(request.headers());
+    if request.method() == Method::OPTIONS && cors.is_some() {
+        return with_cors(StatusCode::NO_CONTENT.into_response(), cors);
+    }
+    let path = request.uri().path();
+    let checked = if is_write(request.method(), path) {
+        access.check_write(request.headers())
+    } else if is_read(path) {
+        access.check_read(request.headers())
+    } else {
+        Ok(())
+    };
+    let response = match checked {
+        Ok(()) => next.run(request).await,
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    with_cors(response, cors)
+}
+
+fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
+    if let Some(origin) = origin {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, x-api-key, x-request-id"),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_compare_whole() {
+        let a = digest("a-long-enough-admin-key");
+        assert!(same(&a, &digest("a-long-enough-admin-key")));
+        assert!(!same(&a, &digest("a-long-enough-admin-kez")));
+    }
+}

@@ -1,0 +1,71 @@
+//! Hot reload: notice a new index generation and switch to it without dropping a request.
+//!
+//! Owns the cheap poll of `CURRENT` (a few bytes once a second) and the switch: the new generation
+//! is opened and its engine built on a blocking thread with the already loaded model, then swapped
+//! in under a short write lock. A request holds the engine it started with (an `Arc`), so it
+//! finishes on that generation and never sees a mix. A generation that fails to open leaves the
+//! old one serving, and `/readyz` says why.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{AppState, Slot};
+use crate::error::{Error, Result};
+use crate::index::{current_generation, Index};
+
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// Poll forever; the server's lifetime ends it.
+pub async fn watch(state: AppState) {
+    loop {
+        tokio::time::sleep(POLL).await;
+        if let Err(e) = reload_if_changed(&state).await {
+            tracing::warn!("index reload: {e}");
+        }
+    }
+}
+
+/// Switch to the live generation if it is not the one being served. `Ok(true)` when it switched.
+pub async fn reload_if_changed(state: &AppState) -> Result<bool> {
+    let _one_at_a_time = state.reloading.lock().await;
+    let Ok(engine) = state.engine() else {
+        return Ok(false);
+    };
+    let Some(build) = state.build.get().cloned() else {
+        return Ok(false);
+    };
+    let dir = state.index_dir.to_path_buf();
+    let served = engine.index().generation.clone();
+    let model = engine.index().manifest.model_id.clone();
+    let opened = tokio::task::spawn_blocking(move || -> Result<Option<_>> {
+        match current_generation(&dir)? {
+            Some(live) if live != served => {
+                let index = Index::open(&dir, Some(&model))?;
+                Ok(Some(build(index)?))
+            }
+            _ => Ok(None),
+        }
+    })
+    .await
+    .map_err(|e| Error::Worker(e.to_string()));
+    match opened.and_then(|r| r) {
+        Ok(None) => {
+            *state.reload_error.write().expect("unpoisoned") = None;
+            Ok(false)
+        }
+        Ok(Some(next)) => {
+            let generation = next.index().generation.display().to_string();
+            *state.engine.write().expect("unpoisoned") = Slot::Ready(Arc::new(next));
+            *state.reload_error.write().expect("unpoisoned") = None;
+            state.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("serving generation {generation}");
+            Ok(true)
+        }
+        Err(e) => {
+            *state.reload_error.write().expect("unpoisoned") =
+                Some(super::http::public_message(&e));
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The write API: add episodes (JSON, or a feed URL) and delete them, as jobs behind the index's
+//! single writer.
+//!
+//! Owns the job queue (bounded: a full queue is 503), the job table clients poll, and running each
+//! job on a blocking thread with the served model, after which the server reloads the new
+//! generation. It never edits an index in place: jobs go through `index::ingest`/`index::delete`,
+//! which write a new generation and switch to it atomically. Keys are checked before a handler
+//! runs (`access`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::AppState;
+use crate::corpus::{self, Episode};
+use crate::error::{Error, Result};
+use crate::fetch::{Fetcher, Limits};
+use crate::index::{self, IngestOptions, IngestReport};
+use crate::progress::Silent;
+
+/// Jobs waiting behind the running one; more is 503.
+const QUEUE: usize = 16;
+/// Finished jobs kept for polling.
+const KEPT: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub enum Work {
+    Add(Vec<Episode>),
+    Feed(String),
+    Delete(String),
+}
+
+impl Work {
+    fn kind(&self) -> &'static str {
+        match self {
+            Work::Add(_) => "add episodes",
+            Work::Feed(_) => "add feed",
+            Work::Delete(_) => "delete episode",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: u64,
+    pub kind: &'static str,
+    pub state: JobState,
+    /// Seconds since the Unix epoch.
+    pub submitted_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<IngestReport>,
+    /// Notes from reading a feed (skipped links and why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Writes {
+    queue: mpsc::Sender<(u64, Work)>,
+    jobs: Arc<Mutex<BTreeMap<u64, Job>>>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Writes {
+    /// The job table and its queue; `run` must be spawned with the receiver.
+    pub fn new() -> (Writes, mpsc::Receiver<(u64, Work)>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writes = Writes {
+            queue: tx,
+            jobs: Arc::new(Mutex::new(BTreeMap::new())),
+        };
+        (writes, rx)
+    }
+
+    /// Queue work; the job id to poll, or 503 when the queue is full.
+    pub fn submit(&self, work: Work) -> Result<Job> {
+        let mut jobs = self.jobs.lock().expect("unpoisoned");
+        let id = jobs.keys().next_back().map_or(1, |last| last + 1);
+        let job = Job {
+            id,
+            kind: work.kind(),
+            state: JobState::Queued,
+            submitted_at: now(),
+            report: None,
+            notes: Vec::new(),
+            error: None,
+        };
+        self.queue
+            .try_send((id, work))
+            .map_err(|_| Error::Overloaded {
+                queued: QUEUE,
+                retry_after_s: 5,
+            })?;
+        jobs.insert(id, job.clone());
+        while jobs.len() > KEPT {
+            jobs.pop_first();
+        }
+        Ok(job)
+    }
+
+    pub fn job(&self, id: u64) -> Result<Job> {
+        self.jobs
+            .lock()
+            .expect("unpoisoned")
+            .get(&id)
+            .cloned()
+            .ok_or(Error::NotFound {
+                what: "job",
+                id: id.to_string(),
+            })
+    }
+
+    fn update(&self, id: u64, f: impl FnOnce(&mut Job)) {
+        if let Some(job) = self.jobs.lock().expect("unpoisoned").get_mut(&id) {
+            f(job);
+        }
+    }
+}
+
+/// The single writer: one job at a time, in order; after each, the server reloads.
+pub async fn run(state: AppState, writes: Writes, mut queue: mpsc::Receiver<(u64, Work)>) {
+    while let Some((id, work)) = queue.recv().await {
+        writes.update(id, |j| j.state = JobState::Running);
+        let result = execute(&state, work).await;
+        // Serve the new generation before the job says done, so a client that saw `done` finds
+        // its change.
+        if let Err(e) = super::reload::reload_if_changed(&state).await {
+            tracing::warn!("after job {id}: {e}");
+        }
+        let outcome = if result.is_ok() { "done" } else { "failed" };
+        state.metrics.job_finished(outcome);
+        writes.update(id, |j| match result {
+            Ok((report, notes)) => {
+                j.state = JobState::Done;
+                j.report = Some(report);
+                j.notes = notes;
+            }
+            Err(e) => {
+                j.state = JobState::Failed;
+                j.error = Some(e.to_string());
+            }
+        });
+    }
+}
+
+async fn execute(state: &AppState, work: Work) -> Result<(IngestReport, Vec<String>)> {
+    let engine = state.engine()?;
+    let (work, notes) = match work {
+        Work::Feed(url) => {
+            let parsed = Fetcher::new(Limits::default())?
+                .load_feed(&url, &Silent)
+                .await?;
+            let notes = parsed.diagnostics.iter().map(|d| d.to_string()).collect();
+            (Work::Add(parsed.episodes), notes)
+        }
+        other => (other, Vec::new()),
+    };
+    let dir = state.index_dir.to_path_buf();
+    let embedder = engine.embedder().clone();
+    let report = tokio::task::spawn_blocking(move || match work {
+        Work::Add(episodes) => {
+            index::ingest(&dir, embedder.as_ref(), episodes, &IngestOptions::default())
+        }
+        Work::Delete(id) => {
+            index::delete(&dir, embedder.as_ref(), &[id], &IngestOptions::default())
+        }
+        Work::Feed(_) => unreachable!("feeds were fetched above"),
+    })
+    .await
+    .map_err(|e| Error::Worker(e.to_string()))??;
+    Ok((report, notes))
+}
+
+/// A write body: `{"feed": "https://…"}`, or episodes in the JSON input format (one object, an
+/// array, or `{"episodes": [...]}`). Anything the parser would skip makes the whole body a 400,
+/// so a write is all or nothing.
+pub fn parse_body(body: &[u8]) -> Result<Work> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Error::invalid("body", format!("malformed JSON: {e}")))?;
+    if let Some(feed) = value.get("feed") {
+        let url = feed
+            .as_str()
+            .filter(|u| crate::fetch::is_url(u))
+            .ok_or_else(|| Error::invalid("feed", "must be an http(s) URL"))?;
+        if value.as_object().is_some_and(|o| o.len() > 1) {
+            return Err(Error::invalid(
+                "body",
+                "`feed` goes alone: {\"feed\": \"https://…\"}",
+            ));
+        }
+        return Ok(Work::Feed(url.to_string()));
+    }
+    let episodes = value.get("episodes").cloned().unwrap_or(value);
+    let text = serde_json::to_vec(&episodes).expect("re-serializes");
+    let parsed = corpus::parse_file("body.json", &text);
+    if let Some(d) = parsed.diagnostics.iter().find(|d| d.skipped) {
+        let field = d
+            .episode
+            .clone()
+            .map_or("body".to_string(), |e| format!("episode \"{e}\""));
+        return Err(Error::invalid(field, d.message.clone()));
+    }
+    if parsed.episodes.is_empty() {
+        return Err(Error::invalid("body", "no episodes in the body"));
+    }
+    Ok(Work::Add(parsed.episodes))
+}

@@ -1,0 +1,359 @@
+//! The server left running: writes over HTTP with keys, hot reload while queries run, and faults
+//! (a broken `CURRENT`, a missing key file, `kill -9` under load, a disk that fills during an
+//! ingest). Each uses its own small index of the demo feed, never the shared sample index.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use podseek::index::{self, IngestOptions};
+use serde_json::Value;
+
+use crate::fixtures::{bin, data, default_model, root, Server};
+
+const ADMIN: &str = "an-admin-key-for-the-service-tests";
+
+/// A fresh index of the demo feed (59 chunks: seconds to build).
+fn demo_index() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fetcher = podseek::fetch::Fetcher::new(podseek::fetch::Limits::default()).unwrap();
+    let feed = data("data/demo-feed/feed.xml").display().to_string();
+    let parsed = rt
+        .block_on(fetcher.load_feed(&feed, &podseek::progress::Silent))
+        .unwrap();
+    index::ingest(
+        dir.path(),
+        default_model().as_ref(),
+        parsed.episodes,
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    dir
+}
+
+async fn ready(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Searches in a loop until stopped: (answers, failures).
+fn keep_searching(
+    url: String,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let (mut answered, mut failures) = (0, Vec::new());
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) {
+            i += 1;
+            let res = client
+                .get(format!("{url}/v1/search"))
+                .query(&[("q", format!("how do I grow vegetables on a balcony {i}"))])
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status().is_success() => answered += 1,
+                Ok(r) => failures.push(format!(
+                    "{}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                )),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        (answered, failures)
+    })
+}
+
+async fn wait_job(client: &reqwest::Client, url: &str, location: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let job: Value = client
+            .get(format!("{url}{location}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let state = job["job"]["state"].as_str().unwrap().to_string();
+        if state == "done" || state == "failed" {
+            return job["job"].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "job stuck: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn submit(req: reqwest::RequestBuilder) -> String {
+    let res = req.bearer_auth(ADMIN).send().await.unwrap();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    assert_eq!(res.status(), 202, "{:?}", res.text().await);
+    location.unwrap()
+}
+
+const NEW_EPISODE: &str = r#"{"title": "Beekeeping on city rooftops", "url": "https://example.org/bees.mp3",
+  "language": "en", "chapters": [
+    {"title": "Why bees do well in cities", "start": 0, "summary": "Urban bees find flowers all year in parks and gardens, and fewer pesticides than on farms."},
+    {"title": "Your first hive", "start": "05:00", "summary": "Check the building's rules, put the hive where the flight path is above head height, and start with a calm colony."}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_with_keys_and_hot_reload_while_queries_run() {
+    let dir = tokio::task::spawn_blocking(demo_index).await.unwrap();
+    let server = Server::start_with(dir.path(), &[], &[("PODSEEK_ADMIN_KEY", ADMIN)]).await;
+    let client = reqwest::Client::new();
+    let before = ready(&client, &server.url).await;
+    assert_eq!(before["writes"], "enabled");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let searching = keep_searching(server.url.clone(), stop.clone());
+
+    // Add an episode over HTTP: a job, polled until done; the server then serves it.
+    let location = submit(
+        client
+            .post(format!("{}/v1/episodes", server.url))
+            .body(NEW_EPISODE),
+    )
+    .await;
+    let job = wait_job(&client, &server.url, &location).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["report"]["episodes_added"], 1, "{job}");
+    let after = ready(&client, &server.url).await;
+    assert_ne!(after["generation"], before["generation"]);
+    assert_eq!(after["episodes"], before["episodes"].as_u64().unwrap() + 1);
+    let hits: Value = client
+        .get(format!("{}/v1/search", server.url))
+        .query(&[
+            ("q", "¿Se pueden tener abejas en una azotea de la ciudad?"),
+            ("k", "1"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        hits["hits"][0]["episode_title"], "Beekeeping on city rooftops",
+        "{hits}"
+    );
+    let new_id = hits["hits"][0]["episode_id"].as_str().unwrap().to_string();
+
+    // An ingest from the command line, outside the server: picked up by the poll of CURRENT.
+    let psc = data("tests/data/feeds/psc.xml");
+    let out = std::process::Command::new(bin())
+        .args([
+            "ingest",
+            psc.to_str().unwrap(),
+            "--index",
+            dir.path().to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = Instant::now();
+    loop {
+        let now = ready(&client, &server.url).await;
+        if now["episodes"] == after["episodes"].as_u64().unwrap() + 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "reload never happened: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Delete: unknown ids are 404 at once; a known one is a job.
+    let res = client
+        .delete(format!("{}/v1/episodes/no-such-episode", server.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let location = submit(client.delete(format!("{}/v1/episodes/{new_id}", server.url))).await;
+    let job = wait_job(&client, &server.url, &location).await;
+    assert_eq!(job["report"]["episodes_deleted"], 1, "{job}");
+
+    // A bad body is refused whole, naming the problem; nothing is queued.
+    let res = client
+        .post(format!("{}/v1/episodes", server.url))
+        .bearer_auth(ADMIN)
+        .body(r#"[{"title": "ok", "chapters": [{"title": "x", "start": "ab:cd"}]}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    stop.store(true, Ordering::Relaxed);
+    let (answered, failures) = searching.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "queries failed during writes and reloads: {failures:?}"
+    );
+    assert!(answered > 10, "{answered}");
+    let metrics = client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("podseek_ingest_jobs_total{outcome=\"done\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("podseek_reloads_total 3"), "{metrics}");
+}
+
+fn current(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("CURRENT")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn faults_leave_the_index_intact_and_errors_clear() {
+    let dir = tokio::task::spawn_blocking(demo_index).await.unwrap();
+    let good = current(dir.path());
+
+    // A missing key file: a clear error at start, no panic.
+    let out = std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--index",
+            dir.path().to_str().unwrap(),
+            "--admin-key-file",
+            "/nonexistent/podseek-admin.key",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("/nonexistent/podseek-admin.key")
+            && !err.contains("panicked"),
+        "{err}"
+    );
+
+    // kill -9 under load, then a restart: the index still opens and answers.
+    let server = Server::start(dir.path()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let searching = keep_searching(server.url.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let _ = searching.await;
+    assert_eq!(current(dir.path()), good);
+    let server = Server::start(dir.path()).await;
+    let client = reqwest::Client::new();
+
+    // CURRENT broken while serving: the old generation keeps serving and /readyz says why.
+    std::fs::write(dir.path().join("CURRENT"), "gen-that-does-not-exist").unwrap();
+    let started = Instant::now();
+    let status = loop {
+        let r = ready(&client, &server.url).await;
+        if !r["reload_error"].is_null() {
+            break r;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{r}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["status"], "ready");
+    assert!(
+        !status["reload_error"]
+            .as_str()
+            .unwrap()
+            .contains(dir.path().to_str().unwrap()),
+        "no paths: {status}"
+    );
+    let res = client
+        .get(format!("{}/v1/search?q=coffee", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // ... and a server started on it fails with a clear error.
+    let out = std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--index",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("gen-that-does-not-exist")
+            && !err.contains("panicked"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("CURRENT"), &good).unwrap();
+    drop(server);
+
+    // A disk that fills during an ingest (a file-size limit makes writes fail the same way): a
+    // clear error, CURRENT unchanged, no half-written generation left behind.
+    let feed = data("tests/data/feeds/psc.xml");
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 64; exec {} ingest {} --index {}",
+        bin().display(),
+        feed.display(),
+        dir.path().display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("File too large") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert_eq!(current(dir.path()), good);
+    let generations: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("gen-"))
+        .collect();
+    assert_eq!(
+        generations,
+        vec![dir.path().join(&good)],
+        "only the live generation remains"
+    );
+    let reopened = tokio::task::spawn_blocking({
+        let d = dir.path().to_path_buf();
+        move || podseek::index::Index::open(&d, None).map(|i| i.manifest.episodes)
+    })
+    .await
+    .unwrap();
+    assert_eq!(reopened.unwrap(), 4);
+}
