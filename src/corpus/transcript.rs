@@ -176,6 +176,12 @@ fn parse_cues(source: &str, format: TranscriptFormat, text: &str) -> ParsedTrans
             i += 1;
         }
         let (speaker, text) = cue_text(format, &lines[first..i]);
+        if let Some(problem) = order_problem(out.cues.last(), start) {
+            out.diagnostics.push(Diagnostic {
+                skipped: false,
+                ..note(source, first, &problem)
+            });
+        }
         out.cues.push(Cue {
             start_s: start,
             end_s: Some(end),
@@ -187,6 +193,22 @@ fn parse_cues(source: &str, format: TranscriptFormat, text: &str) -> ParsedTrans
         out.diagnostics.push(note(source, 1, "no timed cues found"));
     }
     out
+}
+
+/// A cue that starts before the previous one (it is put back in time order) or while the
+/// previous one is still on (it is kept; captions that roll do this).
+fn order_problem(previous: Option<&Cue>, start: f32) -> Option<String> {
+    let previous = previous?;
+    if start < previous.start_s {
+        return Some(format!(
+            "cue at {start:.3} s starts before the previous cue ({:.3} s); put back in time order",
+            previous.start_s
+        ));
+    }
+    let end = previous.end_s?;
+    (start < end).then(|| {
+        format!("cue at {start:.3} s overlaps the previous cue (on until {end:.3} s); both kept")
+    })
 }
 
 fn timing(line: &str) -> Option<(f32, f32)> {
@@ -386,6 +408,23 @@ mod tests {
         assert_eq!(p.cues[0].text, "In today's episode, you'll learn");
         assert_eq!(p.diagnostics.len(), 1);
         assert_eq!(p.diagnostics[0].position.line, 7);
+    }
+
+    #[test]
+    fn cues_out_of_order_or_overlapping_are_noted_with_their_line() {
+        let text = "WEBVTT\n\n00:00:05.000 --> 00:00:08.000\nsecond\n\n00:00:01.000 --> 00:00:03.000\nfirst\n\n00:00:02.500 --> 00:00:04.000\noverlapping\n";
+        let p = parse("t.vtt", TranscriptFormat::Vtt, text);
+        assert_eq!(
+            p.cues.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+            ["first", "overlapping", "second"]
+        );
+        let notes: Vec<(usize, bool)> = p
+            .diagnostics
+            .iter()
+            .map(|d| (d.position.line, d.message.contains("before")))
+            .collect();
+        assert_eq!(notes, [(6, true), (9, false)], "{:?}", p.diagnostics);
+        assert!(p.diagnostics.iter().all(|d| !d.skipped));
     }
 
     #[test]

@@ -490,8 +490,9 @@ fn vectors_for(
     Ok((vectors, missing.len()))
 }
 
-/// Chunks embedded per call: big enough to batch well, small enough for progress to move.
-const EMBED_BATCH: usize = 32;
+/// Chunks embedded per call: 128 batches as well as one call for everything (ingest of the corpus
+/// 20.1 s either way; 32 cost 10%), and the progress bar still moves every few seconds.
+const EMBED_BATCH: usize = 128;
 
 /// What a stored vector is reused by: the same chunk id with the same embedded text.
 fn chunk_vector_key(c: &Chunk) -> (&str, &str) {

@@ -23,7 +23,8 @@ pub struct LoadReport {
 }
 
 /// Send `GET /v1/search` with the given questions in turn from `clients` concurrent clients for
-/// `duration`. A 503 counts as shed, any other non-200 answer or transport error as an error;
+/// `duration`. A 503 counts as shed (and the client waits its `Retry-After` before asking again,
+/// as a well-behaved client does), any other non-200 answer or transport error as an error;
 /// latencies are those of the accepted requests.
 /// With `unique`, each request's question gets a distinct suffix so the query cache never answers
 /// and every request pays for embedding.
@@ -64,7 +65,7 @@ pub async fn run(
                 };
                 i += clients;
                 let t = Instant::now();
-                let status = match client
+                let answer = match client
                     .get(&url)
                     .query(&[("q", q.as_str()), ("k", "10")])
                     .send()
@@ -72,13 +73,28 @@ pub async fn run(
                 {
                     Ok(r) => {
                         let status = r.status();
-                        r.bytes().await.ok().map(|_| status)
+                        let retry_after = r
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<u64>().ok());
+                        r.bytes().await.ok().map(|_| (status, retry_after))
                     }
                     Err(_) => None,
                 };
-                match status {
-                    Some(s) if s.is_success() => latencies.push(t.elapsed().as_secs_f64() * 1000.0),
-                    Some(s) if s == reqwest::StatusCode::SERVICE_UNAVAILABLE => shed += 1,
+                match answer {
+                    Some((s, _)) if s.is_success() => {
+                        latencies.push(t.elapsed().as_secs_f64() * 1000.0)
+                    }
+                    Some((s, retry_after)) if s == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                        shed += 1;
+                        // A well-behaved client waits as told before asking again.
+                        let wait = Duration::from_secs(retry_after.unwrap_or(1));
+                        tokio::time::sleep(
+                            wait.min(deadline.saturating_duration_since(Instant::now())),
+                        )
+                        .await;
+                    }
                     _ => errors += 1,
                 }
             }

@@ -32,7 +32,7 @@ fn search_params() -> Value {
     json!([
         {"name": "q", "in": "query", "required": true, "description": "The question, English or Spanish (1–2000 characters, not only spaces).", "schema": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S"}},
         {"name": "k", "in": "query", "description": "Chapters to return.", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
-        {"name": "lang", "in": "query", "description": "Only chapters in this language.", "schema": {"type": "string", "enum": ["en", "es", "all"]}},
+        {"name": "lang", "in": "query", "description": "Only chapters in this language; `all` or empty for both.", "schema": {"type": "string", "enum": ["en", "es", "all", ""]}},
         {"name": "episode", "in": "query", "description": "Only chapters of this episode id.", "schema": {"type": "string"}},
         {"name": "podcast", "in": "query", "description": "Only episodes of this podcast (its title, any case; feed episodes).", "schema": {"type": "string"}},
         {"name": "mode", "in": "query", "description": "`ann` (HNSW, default) or `exact` (scan all vectors).", "schema": {"type": "string", "enum": ["ann", "exact"]}}
@@ -114,7 +114,7 @@ fn schemas() -> Value {
     json!({
         "SearchRequest": {"type": "object", "required": ["q"], "additionalProperties": false, "properties": {
             "q": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S"}, "k": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
-            "lang": {"enum": ["en", "es", "all", null]}, "episode": {"type": ["string", "null"]}, "podcast": {"type": ["string", "null"]},
+            "lang": {"enum": ["en", "es", "all", "", null]}, "episode": {"type": ["string", "null"]}, "podcast": {"type": ["string", "null"]},
             "mode": {"enum": ["ann", "exact", null]}}},
         "SearchResponse": {"type": "object", "required": ["query", "count", "hits"], "properties": {"query": {"type": "string"}, "count": {"type": "integer"}, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
         "Hit": {"type": "object", "required": ["rank", "score", "chapter_id", "chapter_title", "start_s", "timestamp", "episode_id", "episode_title", "lang", "snippet", "snippet_kind", "citation"], "properties": {

@@ -18,10 +18,21 @@ pub const POLL: Duration = Duration::from_secs(1);
 
 /// Poll forever; the server's lifetime ends it.
 pub async fn watch(state: AppState) {
+    // A broken CURRENT is reported once, not once a second.
+    let mut last_error = None;
     loop {
         tokio::time::sleep(POLL).await;
-        if let Err(e) = reload_if_changed(&state).await {
-            tracing::warn!("index reload: {e}");
+        match reload_if_changed(&state).await {
+            Ok(_) => last_error = None,
+            Err(e) => {
+                let message = e.to_string();
+                if last_error.as_ref() != Some(&message) {
+                    tracing::warn!(
+                        "index reload: {message}; still serving the previous generation"
+                    );
+                    last_error = Some(message);
+                }
+            }
         }
     }
 }

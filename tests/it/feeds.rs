@@ -577,3 +577,53 @@ mod never_panic {
         }
     }
 }
+
+/// A 10,000-item feed (about 10 MB, show-note chapters in every item): `podseek parse` reads it
+/// in seconds, and its peak memory is a small multiple of the document (bounded by the 32 MiB
+/// document limit), measured by the kernel for the child process.
+#[test]
+fn a_ten_thousand_item_feed_parses_in_seconds_with_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.xml");
+    let mut xml = String::from(
+        "<?xml version=\"1.0\"?>\n<rss version=\"2.0\"><channel><title>Big</title><language>en</language>\n",
+    );
+    for i in 0..10_000 {
+        xml.push_str(&format!(
+            "<item><title>Episode {i}: what we learned this week</title><guid>big-{i}</guid>\
+             <enclosure url=\"https://example.org/{i}.mp3\" length=\"1\" type=\"audio/mpeg\"/>\
+             <description>&lt;p&gt;Notes for episode {i}. We talk about sleep, coffee, bicycles and \
+             gardens, and answer listener questions about all of them.&lt;/p&gt;&lt;p&gt;00:00 Hello\
+             &lt;br/&gt;12:30 Listener questions&lt;br/&gt;40:15 What we are reading&lt;/p&gt;\
+             </description></item>\n"
+        ));
+    }
+    xml.push_str("</channel></rss>\n");
+    std::fs::write(&path, &xml).unwrap();
+    let measure = "import resource, subprocess, sys, time\n\
+        t = time.time()\n\
+        r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
+        print(r.returncode, time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
+    let out = Command::new("python3")
+        .args(["-c", measure])
+        .arg(bin())
+        .args(["parse", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = report.split_whitespace().collect();
+    let (code, seconds, peak_kb): (i32, f64, u64) = (
+        fields[0].parse().unwrap(),
+        fields[1].parse().unwrap(),
+        fields[2].parse().unwrap(),
+    );
+    assert_eq!(code, 0, "{report}");
+    let feed_mb = xml.len() as f64 / 1e6;
+    let peak_mb = peak_kb as f64 / 1024.0;
+    eprintln!("10,000 items, {feed_mb:.1} MB: {seconds:.2} s, peak RSS {peak_mb:.0} MB");
+    assert!(seconds < 30.0, "{seconds} s");
+    assert!(
+        peak_mb < 20.0 * feed_mb + 50.0,
+        "peak {peak_mb} MB for a {feed_mb} MB feed"
+    );
+}
