@@ -229,6 +229,26 @@ async fn writes_with_keys_and_hot_reload_while_queries_run() {
     assert!(metrics.contains("podseek_reloads_total 3"), "{metrics}");
 }
 
+/// `podseek serve` on `dir` with `args` stops at start with an error naming `what`, not a panic.
+fn serve_fails_naming(dir: &Path, args: &[&str], what: &str) {
+    let out = std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--index",
+            dir.to_str().unwrap(),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(what) && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
 fn current(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("CURRENT")).unwrap()
 }
@@ -239,24 +259,10 @@ async fn faults_leave_the_index_intact_and_errors_clear() {
     let good = current(dir.path());
 
     // A missing key file: a clear error at start, no panic.
-    let out = std::process::Command::new(bin())
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--index",
-            dir.path().to_str().unwrap(),
-            "--admin-key-file",
-            "/nonexistent/podseek-admin.key",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success()
-            && err.contains("/nonexistent/podseek-admin.key")
-            && !err.contains("panicked"),
-        "{err}"
+    serve_fails_naming(
+        dir.path(),
+        &["--admin-key-file", "/nonexistent/podseek-admin.key"],
+        "/nonexistent/podseek-admin.key",
     );
 
     // kill -9 under load, then a restart: the index still opens and answers.
@@ -299,23 +305,7 @@ async fn faults_leave_the_index_intact_and_errors_clear() {
         .unwrap();
     assert_eq!(res.status(), 200);
     // ... and a server started on it fails with a clear error.
-    let out = std::process::Command::new(bin())
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--index",
-            dir.path().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success()
-            && err.contains("gen-that-does-not-exist")
-            && !err.contains("panicked"),
-        "{err}"
-    );
+    serve_fails_naming(dir.path(), &[], "gen-that-does-not-exist");
     std::fs::write(dir.path().join("CURRENT"), &good).unwrap();
     drop(server);
 
