@@ -229,6 +229,13 @@ impl TranslationFusion {
     }
 }
 
+/// How many nearest chunks to read, and how many distinct chapters they should reach.
+#[derive(Debug, Clone, Copy)]
+struct Pool {
+    chunks: usize,
+    chapters: usize,
+}
+
 /// What one question is searched with.
 struct QueryVectors<'a> {
     original: &'a [f32],
@@ -678,10 +685,13 @@ impl SearchEngine {
     /// Filter, nearest chunks, keyword bonus, fusion, shaping: each its own step below.
     fn search_vector(&self, vectors: &QueryVectors, q: &Checked, mode: Mode) -> Result<Vec<Hit>> {
         let filter = ChapterFilter::new(q);
-        let want = (q.k * CHUNKS_PER_CHAPTER).max(MIN_CHUNKS);
-        let mut scores = self.nearest_chapters(vectors.original, &filter, want, mode)?;
+        let pool = Pool {
+            chunks: (q.k * CHUNKS_PER_CHAPTER).max(MIN_CHUNKS),
+            chapters: q.k,
+        };
+        let mut scores = self.nearest_chapters(vectors.original, &filter, pool, mode)?;
         if let Some((_, translated)) = &vectors.translated {
-            let other = self.nearest_chapters(translated, &filter, want, mode)?;
+            let other = self.nearest_chapters(translated, &filter, pool, mode)?;
             self.fuse_translation(&mut scores, other, vectors);
         }
         let mut bonus = HashMap::new();
@@ -709,8 +719,46 @@ impl SearchEngine {
         Ok(self.shape_hits(ranked, &question))
     }
 
-    /// Chapter → (best chunk's cosine, that chunk), from the `want` nearest chunks.
+    /// Chapter → (best chunk's cosine, that chunk), from the nearest chunks. When those chunks
+    /// come from fewer than `pool.chapters` chapters (a long transcript can fill the whole pool
+    /// with one chapter), the pool grows fourfold until it reaches enough chapters or every chunk.
     fn nearest_chapters(
+        &self,
+        vector: &[f32],
+        filter: &ChapterFilter,
+        pool: Pool,
+        mode: Mode,
+    ) -> Result<HashMap<&str, (f32, usize)>> {
+        let total = self.index.records.chunks.len();
+        let reachable = pool.chapters.min(self.chapters_passing(filter));
+        let mut want = pool.chunks;
+        loop {
+            let found = self.nearest_chunks(vector, filter, want, mode)?;
+            if found.len() >= reachable || want >= total {
+                return Ok(found);
+            }
+            want = (want * 4).min(total);
+        }
+    }
+
+    /// How many chapters the filter lets through (all of them without a filter).
+    fn chapters_passing(&self, filter: &ChapterFilter) -> usize {
+        self.index
+            .records
+            .episodes
+            .iter()
+            .filter(|e| {
+                !filter.is_active()
+                    || e.chapters
+                        .first()
+                        .is_some_and(|c| filter.accepts(self, &c.id))
+            })
+            .map(|e| e.chapters.len())
+            .sum()
+    }
+
+    /// Chapter → its best chunk among the `want` nearest chunks that pass the filter.
+    fn nearest_chunks(
         &self,
         vector: &[f32],
         filter: &ChapterFilter,

@@ -175,3 +175,64 @@ fn ann_agrees_with_exact_search() {
         "default ef gives the exact top hit on the sample"
     );
 }
+
+/// One chapter whose long transcript says the same thing 350 ways, beside eleven short chapters on
+/// the same subject: the nearest chunks all come from the long one, and the search widens its pool
+/// until it has k chapters to rank.
+#[test]
+fn a_long_transcript_does_not_crowd_out_other_chapters() {
+    use podseek::corpus::{Chapter, Cue, Episode, Lang};
+    let chapter = |episode: &str, title: &str, summary: &str, transcript: Vec<Cue>| Chapter {
+        id: format!("{episode}~0"),
+        index: 0,
+        title: title.into(),
+        start_s: 0,
+        end_s: None,
+        timestamp: "00:00".into(),
+        summary: summary.into(),
+        quotes: vec![],
+        lang: Lang::En,
+        transcript,
+    };
+    let episode = |id: &str, chapter: Chapter| Episode {
+        id: id.into(),
+        title: id.into(),
+        url: None,
+        lang: Lang::En,
+        description: String::new(),
+        chapters: vec![chapter],
+        entities: vec![],
+        feed: None,
+    };
+    let cues: Vec<Cue> = (0..350)
+        .map(|i| Cue {
+            start_s: i as f32 * 6.0,
+            end_s: Some(i as f32 * 6.0 + 5.5),
+            speaker: None,
+            text: format!("Take {i}: the barista explains again how the roast of the coffee beans changes the taste of an espresso."),
+        })
+        .collect();
+    let mut episodes = vec![episode("long", chapter("long", "Coffee, at length", "", cues))];
+    for n in 0..11 {
+        let id = format!("short-{n}");
+        let summary = format!("A short chapter, number {n}, about coffee beans, roasting and espresso.");
+        episodes.push(episode(&id, chapter(&id, &format!("Coffee notes {n}"), &summary, vec![])));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = crate::fixtures::default_model();
+    podseek::index::ingest(dir.path(), model.as_ref(), episodes, &Default::default()).unwrap();
+    let index = podseek::index::Index::open(dir.path(), None).unwrap();
+    assert!(index.records.chunks.iter().filter(|c| c.chapter_id == "long~0").count() > 100);
+    let engine = podseek::search::SearchEngine::new(index, model).unwrap();
+    for mode in [Mode::Exact, Mode::Ann] {
+        let hits = engine
+            .search(&Query {
+                text: "how does roasting change the taste of espresso coffee".into(),
+                k: Some(10),
+                mode,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 10, "{mode:?}: {hits:?}");
+    }
+}
