@@ -49,8 +49,8 @@ pub struct Chunk {
     pub speaker: Option<String>,
     /// What the model embeds (the text with its chapter title as context).
     pub embed_text: String,
-    /// Transcript chunks: where in `text` the cues start and at which second, with the first mark
-    /// at offset 0 and the last at the end of `text` (see [`time_at`]).
+    /// Transcript chunks: where in `text` the cues start and at which second, the first mark at
+    /// offset 0 carrying the start of the cue the chunk begins in (see [`time_at`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub times: Vec<TimeMark>,
 }
@@ -73,18 +73,14 @@ impl Chunk {
     }
 }
 
-/// When the byte at `offset` of a timed chunk's text is said: linear between the marks around it
-/// (speech runs at a roughly even pace inside a cue). The speaker is the last one named before it.
+/// When the byte at `offset` of a timed chunk's text is said: the start of the cue it is in. Times
+/// come from the transcript as written, never guessed inside a cue (an HTML transcript's cue can
+/// be a minute-long monologue with one time). The speaker is the last one named before it.
 pub fn time_at(times: &[TimeMark], offset: usize) -> Option<(f32, Option<&str>)> {
     let offset = offset as u32;
     let i = times.iter().rposition(|m| m.at <= offset)?;
     let who = times[..=i].iter().rev().find_map(|m| m.who.as_deref());
-    let a = &times[i];
-    let s = match times.get(i + 1) {
-        Some(b) if b.at > a.at => a.s + (b.s - a.s) * (offset - a.at) as f32 / (b.at - a.at) as f32,
-        _ => a.s,
-    };
-    Some((s, who))
+    Some((times[i].s, who))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -259,7 +255,7 @@ fn transcript_chunks(episode: &Episode, chapter: &Chapter, splitter: &Splitter) 
         .as_ref()
         .and_then(|f| f.transcript.as_ref())
         .is_some_and(|t| t.format.is_timed());
-    let (text, marks) = joined_transcript(&chapter.transcript, chapter.end_s);
+    let (text, marks) = joined_transcript(&chapter.transcript);
     splitter
         .chunk_indices(&text)
         .enumerate()
@@ -279,11 +275,10 @@ fn transcript_chunks(episode: &Episode, chapter: &Chapter, splitter: &Splitter) 
         .collect()
 }
 
-/// The cues joined by spaces, with a mark where each cue starts and one at the end of the text
-/// (the last cue's end, else the chapter's end, else the last start).
-fn joined_transcript(cues: &[Cue], chapter_end: Option<u32>) -> (String, Vec<TimeMark>) {
+/// The cues joined by spaces, with a mark where each cue starts.
+fn joined_transcript(cues: &[Cue]) -> (String, Vec<TimeMark>) {
     let mut text = String::new();
-    let mut marks = Vec::with_capacity(cues.len() + 1);
+    let mut marks = Vec::with_capacity(cues.len());
     for cue in cues {
         if !text.is_empty() {
             text.push(' ');
@@ -295,22 +290,11 @@ fn joined_transcript(cues: &[Cue], chapter_end: Option<u32>) -> (String, Vec<Tim
         });
         text.push_str(&cue.text);
     }
-    let last = cues.last().expect("non-empty");
-    let end = last
-        .end_s
-        .or(chapter_end.map(|e| e as f32))
-        .unwrap_or(last.start_s)
-        .max(last.start_s);
-    marks.push(TimeMark {
-        at: text.len() as u32,
-        s: end,
-        who: None,
-    });
     (text, marks)
 }
 
-/// The marks of the text `[start, start + len)`, rebased to the piece, with marks added at both
-/// ends (interpolated) and the speaker in force at the start carried onto the first.
+/// The marks of the text `[start, start + len)`, rebased to the piece, with a first mark at 0 for
+/// the cue the piece begins in (a piece can begin inside a cue) and its speaker.
 fn piece_times(marks: &[TimeMark], start: usize, len: usize) -> Vec<TimeMark> {
     let end = start + len;
     let Some((s0, who)) = time_at(marks, start) else {
@@ -328,13 +312,6 @@ fn piece_times(marks: &[TimeMark], start: usize, len: usize) -> Vec<TimeMark> {
         out.push(TimeMark {
             at: m.at - start as u32,
             ..m.clone()
-        });
-    }
-    if let Some((s1, _)) = time_at(marks, end) {
-        out.push(TimeMark {
-            at: len as u32,
-            s: s1,
-            who: None,
         });
     }
     out

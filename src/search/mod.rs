@@ -390,11 +390,16 @@ fn evidence_time(chunk: &Chunk, question: &[&str]) -> Option<(u32, Option<String
     }
     let terms: std::collections::HashSet<String> =
         question.iter().flat_map(|q| content_words(q)).collect();
+    // A cue's start also ends a sentence: a monologue may stop without punctuation.
+    let cue_starts: std::collections::HashSet<usize> =
+        chunk.times.iter().map(|m| m.at as usize).collect();
     let mut best = (0usize, 0usize);
     let mut sentence_start = 0;
     for (i, c) in chunk.text.char_indices() {
         let end = i + c.len_utf8();
-        let at_break = matches!(c, '.' | '?' | '!' | '…') || end == chunk.text.len();
+        let at_break = matches!(c, '.' | '?' | '!' | '…')
+            || end == chunk.text.len()
+            || cue_starts.contains(&(end + 1));
         if !at_break {
             continue;
         }
@@ -1050,6 +1055,28 @@ mod evidence_tests {
         assert_eq!(
             evidence_time(&chunk, &["nothing shared"]),
             Some((221, Some("Maya".into())))
+        );
+
+        let monologue = Chunk {
+            text: "that much faster Creating good audio is really key to keeping listeners.".into(),
+            times: vec![
+                TimeMark {
+                    at: 0,
+                    s: 0.0,
+                    who: Some("Travis".into()),
+                },
+                TimeMark {
+                    at: 17,
+                    s: 53.0,
+                    who: Some("Sarah".into()),
+                },
+            ],
+            ..chunk.clone()
+        };
+        let q = ["why does good audio matter for keeping listeners?"];
+        assert_eq!(
+            evidence_time(&monologue, &q),
+            Some((53, Some("Sarah".into())))
         );
     }
 }

@@ -212,17 +212,32 @@ fn a_long_transcript_does_not_crowd_out_other_chapters() {
             text: format!("Take {i}: the barista explains again how the roast of the coffee beans changes the taste of an espresso."),
         })
         .collect();
-    let mut episodes = vec![episode("long", chapter("long", "Coffee, at length", "", cues))];
+    let mut episodes = vec![episode(
+        "long",
+        chapter("long", "Coffee, at length", "", cues),
+    )];
     for n in 0..11 {
         let id = format!("short-{n}");
-        let summary = format!("A short chapter, number {n}, about coffee beans, roasting and espresso.");
-        episodes.push(episode(&id, chapter(&id, &format!("Coffee notes {n}"), &summary, vec![])));
+        let summary =
+            format!("A short chapter, number {n}, about coffee beans, roasting and espresso.");
+        episodes.push(episode(
+            &id,
+            chapter(&id, &format!("Coffee notes {n}"), &summary, vec![]),
+        ));
     }
     let dir = tempfile::tempdir().unwrap();
     let model = crate::fixtures::default_model();
     podseek::index::ingest(dir.path(), model.as_ref(), episodes, &Default::default()).unwrap();
     let index = podseek::index::Index::open(dir.path(), None).unwrap();
-    assert!(index.records.chunks.iter().filter(|c| c.chapter_id == "long~0").count() > 100);
+    assert!(
+        index
+            .records
+            .chunks
+            .iter()
+            .filter(|c| c.chapter_id == "long~0")
+            .count()
+            > 100
+    );
     let engine = podseek::search::SearchEngine::new(index, model).unwrap();
     for mode in [Mode::Exact, Mode::Ann] {
         let hits = engine
