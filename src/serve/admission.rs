@@ -129,4 +129,42 @@ mod tests {
         assert_eq!(admission.shed.load(Ordering::Relaxed), 1);
         assert_eq!(admission.timed_out.load(Ordering::Relaxed), 1);
     }
+
+    #[tokio::test]
+    async fn work_for_a_client_that_left_while_waiting_never_runs() {
+        use std::sync::atomic::AtomicUsize;
+        let admission = Arc::new(Admission::new(Limits {
+            queue: 4,
+            running: 1,
+            deadline: Duration::from_secs(5),
+        }));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let busy = {
+            let a = admission.clone();
+            tokio::spawn(async move {
+                a.run(|| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let waiting = {
+            let (a, ran) = (admission.clone(), ran.clone());
+            tokio::spawn(async move {
+                a.run(move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waiting.abort(); // the client went away while its request waited for a running place
+        busy.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        assert_eq!(admission.depth(), 0, "its queue place was given back");
+    }
 }
