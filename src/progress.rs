@@ -82,12 +82,15 @@ struct LineState {
     what: String,
     total: u64,
     done: u64,
+    /// `done` when the last line was printed, so the closing line is not a repeat.
+    printed: u64,
     started: Instant,
     last_print: Instant,
 }
 
 impl LineState {
-    fn print(&self) {
+    fn print(&mut self) {
+        self.printed = self.done;
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let rate = self.done as f64 / secs;
         let left = if rate > 0.0 {
@@ -115,6 +118,7 @@ impl Progress for Lines {
             what: what.to_string(),
             total,
             done: 0,
+            printed: u64::MAX,
             started: now,
             last_print: now,
         });
@@ -131,8 +135,10 @@ impl Progress for Lines {
     }
 
     fn finish(&self) {
-        if let Some(s) = self.state.lock().expect("unpoisoned").take() {
-            s.print();
+        if let Some(mut s) = self.state.lock().expect("unpoisoned").take() {
+            if s.printed != s.done {
+                s.print();
+            }
         }
     }
 }
