@@ -380,20 +380,32 @@ fn content_words(text: &str) -> std::collections::HashSet<String> {
         .collect()
 }
 
-/// Where in a timed transcript chunk the question is answered: the sentence sharing the most
+/// Where in a timed transcript chunk the question is answered: in the sentence sharing the most
 /// content words with the question (or its translation), longer words counting more as they say
-/// more, else the chunk's start. Returns the
-/// second it is said at and who says it.
+/// more, the first shared word; else the chunk's start. Returns the start of the cue that word is
+/// in, and who says it.
 fn evidence_time(chunk: &Chunk, question: &[&str]) -> Option<(u32, Option<String>)> {
     if chunk.times.is_empty() {
         return None;
     }
     let terms: std::collections::HashSet<String> =
         question.iter().flat_map(|q| content_words(q)).collect();
+    let offset = best_sentence(chunk, &terms).map_or(0, |(start, end)| {
+        start + first_shared_word(&chunk.text[start..end], &terms).unwrap_or(0)
+    });
+    let (s, who) = crate::chunk::time_at(&chunk.times, offset)?;
+    Some((s.floor() as u32, who.map(str::to_string)))
+}
+
+/// The byte range of the sentence sharing the most (length-weighted) content words, if any does.
+fn best_sentence(
+    chunk: &Chunk,
+    terms: &std::collections::HashSet<String>,
+) -> Option<(usize, usize)> {
     // A cue's start also ends a sentence: a monologue may stop without punctuation.
     let cue_starts: std::collections::HashSet<usize> =
         chunk.times.iter().map(|m| m.at as usize).collect();
-    let mut best = (0usize, 0usize);
+    let mut best: Option<(usize, usize, usize)> = None;
     let mut sentence_start = 0;
     for (i, c) in chunk.text.char_indices() {
         let end = i + c.len_utf8();
@@ -403,21 +415,40 @@ fn evidence_time(chunk: &Chunk, question: &[&str]) -> Option<(u32, Option<String
         if !at_break {
             continue;
         }
-        let sentence = &chunk.text[sentence_start..end];
-        let shared: usize = content_words(sentence)
-            .intersection(&terms)
+        let shared: usize = content_words(&chunk.text[sentence_start..end])
+            .intersection(terms)
             .map(|w| w.chars().count())
             .sum();
-        if shared > best.0 {
-            best = (
-                shared,
-                sentence_start + (sentence.len() - sentence.trim_start().len()),
-            );
+        if shared > best.map_or(0, |b| b.0) {
+            best = Some((shared, sentence_start, end));
         }
         sentence_start = end;
     }
-    let (s, who) = crate::chunk::time_at(&chunk.times, best.1)?;
-    Some((s.floor() as u32, who.map(str::to_string)))
+    best.map(|(_, start, end)| (start, end))
+}
+
+/// Byte offset of the first word of `text` whose stem is among `terms`.
+fn first_shared_word(text: &str, terms: &std::collections::HashSet<String>) -> Option<usize> {
+    let mut word_start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        match (c.is_alphanumeric(), word_start) {
+            (true, None) => word_start = Some(i),
+            (false, Some(start)) => {
+                if content_words(&text[start..i])
+                    .iter()
+                    .any(|w| terms.contains(w))
+                {
+                    return Some(start);
+                }
+                word_start = None;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 impl SearchEngine {
@@ -1078,5 +1109,24 @@ mod evidence_tests {
             evidence_time(&monologue, &q),
             Some((53, Some("Sarah".into())))
         );
+
+        let split = Chunk {
+            text: "should have a trailer. And if so, what should you include in one? Welcome"
+                .into(),
+            times: vec![
+                TimeMark {
+                    at: 0,
+                    s: 2.76,
+                    who: None,
+                },
+                TimeMark {
+                    at: 50,
+                    s: 6.09,
+                    who: None,
+                },
+            ],
+            ..chunk.clone()
+        };
+        assert_eq!(evidence_time(&split, &["include in one?"]), Some((6, None)));
     }
 }

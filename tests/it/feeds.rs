@@ -206,7 +206,7 @@ const CROSS_LANGUAGE_S: u32 = 20;
 
 /// (question, podcast filter, expected chapter titles (`|` between equally right ones), second
 /// where the answer is said, how close the link must be).
-const SAID_AT: [(&str, Option<&str>, &str, u32, u32); 9] = [
+const SAID_AT: [(&str, Option<&str>, &str, u32, u32); 10] = [
     (
         "How long can an afternoon nap be without ruining sleep at night?",
         None,
@@ -241,6 +241,13 @@ const SAID_AT: [(&str, Option<&str>, &str, u32, u32); 9] = [
         "What the brain does with memories at night",
         103,
         CROSS_LANGUAGE_S,
+    ),
+    (
+        "what should a trailer include in one?",
+        Some("Spec Transcript Examples"),
+        "WebVTT example|SRT example",
+        6,
+        SAME_LANGUAGE_S,
     ),
     (
         "Which podcast does Gillian make?",
