@@ -48,66 +48,27 @@ pub async fn run(
         })?;
     let started = Instant::now();
     let deadline = started + duration;
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let client = client.clone();
-        let url = format!("{}/v1/search", base_url.trim_end_matches('/'));
-        let questions = questions.to_vec();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let (mut shed, mut errors) = (0usize, 0usize);
-            let mut i = c;
-            while Instant::now() < deadline {
-                let q = if unique {
-                    format!("{} ({i})", questions[i % questions.len()])
-                } else {
-                    questions[i % questions.len()].clone()
-                };
-                i += clients;
-                let t = Instant::now();
-                let answer = match client
-                    .get(&url)
-                    .query(&[("q", q.as_str()), ("k", "10")])
-                    .send()
-                    .await
-                {
-                    Ok(r) => {
-                        let status = r.status();
-                        let retry_after = r
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse::<u64>().ok());
-                        r.bytes().await.ok().map(|_| (status, retry_after))
-                    }
-                    Err(_) => None,
-                };
-                match answer {
-                    Some((s, _)) if s.is_success() => {
-                        latencies.push(t.elapsed().as_secs_f64() * 1000.0)
-                    }
-                    Some((s, retry_after)) if s == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
-                        shed += 1;
-                        // A well-behaved client waits as told before asking again.
-                        let wait = Duration::from_secs(retry_after.unwrap_or(1));
-                        tokio::time::sleep(
-                            wait.min(deadline.saturating_duration_since(Instant::now())),
-                        )
-                        .await;
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (latencies, shed, errors)
-        }));
-    }
+    let url = format!("{}/v1/search", base_url.trim_end_matches('/'));
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let one = Client {
+                http: client.clone(),
+                url: url.clone(),
+                questions: questions.to_vec(),
+                first: c,
+                step: clients,
+                unique,
+            };
+            tokio::spawn(one.run_until(deadline))
+        })
+        .collect();
     let mut all = Vec::new();
     let (mut shed, mut errors) = (0, 0);
     for t in tasks {
-        let (l, s, e) = t.await.map_err(|e| Error::Worker(e.to_string()))?;
-        all.extend(l);
-        shed += s;
-        errors += e;
+        let tally = t.await.map_err(|e| Error::Worker(e.to_string()))?;
+        all.extend(tally.latencies_ms);
+        shed += tally.shed;
+        errors += tally.errors;
     }
     let seconds = started.elapsed().as_secs_f64();
     all.sort_by(f64::total_cmp);
@@ -123,4 +84,87 @@ pub async fn run(
         p99_ms: crate::eval::bench::percentile(&all, 0.99),
         max_ms: all.last().copied().unwrap_or(0.0),
     })
+}
+
+/// One simulated client: asks its share of the questions in turn until the deadline.
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    questions: Vec<String>,
+    /// This client's first question, and how far it steps (the number of clients).
+    first: usize,
+    step: usize,
+    unique: bool,
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_ms: Vec<f64>,
+    shed: usize,
+    errors: usize,
+}
+
+/// How one request ended: answered (200), shed (503, with the seconds to wait), or failed.
+enum Outcome {
+    Answered,
+    Shed(u64),
+    Failed,
+}
+
+impl Client {
+    async fn run_until(self, deadline: Instant) -> Tally {
+        let mut tally = Tally::default();
+        let mut i = self.first;
+        while Instant::now() < deadline {
+            let q = &self.questions[i % self.questions.len()];
+            let q = if self.unique {
+                format!("{q} ({i})")
+            } else {
+                q.clone()
+            };
+            i += self.step;
+            let t = Instant::now();
+            match self.ask(&q).await {
+                Outcome::Answered => tally.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0),
+                Outcome::Shed(retry_after) => {
+                    tally.shed += 1;
+                    // A well-behaved client waits as told before asking again.
+                    let wait = Duration::from_secs(retry_after);
+                    tokio::time::sleep(
+                        wait.min(deadline.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
+                }
+                Outcome::Failed => tally.errors += 1,
+            }
+        }
+        tally
+    }
+
+    async fn ask(&self, q: &str) -> Outcome {
+        let sent = self
+            .http
+            .get(&self.url)
+            .query(&[("q", q), ("k", "10")])
+            .send()
+            .await;
+        let Ok(response) = sent else {
+            return Outcome::Failed;
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1);
+        if response.bytes().await.is_err() {
+            return Outcome::Failed;
+        }
+        match status {
+            s if s.is_success() => Outcome::Answered,
+            reqwest::StatusCode::SERVICE_UNAVAILABLE => Outcome::Shed(retry_after),
+            _ => Outcome::Failed,
+        }
+    }
 }
