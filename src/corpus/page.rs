@@ -183,9 +183,40 @@ fn parse_episode(
             skipped,
         })
     };
-
     let entities_at = ENTITIES_HEADER.find(text);
     let chapters_end = entities_at.map_or(text.len(), |m| m.start());
+    let (description, raws) = raw_chapters(text, chapters_end, &mut diag);
+    let mut entities = entities_at
+        .map(|m| parse_entities(&text[m.end()..]))
+        .unwrap_or_default();
+    let ctx = TitleContext::new(
+        &title,
+        &description,
+        raws.iter().map(|r| r.text.as_str()),
+        &entities,
+        lowercase_names,
+    );
+    let mut chapters: Vec<Chapter> = Vec::new();
+    let mut repaired: Vec<dump::Repair> = Vec::new();
+    for r in &raws {
+        if let Some(c) = chapter_of(r, &ctx, &chapters, &mut repaired, &mut diag) {
+            chapters.push(c);
+        }
+    }
+    for repair in repaired {
+        hand_back(repair.records, &mut chapters, &mut diag);
+        if entities.is_empty() {
+            entities = repair.entities;
+        }
+    }
+    Episode::assemble(title.clone(), None, None, description, chapters, entities)
+}
+
+type Diag<'d> = dyn FnMut(usize, String, bool) + 'd;
+
+/// The description (the text before the first chapter header) and each chapter header's
+/// timestamp and text; a header whose timestamp cannot be read is reported and skipped.
+fn raw_chapters(text: &str, chapters_end: usize, diag: &mut Diag) -> (String, Vec<RawChapter>) {
     let headers: Vec<_> = CHAPTER_HEADER
         .captures_iter(&text[..chapters_end])
         .collect();
@@ -193,7 +224,6 @@ fn parse_episode(
         .first()
         .map_or(chapters_end, |c| c.get(0).unwrap().start());
     let description = clean(&text[..description_end]);
-
     let mut raws = Vec::new();
     for (i, cap) in headers.iter().enumerate() {
         let whole = cap.get(0).unwrap();
@@ -212,129 +242,123 @@ fn parse_episode(
             offset: whole.end(),
         });
     }
+    (description, raws)
+}
 
-    let mut entities = entities_at
-        .map(|m| parse_entities(&text[m.end()..]))
-        .unwrap_or_default();
-    let ctx = TitleContext::new(
-        &title,
-        &description,
-        raws.iter().map(|r| r.text.as_str()),
-        &entities,
-        lowercase_names,
-    );
-
-    let mut chapters: Vec<Chapter> = Vec::new();
-    let mut repaired: Vec<dump::Repair> = Vec::new();
-    for r in &raws {
-        let (mut summary_text, quote_blocks) = split_quotes(&r.text);
-        // A broken dump of the other chapters' data, recognised by its shape, is cut off here and
-        // its records are handed to the chapters they belong to below.
-        let mut quotes = Vec::new();
-        let mut dump_from = None;
-        for (i, q) in quote_blocks.iter().enumerate() {
-            if dump::looks_like_dump_start(&q.text) && dump::has_records(&q_rest(&quote_blocks, i))
-            {
-                dump_from = Some(i);
-                break;
-            }
-            if let Some(t) = QUOTE_TIME.captures(q.text.trim()) {
-                if let Some(last) = quotes.last_mut() {
-                    let q: &mut Quote = last;
-                    q.at_s = Some(
-                        t[1].parse::<u32>().unwrap_or(0) * 60 + t[2].parse::<u32>().unwrap_or(0),
-                    );
-                }
-                continue;
-            }
-            if !q.text.chars().any(char::is_alphanumeric) {
-                continue;
-            }
-            quotes.push(Quote {
-                text: q.text.clone(),
-                speaker: q.speaker.clone(),
-                at_s: None,
-            });
-        }
-        if dump::has_records(&summary_text) && dump_from.is_none() {
-            // The dump can also start in the summary itself.
-            if let Some(cut) = dump::start_in_text(&summary_text) {
-                let rest = format!("{}{}", &summary_text[cut..], q_rest(&quote_blocks, 0));
-                repaired.push(dump::repair(&rest));
-                summary_text.truncate(cut);
-                quotes.clear();
-            }
-        }
-        if let Some(i) = dump_from {
-            let rest = q_rest(&quote_blocks, i);
+/// One chapter from its raw text: quotes split off, a broken dump cut off (its records go to
+/// `repaired`), title recovered. `None` (reported) when it has no text or repeats a start.
+fn chapter_of(
+    r: &RawChapter,
+    ctx: &TitleContext,
+    earlier: &[Chapter],
+    repaired: &mut Vec<dump::Repair>,
+    diag: &mut Diag,
+) -> Option<Chapter> {
+    let (mut summary_text, quote_blocks) = split_quotes(&r.text);
+    // A broken dump of the other chapters' data, recognised by its shape, is cut off here and
+    // its records are handed to the chapters they belong to later.
+    let (mut quotes, dump_from) = quotes_until_dump(&quote_blocks);
+    if dump::has_records(&summary_text) && dump_from.is_none() {
+        // The dump can also start in the summary itself.
+        if let Some(cut) = dump::start_in_text(&summary_text) {
+            let rest = format!("{}{}", &summary_text[cut..], q_rest(&quote_blocks, 0));
             repaired.push(dump::repair(&rest));
-            diag(r.offset, format!("chapter [{}] carries a broken data dump of {} other chapters; it was cut off and its summaries and quotes moved to their chapters", r.timestamp, repaired.last().map_or(0, |d| d.records.len())), false);
+            summary_text.truncate(cut);
+            quotes.clear();
         }
-        let (title, summary) = titles::split(&summary_text, &ctx);
-        if title.is_empty() {
-            diag(
-                r.offset,
-                format!("chapter [{}] has no text; chapter skipped", r.timestamp),
-                true,
-            );
+    }
+    if let Some(i) = dump_from {
+        let rest = q_rest(&quote_blocks, i);
+        repaired.push(dump::repair(&rest));
+        diag(r.offset, format!("chapter [{}] carries a broken data dump of {} other chapters; it was cut off and its summaries and quotes moved to their chapters", r.timestamp, repaired.last().map_or(0, |d| d.records.len())), false);
+    }
+    let (title, summary) = titles::split(&summary_text, ctx);
+    if title.is_empty() {
+        diag(
+            r.offset,
+            format!("chapter [{}] has no text; chapter skipped", r.timestamp),
+            true,
+        );
+        return None;
+    }
+    if earlier.iter().any(|c| c.start_s == r.start_s) {
+        diag(
+            r.offset,
+            format!(
+                "a second chapter at [{}]; the first one is kept",
+                r.timestamp
+            ),
+            true,
+        );
+        return None;
+    }
+    Some(Chapter {
+        id: String::new(),
+        index: 0,
+        title,
+        start_s: r.start_s,
+        end_s: None,
+        timestamp: r.timestamp.clone(),
+        summary,
+        quotes,
+        lang: Lang::En,
+        transcript: Vec::new(),
+    })
+}
+
+/// The quotes of a chapter up to a broken dump (whose first block is returned), with `[m, s]`
+/// blocks read as the previous quote's time.
+fn quotes_until_dump(blocks: &[QuoteBlock]) -> (Vec<Quote>, Option<usize>) {
+    let mut quotes: Vec<Quote> = Vec::new();
+    for (i, q) in blocks.iter().enumerate() {
+        if dump::looks_like_dump_start(&q.text) && dump::has_records(&q_rest(blocks, i)) {
+            return (quotes, Some(i));
+        }
+        if let Some(t) = QUOTE_TIME.captures(q.text.trim()) {
+            if let Some(last) = quotes.last_mut() {
+                last.at_s =
+                    Some(t[1].parse::<u32>().unwrap_or(0) * 60 + t[2].parse::<u32>().unwrap_or(0));
+            }
             continue;
         }
-        if chapters.iter().any(|c| c.start_s == r.start_s) {
-            diag(
-                r.offset,
-                format!(
-                    "a second chapter at [{}]; the first one is kept",
-                    r.timestamp
-                ),
-                true,
-            );
+        if !q.text.chars().any(char::is_alphanumeric) {
             continue;
         }
-        chapters.push(Chapter {
-            id: String::new(),
-            index: 0,
-            title,
-            start_s: r.start_s,
-            end_s: None,
-            timestamp: r.timestamp.clone(),
-            summary,
-            quotes,
-            lang: Lang::En,
-            transcript: Vec::new(),
+        quotes.push(Quote {
+            text: q.text.clone(),
+            speaker: q.speaker.clone(),
+            at_s: None,
         });
     }
+    (quotes, None)
+}
 
-    for repair in repaired {
-        for rec in repair.records {
-            match chapters
-                .iter_mut()
-                .find(|c| c.start_s.abs_diff(rec.start_s) <= 1)
-            {
-                Some(c) if c.summary.is_empty() || c.quotes.is_empty() => {
-                    if c.summary.is_empty() {
-                        c.summary = rec.summary;
-                    }
-                    if c.quotes.is_empty() {
-                        c.quotes = rec.quotes;
-                    }
+/// Records recovered from a dump go to the chapter starting within a second of them, filling
+/// only what that chapter lacks; a record with no such chapter is reported and dropped.
+fn hand_back(records: Vec<dump::Record>, chapters: &mut [Chapter], diag: &mut Diag) {
+    for rec in records {
+        match chapters
+            .iter_mut()
+            .find(|c| c.start_s.abs_diff(rec.start_s) <= 1)
+        {
+            Some(c) => {
+                if c.summary.is_empty() {
+                    c.summary = rec.summary;
                 }
-                Some(_) => {}
-                None => diag(
-                    0,
-                    format!(
-                        "a dumped record starts at {} s, where no chapter starts; record dropped",
-                        rec.start_s
-                    ),
-                    true,
-                ),
+                if c.quotes.is_empty() {
+                    c.quotes = rec.quotes;
+                }
             }
-        }
-        if entities.is_empty() {
-            entities = repair.entities;
+            None => diag(
+                0,
+                format!(
+                    "a dumped record starts at {} s, where no chapter starts; record dropped",
+                    rec.start_s
+                ),
+                true,
+            ),
         }
     }
-
-    Episode::assemble(title.clone(), None, None, description, chapters, entities)
 }
 
 fn q_rest(blocks: &[QuoteBlock], from: usize) -> String {
