@@ -384,24 +384,27 @@ fn content_words(text: &str) -> std::collections::HashSet<String> {
 /// content words with the question (or its translation), longer words counting more as they say
 /// more, the first shared word; else the chunk's start. Returns the start of the cue that word is
 /// in, and who says it.
-fn evidence_time(chunk: &Chunk, question: &[&str]) -> Option<(u32, Option<String>)> {
+fn evidence_time(chunk: &Chunk, terms: &Terms) -> Option<(u32, Option<String>)> {
     if chunk.times.is_empty() {
         return None;
     }
-    let terms: std::collections::HashSet<String> =
-        question.iter().flat_map(|q| content_words(q)).collect();
-    let offset = best_sentence(chunk, &terms).map_or(0, |(start, end)| {
-        start + first_shared_word(&chunk.text[start..end], &terms).unwrap_or(0)
+    let offset = best_sentence(chunk, terms).map_or(0, |(start, end)| {
+        start + first_shared_word(&chunk.text[start..end], terms).unwrap_or(0)
     });
     let (s, who) = crate::chunk::time_at(&chunk.times, offset)?;
     Some((s.floor() as u32, who.map(str::to_string)))
 }
 
+/// The question's content words (and its translation's), as `content_words` cuts them: made once
+/// per search, read for every hit.
+type Terms = std::collections::HashSet<String>;
+
+fn question_terms(question: &[&str]) -> Terms {
+    question.iter().flat_map(|q| content_words(q)).collect()
+}
+
 /// The byte range of the sentence sharing the most (length-weighted) content words, if any does.
-fn best_sentence(
-    chunk: &Chunk,
-    terms: &std::collections::HashSet<String>,
-) -> Option<(usize, usize)> {
+fn best_sentence(chunk: &Chunk, terms: &Terms) -> Option<(usize, usize)> {
     // A cue's start also ends a sentence: a monologue may stop without punctuation.
     let cue_starts: std::collections::HashSet<usize> =
         chunk.times.iter().map(|m| m.at as usize).collect();
@@ -428,7 +431,7 @@ fn best_sentence(
 }
 
 /// Byte offset of the first word of `text` whose stem is among `terms`.
-fn first_shared_word(text: &str, terms: &std::collections::HashSet<String>) -> Option<usize> {
+fn first_shared_word(text: &str, terms: &Terms) -> Option<usize> {
     let mut word_start = None;
     for (i, c) in text
         .char_indices()
@@ -752,7 +755,7 @@ impl SearchEngine {
         ranked.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
         ranked.truncate(q.k);
         let question: Vec<&str> = vectors.texts(q).collect();
-        Ok(self.shape_hits(ranked, &question))
+        Ok(self.shape_hits(ranked, &question_terms(&question)))
     }
 
     /// Chapter → (best chunk's cosine, that chunk), from the nearest chunks. When those chunks
@@ -766,11 +769,16 @@ impl SearchEngine {
         mode: Mode,
     ) -> Result<HashMap<&str, (f32, usize)>> {
         let total = self.index.records.chunks.len();
-        let reachable = pool.chapters.min(self.chapters_passing(filter));
         let mut want = pool.chunks;
+        let mut reachable = pool.chapters;
         loop {
             let found = self.nearest_chunks(vector, filter, want, mode)?;
             if found.len() >= reachable || want >= total {
+                return Ok(found);
+            }
+            // Short of k chapters (rare): how many can the filter reach at all?
+            reachable = reachable.min(self.chapters_passing(filter));
+            if found.len() >= reachable {
                 return Ok(found);
             }
             want = (want * 4).min(total);
@@ -779,15 +787,17 @@ impl SearchEngine {
 
     /// How many chapters the filter lets through (all of them without a filter).
     fn chapters_passing(&self, filter: &ChapterFilter) -> usize {
+        if !filter.is_active() {
+            return self.chapter_pos.len();
+        }
         self.index
             .records
             .episodes
             .iter()
             .filter(|e| {
-                !filter.is_active()
-                    || e.chapters
-                        .first()
-                        .is_some_and(|c| filter.accepts(self, &c.id))
+                e.chapters
+                    .first()
+                    .is_some_and(|c| filter.accepts(self, &c.id))
             })
             .map(|e| e.chapters.len())
             .sum()
@@ -918,7 +928,7 @@ impl SearchEngine {
     }
 
     /// Ranked (chapter, (score, best chunk)) pairs into hits with evidence and citation.
-    fn shape_hits(&self, ranked: Vec<(&str, (f32, usize))>, question: &[&str]) -> Vec<Hit> {
+    fn shape_hits(&self, ranked: Vec<(&str, (f32, usize))>, terms: &Terms) -> Vec<Hit> {
         let records = &self.index.records;
         let mut hits = Vec::with_capacity(ranked.len());
         for (chapter_id, (score, i)) in ranked {
@@ -927,7 +937,7 @@ impl SearchEngine {
                 continue;
             };
             let (episode, chapter) = (&records.episodes[e], &records.episodes[e].chapters[c]);
-            let evidence = evidence_time(chunk, question);
+            let evidence = evidence_time(chunk, terms);
             let at_s = evidence.as_ref().map(|(s, _)| *s);
             let speaker = match (&evidence, chunk.kind) {
                 (Some((_, who)), _) => who.clone(),
@@ -1080,11 +1090,11 @@ mod evidence_tests {
         };
         let q = ["How long can an afternoon nap be without ruining my sleep at night?"];
         assert_eq!(
-            evidence_time(&chunk, &q),
+            evidence_time(&chunk, &question_terms(&q)),
             Some((226, Some("Dr. Okafor".into())))
         );
         assert_eq!(
-            evidence_time(&chunk, &["nothing shared"]),
+            evidence_time(&chunk, &question_terms(&["nothing shared"])),
             Some((221, Some("Maya".into())))
         );
 
@@ -1106,7 +1116,7 @@ mod evidence_tests {
         };
         let q = ["why does good audio matter for keeping listeners?"];
         assert_eq!(
-            evidence_time(&monologue, &q),
+            evidence_time(&monologue, &question_terms(&q)),
             Some((53, Some("Sarah".into())))
         );
 
@@ -1127,6 +1137,9 @@ mod evidence_tests {
             ],
             ..chunk.clone()
         };
-        assert_eq!(evidence_time(&split, &["include in one?"]), Some((6, None)));
+        assert_eq!(
+            evidence_time(&split, &question_terms(&["include in one?"])),
+            Some((6, None))
+        );
     }
 }
