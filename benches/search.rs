@@ -1,6 +1,8 @@
 //! Criterion benchmarks on the real model and the bundled corpus: query latency with text in
 //! (embedding + ANN + grouping) and with a vector in (ANN + grouping, exact scan for comparison),
-//! and ingest throughput (chunk + embed + build + write) with USE-m3.
+//! questions per second one at a time and concurrently (the batched path: questions that arrive
+//! while the model is busy share one inference call), and ingest throughput (chunk + embed + build +
+//! write) with USE-m3.
 //! Run: `cargo bench --bench search` (after `bash models/fetch.sh`).
 
 use std::sync::Arc;
@@ -74,6 +76,46 @@ fn query_latency(c: &mut Criterion) {
     group.finish();
 }
 
+/// Eight fresh questions, asked one after another and then all at once from eight threads (as
+/// eight HTTP requests would be): the second runs them through the batched path.
+fn question_throughput(c: &mut Criterion) {
+    let model = embed::load(embed::DEFAULT_MODEL, 2).unwrap();
+    let base = [
+        "What did the guest say about running many coding agents at the same time?",
+        "¿Por qué la empresa dejó la nube y volvió a sus propios servidores?",
+        "How expensive is it to train a video model from scratch these days?",
+        "¿Qué opina el fundador sobre los drones de inspección industrial?",
+    ];
+    let mut round = 0usize;
+    let mut fresh = move || {
+        round += 1;
+        (0..8)
+            .map(|i| format!("{} ({round}.{i})", base[i % base.len()]))
+            .collect::<Vec<_>>()
+    };
+    let mut group = c.benchmark_group("questions");
+    group.throughput(Throughput::Elements(8));
+    group.bench_function("eight_one_at_a_time", |b| {
+        b.iter(|| {
+            for q in fresh() {
+                model.embed_query(&q).unwrap();
+            }
+        })
+    });
+    group.bench_function("eight_concurrent_batched", |b| {
+        b.iter(|| {
+            let questions = fresh();
+            std::thread::scope(|s| {
+                for q in &questions {
+                    let model = &model;
+                    s.spawn(move || model.embed_query(q).unwrap());
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
 fn ingest_throughput(c: &mut Criterion) {
     let episodes = sample();
     let chapters: usize = episodes.iter().map(|e| e.chapters.len()).sum();
@@ -96,5 +138,10 @@ fn ingest_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, query_latency, ingest_throughput);
+criterion_group!(
+    benches,
+    query_latency,
+    question_throughput,
+    ingest_throughput
+);
 criterion_main!(benches);

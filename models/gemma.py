@@ -1,6 +1,6 @@
 """Build an ONNX graph for EmbeddingGemma-300M from its sentence-transformers folder, with numpy and onnx only.
 
-usage: python gemma.py SRC_DIR OUT_DIR [--linear f32|int8] [--table f32|f16|int8]
+usage: python gemma.py SRC_DIR OUT_DIR [--linear mixed|q8|q4|int8|f32] [--smoothing FILE] [--table int8|f16|f32]
 
 SRC_DIR is the `model_download/` folder (model.safetensors, 2_Dense, 3_Dense, config.json, tokenizer.json).
 OUT_DIR gets model.onnx and tokenizer.json.
@@ -15,13 +15,23 @@ Folded at conversion time, so the graph does less per token:
 - the attention scale query_pre_attn_scalar^-0.5 goes into the q-norm weight (RoPE is linear, so it commutes);
 - q, k and v share one MatMul; gate and up share another;
 - the embedding scale sqrt(hidden) goes into the table (f32) or its per-row scales (int8).
+ONNX Runtime's fused operators carry the rest: SimplifiedLayerNormalization, SkipSimplifiedLayerNormalization
+(a residual add and the norm after it), RotaryEmbedding and MultiHeadAttention (padding as a key mask, the
+sliding window as a bias), about a third of the nodes the plain-operator graph had.
 
-Variants: `--linear int8` stores each linear layer as int8 with one symmetric scale per output column and runs it
-with ONNX Runtime's DynamicQuantizeMatMul (activations quantized per call); `--table f16|int8` stores the 262k x
-768 embedding table compactly and dequantizes only the gathered rows. The output is deterministic: the same
-inputs give byte-identical files, so fetch.sh can pin their sha256.
+Linear layers (--linear):
+- mixed (default): SmoothQuant factors from --smoothing folded into the weights (exact in f32), then int8
+  weights with one scale per output column times activations quantized to int8 with one scale per token
+  (MatMulInteger), except the MLP's down projection, which keeps 8-bit blocks;
+- q8 / q4: block-wise weights (32 inputs per scale) run by MatMulNBits with int8 activations per block;
+- int8: per-column int8 weights with one activation scale per tensor (DynamicQuantizeMatMul); fast, but a text's
+  vector then depends on what else shares its batch;
+- f32.
+`--table f16|int8` stores the 262k x 768 embedding table compactly and dequantizes only the gathered rows. The
+output is deterministic: the same inputs give byte-identical files, so fetch.sh can pin their sha256.
 """
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -75,23 +85,34 @@ class Builder:
     def __init__(self, cfg, linear, table):
         self.cfg, self.linear, self.table = cfg, linear, table
         self.g = Graph()
-        self.eps = self.g.const("eps", np.array(cfg["rms_norm_eps"], np.float32))
-        self.two = self.g.const("two", np.array(2.0, np.float32))
+        self.eps = float(cfg["rms_norm_eps"])
 
     def rmsnorm(self, x, weight_plus_one):
-        """x / sqrt(mean(x^2) + eps) * w, in the pattern ONNX Runtime fuses into SimplifiedLayerNormalization."""
+        """x / sqrt(mean(x^2) + eps) * w over the last axis, as one node."""
+        return self.g.op("SimplifiedLayerNormalization", [x, self.g.const("norm_w", weight_plus_one.astype(np.float32))],
+                         "rmsnorm", axis=-1, epsilon=self.eps, stash_type=1)
+
+    def skip_rmsnorm(self, x, skip, weight_plus_one):
+        """(rmsnorm(x + skip), x + skip) as one node: a residual add and the norm that follows it."""
         g = self.g
-        var = g.op("ReduceMean", [g.op("Pow", [x, self.two]), g.const("axis", np.array([-1], np.int64))], keepdims=1)
-        normed = g.op("Div", [x, g.op("Sqrt", [g.op("Add", [var, self.eps])])])
-        return g.op("Mul", [normed, g.const("norm_w", weight_plus_one.astype(np.float32))], "rmsnorm")
+        g.op("SkipSimplifiedLayerNormalization", [x, skip, g.const("norm_w", weight_plus_one.astype(np.float32))],
+             "skip_rmsnorm", domain="com.microsoft", outputs=4, epsilon=self.eps)
+        out = g.nodes[-1].output
+        return out[0], out[3]
 
     def matmul(self, x, w_in_out, hint):
         """x @ W for W of shape [in, out]: f32, or int8 per output column with dynamic activation quantization."""
         g = self.g
-        if self.linear == "f32" or hint in os.environ.get("GEMMA_F32_LAYERS", "").split(","):
+        if self.linear == "f32":
             return g.op("MatMul", [x, g.const(hint, w_in_out)], hint)
         if self.linear.startswith("q"):
             return self.matmul_nbits(x, w_in_out, hint, int(self.linear[1:]))
+        if self.linear == "mixed":
+            # the MLP's down projection keeps per-block activation scales: its input, gelu(gate) * up,
+            # has outliers inside a token that one scale per token cannot cover even after smoothing
+            if hint == "down":
+                return self.matmul_nbits(x, w_in_out, hint, 8)
+            return self.matmul_per_token(x, w_in_out, hint)
         scale = np.abs(w_in_out).max(axis=0) / 127.0
         scale[scale == 0] = 1.0
         q = np.clip(np.rint(w_in_out / scale), -127, 127).astype(np.int8)
@@ -100,6 +121,24 @@ class Builder:
             [x, g.const(hint + "_q", q), g.const(hint + "_scale", scale.astype(np.float32)),
              g.const(hint + "_zp", np.zeros(scale.shape, np.int8))],
             hint, domain="com.microsoft")
+
+    def matmul_per_token(self, x, w_in_out, hint):
+        """int8 weights (one scale per output column) times activations quantized per token (one scale
+        per row, uint8 around 128), by MatMulInteger. Per token, not per tensor: a text's vector must not
+        depend on what else shares its batch, and a row with large values costs only its own precision."""
+        g = self.g
+        k = w_in_out.shape[0]
+        w_scale = np.abs(w_in_out).max(axis=0) / 127.0
+        w_scale[w_scale == 0] = 1.0
+        q = np.clip(np.rint(w_in_out / w_scale), -127, 127).astype(np.int8)
+        row_max = g.op("ReduceMax", [g.op("Abs", [x]), g.const("last_axis", np.array([-1], np.int64))], keepdims=1)
+        # the floor keeps an all-zero row from dividing by zero (its product is zero either way)
+        x_scale = g.op("Max", [g.op("Mul", [row_max, g.const("inv127", np.array(1 / 127.0, np.float32))]),
+                               g.const("scale_floor", np.array(1e-30, np.float32))])
+        xq = g.op("QuantizeLinear", [x, x_scale, self.row_zero_point], axis=-1, block_size=k)
+        acc = g.op("MatMulInteger", [xq, g.const(hint + "_q", q), g.const("zp128", np.array(128, np.uint8))])
+        y = g.op("Mul", [g.op("Cast", [acc], to=TensorProto.FLOAT), x_scale])
+        return g.op("Mul", [y, g.const(hint + "_scale", w_scale.astype(np.float32))], hint)
 
     def matmul_nbits(self, x, w_in_out, hint, bits, block=32):
         """Block-wise symmetric weights (one scale per 32 inputs of each output) run by MatMulNBits with
@@ -138,65 +177,65 @@ class Builder:
         return g.op("Mul", [rows, g.op("Gather", [g.const("embed_row_scale", row_scale), ids])], "embed")
 
     def rope_tables(self, positions, base):
-        """cos and sin of shape [seq, head_dim] for positions 0..seq-1 (HF's non-interleaved layout)."""
+        """cos and sin caches of shape [seq, head_dim/2] for positions 0..seq-1, computed in the graph."""
         g = self.g
         d = self.cfg["head_dim"]
         inv = (1.0 / (base ** (np.arange(0, d, 2, dtype=np.float32) / d))).astype(np.float32)
         freqs = g.op("Mul", [g.op("Unsqueeze", [positions, g.const("ax1", np.array([1], np.int64))]), g.const("inv_freq", inv[None, :])])
-        emb = g.op("Concat", [freqs, freqs], axis=-1)
-        return g.op("Cos", [emb], "rope_cos"), g.op("Sin", [emb], "rope_sin")
+        return g.op("Cos", [freqs], "rope_cos"), g.op("Sin", [freqs], "rope_sin")
 
-    def rope(self, x, cos, sin):
-        g = self.g
-        half = self.cfg["head_dim"] // 2
-        x1, x2 = g.op("Split", [x, g.const("halves", np.array([half, half], np.int64))], axis=-1, outputs=2)
-        rotated = g.op("Concat", [g.op("Neg", [x2]), x1], axis=-1)
-        return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rotated, sin])], "rope")
+    def rope(self, x, heads, tables):
+        """RoPE on [B, T, heads*D] (HF's non-interleaved halves), positions from 0."""
+        cos, sin = tables
+        return self.g.op("RotaryEmbedding", [x, self.first_position, cos, sin], "rope", domain="com.microsoft",
+                         interleaved=0, num_heads=heads)
 
-    def heads(self, x, n):
-        """[B, T, n*D] -> [B, n, T, D]"""
-        g = self.g
-        shaped = g.op("Reshape", [x, g.const("heads_shape", np.array([0, 0, n, self.cfg["head_dim"]], np.int64))])
-        return g.op("Transpose", [shaped], perm=[0, 2, 1, 3])
-
-    def layer(self, x, w, p, biases, ropes):
+    def layer(self, x, h, w, p, attention, ropes, next_norm):
+        """One encoder layer. x is the residual stream and h = input_layernorm(x); returns
+        (next_norm(x'), x') for the new residual stream x', so every residual add shares a node with the
+        norm that follows it."""
         g, c = self.g, self.cfg
-        H, KV, D, hidden = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"], c["hidden_size"]
+        H, KV, D = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
         local = c["layer_types"][int(p.split(".")[1])] == "sliding_attention"
-        h = self.rmsnorm(x, 1.0 + w[p + "input_layernorm.weight"])
         wqkv = np.concatenate([w[p + f"self_attn.{n}_proj.weight"] for n in "qkv"], axis=0).T
         qkv = self.matmul(h, wqkv, "qkv")
         q, k, v = g.op("Split", [qkv, g.const("qkv_split", np.array([H * D, KV * D, KV * D], np.int64))], axis=-1, outputs=3)
+        # q-norm is per head: normalize [B, T, H, D], then back to [B, T, H*D]
         q_scale = np.float32(c["query_pre_attn_scalar"] ** -0.5)
-        q = self.rmsnorm(self.heads(q, H), (1.0 + w[p + "self_attn.q_norm.weight"]) * q_scale)
-        k = self.rmsnorm(self.heads(k, KV), 1.0 + w[p + "self_attn.k_norm.weight"])
-        v = self.heads(v, KV)
-        cos, sin = ropes[local]
-        q, k = self.rope(q, cos, sin), self.rope(k, cos, sin)
-        # k and v have KV heads; MatMul broadcasts them over the H query heads (KV == 1 here)
-        scores = g.op("Add", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])]), biases[local]])
-        attn = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
-        attn = g.op("Reshape", [g.op("Transpose", [attn], perm=[0, 2, 1, 3]), g.const("merge", np.array([0, 0, H * D], np.int64))])
+        q = g.op("Reshape", [q, g.const("q_heads", np.array([0, 0, H, D], np.int64))])
+        q = self.rmsnorm(q, (1.0 + w[p + "self_attn.q_norm.weight"]) * q_scale)
+        q = g.op("Reshape", [q, g.const("q_merged", np.array([0, 0, H * D], np.int64))])
+        k = self.rmsnorm(g.op("Reshape", [k, g.const("kv_heads", np.array([0, 0, KV, D], np.int64))]),
+                         1.0 + w[p + "self_attn.k_norm.weight"])
+        k = g.op("Reshape", [k, g.const("kv_merged", np.array([0, 0, KV * D], np.int64))])
+        q, k = self.rope(q, H, ropes[local]), self.rope(k, KV, ropes[local])
+        # MultiHeadAttention wants as many key/value heads as query heads: repeat the shared ones
+        repeat = H // KV
+        k, v = g.op("Concat", [k] * repeat, axis=-1), g.op("Concat", [v] * repeat, axis=-1)
+        padding, window = attention
+        attn = g.op("MultiHeadAttention", [q, k, v, "", padding, window if local else ""], "attention",
+                    domain="com.microsoft", num_heads=H, scale=1.0)  # the scale is in the q-norm weight
         attn = self.matmul(attn, w[p + "self_attn.o_proj.weight"].T, "o_proj")
-        x = g.op("Add", [x, self.rmsnorm(attn, 1.0 + w[p + "post_attention_layernorm.weight"])], "resid")
-        h = self.rmsnorm(x, 1.0 + w[p + "pre_feedforward_layernorm.weight"])
+        h, x = self.skip_rmsnorm(self.rmsnorm(attn, 1.0 + w[p + "post_attention_layernorm.weight"]), x,
+                                 1.0 + w[p + "pre_feedforward_layernorm.weight"])
         wgu = np.concatenate([w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"]], axis=0).T
         inter = wgu.shape[1] // 2
         gate, up = g.op("Split", [self.matmul(h, wgu, "gate_up"), g.const("gu_split", np.array([inter, inter], np.int64))], axis=-1, outputs=2)
         m = self.matmul(g.op("Mul", [g.op("Gelu", [gate], approximate="tanh"), up]), w[p + "mlp.down_proj.weight"].T, "down")
-        return g.op("Add", [x, self.rmsnorm(m, 1.0 + w[p + "post_feedforward_layernorm.weight"])], "resid")
+        return self.skip_rmsnorm(self.rmsnorm(m, 1.0 + w[p + "post_feedforward_layernorm.weight"]), x, next_norm)
 
-    def masks(self, mask_f, positions):
-        """Additive attention biases: padding keys for every layer, plus the window for sliding layers."""
+    def attention_masks(self, positions):
+        """(key padding mask [B, T] int32, sliding-window bias [1, 1, T, T]): global layers use the first,
+        sliding layers both (a key at |i-j| >= sliding_window/2+1 gets a large negative bias)."""
         g = self.g
-        key_bias = g.op("Mul", [g.op("Sub", [mask_f, g.const("one", np.array(1.0, np.float32))]), g.const("neg", np.array(-NEG, np.float32))])
-        key_bias = g.op("Unsqueeze", [key_bias, g.const("ax12", np.array([1, 2], np.int64))], "key_bias")  # [B,1,1,T]
+        padding = g.op("Cast", ["attention_mask"], "key_padding", to=TensorProto.INT32)
         window = self.cfg["sliding_window"] // 2 + 1
         dist = g.op("Abs", [g.op("Sub", [g.op("Unsqueeze", [positions, g.const("ax1", np.array([1], np.int64))]),
                                          g.op("Unsqueeze", [positions, g.const("ax0", np.array([0], np.int64))])])])
         outside = g.op("Where", [g.op("Less", [dist, g.const("window", np.array(window, np.float32))]),
                                  g.const("zero", np.array(0.0, np.float32)), g.const("neg", np.array(NEG, np.float32))])
-        return {True: g.op("Add", [key_bias, outside], "local_bias"), False: key_bias}
+        bias = g.op("Unsqueeze", [outside, g.const("ax01", np.array([0, 1], np.int64))], "window_bias")
+        return padding, bias
 
     def build(self, w, dense):
         g, c = self.g, self.cfg
@@ -206,14 +245,23 @@ class Builder:
         mask_f = g.op("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
         seq = g.op("Gather", [g.op("Shape", ["input_ids"]), g.const("one_i", np.array(1, np.int64))], axis=0)
         positions = g.op("Cast", [g.op("Range", [g.const("zero_i", np.array(0, np.int64)), seq, g.const("step", np.array(1, np.int64))])], to=TensorProto.FLOAT)
-        biases = self.masks(mask_f, positions)
+        self.first_position = g.const("first_position", np.array([0], np.int64))
+        # 128 for every token, shaped [B, T, 1] like a per-token scale: QuantizeLinear's blocked form
+        # wants a zero point of its scale's shape
+        unsq = g.op("Unsqueeze", ["attention_mask", g.const("ax_last", np.array([-1], np.int64))])
+        self.row_zero_point = g.op("Cast", [g.op("Add", [g.op("Mul", [unsq, g.const("zero_i", np.array(0, np.int64))]),
+                                                          g.const("i128", np.array(128, np.int64))])], "row_zero_point", to=TensorProto.UINT8)
+        attention = self.attention_masks(positions)
         ropes = {True: self.rope_tables(positions, c["rope_local_base_freq"]), False: self.rope_tables(positions, c["rope_theta"])}
         x = self.embed("input_ids", w["embed_tokens.weight"])
-        for i in range(c["num_hidden_layers"]):
-            x = self.layer(x, w, f"layers.{i}.", biases, ropes)
-        x = self.rmsnorm(x, 1.0 + w["norm.weight"])
+        n = c["num_hidden_layers"]
+        h = self.rmsnorm(x, 1.0 + w["layers.0.input_layernorm.weight"])
+        for i in range(n):
+            following = w[f"layers.{i + 1}.input_layernorm.weight"] if i + 1 < n else w["norm.weight"]
+            h, x = self.layer(x, h, w, f"layers.{i}.", attention, ropes, 1.0 + following)
+        # h is now the final norm of the last residual stream
         weights = g.op("Unsqueeze", [mask_f, g.const("ax_last", np.array([-1], np.int64))])
-        summed = g.op("ReduceSum", [g.op("Mul", [x, weights]), g.const("ax_seq", np.array([1], np.int64))], keepdims=0)
+        summed = g.op("ReduceSum", [g.op("Mul", [h, weights]), g.const("ax_seq", np.array([1], np.int64))], keepdims=0)
         count = g.op("ReduceSum", [mask_f, g.const("ax_seq", np.array([1], np.int64))], keepdims=1)
         pooled = g.op("Div", [summed, count], "mean_pool")
         projected = g.op("MatMul", [pooled, g.const("dense", dense)], "dense")
@@ -225,24 +273,67 @@ class Builder:
         return model
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("src")
-    ap.add_argument("out")
-    ap.add_argument("--linear", choices=["f32", "int8", "q8", "q4"], default="q8")
-    ap.add_argument("--table", choices=["f32", "f16", "int8"], default="int8")
-    args = ap.parse_args()
-    cfg = json.load(open(os.path.join(args.src, "config.json")))
+SMOOTHED = ("qkv", "o_proj", "gate_up", "down")
+
+
+def apply_smoothing(w, cfg, path):
+    """Fold SmoothQuant factors into the weights, exactly (the f32 graph computes the same function):
+    each linear layer's input channel j is divided by s_j upstream and its weight row j multiplied by s_j,
+    so activation outliers move into the weights, where per-column int8 scales absorb them.
+    Upstream of qkv and gate_up is an RMSNorm weight; of o_proj, v_proj's output (attention is linear
+    in v; the factor is shared by the query heads that read one value head); of down, up_proj's output.
+    The factors come from models/gemma_smoothing.py and are stored, so conversion is deterministic."""
+    spec = json.load(open(path))
+    D = cfg["head_dim"]
+    for i, layer in enumerate(spec["layers"]):
+        s = {k: np.frombuffer(base64.b64decode(layer[k]), "<f2").astype(np.float32) for k in SMOOTHED}
+        p, a, m = f"layers.{i}.", f"layers.{i}.self_attn.", f"layers.{i}.mlp."
+        w[p + "input_layernorm.weight"] = (1.0 + w[p + "input_layernorm.weight"]) / s["qkv"] - 1.0
+        for n in "qkv":
+            w[a + f"{n}_proj.weight"] = w[a + f"{n}_proj.weight"] * s["qkv"][None, :]
+        w[a + "v_proj.weight"] = w[a + "v_proj.weight"] / s["o_proj"][:, None]
+        w[a + "o_proj.weight"] = w[a + "o_proj.weight"] * np.tile(s["o_proj"], w[a + "o_proj.weight"].shape[1] // D)[None, :]
+        w[p + "pre_feedforward_layernorm.weight"] = (1.0 + w[p + "pre_feedforward_layernorm.weight"]) / s["gate_up"] - 1.0
+        for n in ("gate", "up"):
+            w[m + f"{n}_proj.weight"] = w[m + f"{n}_proj.weight"] * s["gate_up"][None, :]
+        w[m + "up_proj.weight"] = w[m + "up_proj.weight"] / s["down"][:, None]
+        w[m + "down_proj.weight"] = w[m + "down_proj.weight"] * s["down"][None, :]
+
+
+def load_weights(src):
+    """The encoder's tensors (writable copies) and the two Dense layers folded into one matrix."""
+    w = {k: np.array(v) for k, v in read_safetensors(os.path.join(src, "model.safetensors")).items()}
+    d2 = read_safetensors(os.path.join(src, "2_Dense", "model.safetensors"))["linear.weight"]
+    d3 = read_safetensors(os.path.join(src, "3_Dense", "model.safetensors"))["linear.weight"]
+    # y = (x @ d2.T) @ d3.T with no activation between: one matrix, computed in f64 then stored as f32
+    dense = (d2.T.astype(np.float64) @ d3.T.astype(np.float64)).astype(np.float32)
+    return w, dense
+
+
+def read_config(src):
+    cfg = json.load(open(os.path.join(src, "config.json")))
     expect = dict(model_type="gemma3_text", use_bidirectional_attention=True, rope_scaling=None,
                   attn_logit_softcapping=None, hidden_activation="gelu_pytorch_tanh")
     for key, value in expect.items():
         if cfg.get(key) != value:
-            raise SystemExit(f"{args.src}/config.json: {key} is {cfg.get(key)!r}, this converter handles {value!r}")
-    w = read_safetensors(os.path.join(args.src, "model.safetensors"))
-    d2 = read_safetensors(os.path.join(args.src, "2_Dense", "model.safetensors"))["linear.weight"]
-    d3 = read_safetensors(os.path.join(args.src, "3_Dense", "model.safetensors"))["linear.weight"]
-    # y = (x @ d2.T) @ d3.T with no activation between: one matrix, computed in f64 then stored as f32
-    dense = (d2.T.astype(np.float64) @ d3.T.astype(np.float64)).astype(np.float32)
+            raise SystemExit(f"{src}/config.json: {key} is {cfg.get(key)!r}, this converter handles {value!r}")
+    return cfg
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("src")
+    ap.add_argument("out")
+    ap.add_argument("--linear", choices=["f32", "int8", "q8", "q4", "mixed"], default="mixed")
+    ap.add_argument("--smoothing", help="SmoothQuant factors (gemma-smoothing.json), for --linear mixed")
+    ap.add_argument("--table", choices=["f32", "f16", "int8"], default="int8")
+    args = ap.parse_args()
+    if args.linear == "mixed" and not args.smoothing:
+        raise SystemExit("--linear mixed needs --smoothing FILE (models/gemma-smoothing.json)")
+    cfg = read_config(args.src)
+    w, dense = load_weights(args.src)
+    if args.smoothing:
+        apply_smoothing(w, cfg, args.smoothing)
     model = Builder(cfg, args.linear, args.table).build(w, dense)
     os.makedirs(args.out, exist_ok=True)
     onnx.save_model(model, os.path.join(args.out, "model.onnx"))

@@ -13,7 +13,8 @@ use ort::session::Session;
 use ort::value::Tensor;
 use tokenizers::Tokenizer;
 
-use super::use_m3::{load_tokenizer, session};
+use super::runtime::session;
+use super::use_m3::load_tokenizer;
 use super::{embed_batched, normalize, token_count, Embedder, ModelSpec, Windows};
 use crate::error::{Error, Result};
 
@@ -41,8 +42,9 @@ pub struct SentenceModel {
     runner: Mutex<()>,
 }
 
-/// Most questions in one inference call.
-const MAX_QUESTIONS_PER_CALL: usize = 32;
+/// Most questions in one inference call: on two cores, eight questions of like length per call
+/// gave the most questions per second (BENCHMARKS.md); bigger calls pad more and fit the cache less.
+const MAX_QUESTIONS_PER_CALL: usize = 8;
 
 impl SentenceModel {
     pub fn load(
@@ -120,7 +122,9 @@ impl SentenceModel {
             if let Ok(v) = rx.try_recv() {
                 return v;
             }
-            let batch = std::mem::take(&mut *lock(&self.waiting));
+            let mut batch = std::mem::take(&mut *lock(&self.waiting));
+            // Questions of like length share a call, so little of it is spent on padding.
+            batch.sort_by_key(|(ids, _)| ids.len());
             for group in batch.chunks(MAX_QUESTIONS_PER_CALL) {
                 let refs: Vec<&Vec<i64>> = group.iter().map(|(ids, _)| ids).collect();
                 match self.run(&refs) {

@@ -8,6 +8,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 use tokenizers::Tokenizer;
 
+use super::runtime::session;
 use super::{embed_batched, normalize, Embedder, ModelSpec};
 use crate::error::{Error, Result};
 use crate::pool::Pool;
@@ -21,27 +22,6 @@ pub struct UseM3 {
     spec: ModelSpec,
     tokenizer: Tokenizer,
     sessions: Pool<Session>,
-}
-
-/// A session whose operators use `threads` intra-op threads.
-pub(crate) fn session(env: &Environment, model: &Path, threads: usize) -> Result<Session> {
-    let fail = |e: ort::Error<_>| Error::Inference(format!("{}: {e}", model.display()));
-    if !model.is_file() {
-        return Err(Error::Missing {
-            what: "the model file",
-            path: model.to_path_buf(),
-            reason: "no such file".into(),
-            fix: super::FETCH_HINT.into(),
-        });
-    }
-    Session::builder(env)
-        .map_err(|e| Error::Inference(e.to_string()))?
-        .with_intra_threads(threads)
-        .map_err(fail)?
-        .with_inter_threads(1)
-        .map_err(fail)?
-        .commit_from_file(model)
-        .map_err(|e| Error::Inference(format!("{}: {e}", model.display())))
 }
 
 pub(crate) fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
