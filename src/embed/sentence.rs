@@ -2,11 +2,13 @@
 //! builds it): `input_ids` + `attention_mask` (int64, right-padded) in, `sentence_embedding` out.
 //! Owns the prompts from `model.json`, batching by padded tokens, windows for texts longer than the
 //! model's context, Matryoshka truncation (the first `dims` values, renormalized), and batching of
-//! concurrent questions: whoever gets the session runs every question that queued up while it was
-//! busy, in one call, so there is no waiting window and a lone question runs at once.
+//! concurrent questions. There is no waiting window: a question asked alone runs at once on a
+//! session that uses every core; under load, one session per core (one intra-op thread each) takes
+//! the eight oldest waiting questions per call, sorted by length. The graph quantizes activations
+//! per token, so a text's vector does not depend on what else shares its call.
 
 use std::path::Path;
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Condvar, Mutex};
 
 use ort::environment::Environment;
 use ort::session::Session;
@@ -17,6 +19,7 @@ use super::runtime::session;
 use super::use_m3::load_tokenizer;
 use super::{embed_batched, normalize, token_count, Embedder, ModelSpec, Windows};
 use crate::error::{Error, Result};
+use crate::pool::Pool;
 
 /// Padded tokens per inference call (batch × longest): large enough to batch short chunks, small
 /// enough that attention's seq² scratch stays in cache.
@@ -32,14 +35,26 @@ pub struct SentenceModel {
     /// The graph's output width; `spec.dims` may be smaller (Matryoshka).
     full_dims: usize,
     pad_id: i64,
-    /// One session whose operators use all the threads: a lone question gets every core (about
-    /// half the latency of one thread), concurrent questions queue for it at the same total
-    /// throughput, and the 300 MB of weights are held once.
-    session: Mutex<Session>,
-    /// Questions waiting for the session, each with where its vector goes.
-    waiting: Mutex<Vec<(Vec<i64>, mpsc::Sender<Result<Vec<f32>>>)>>,
-    /// Held by the caller that is running a batch of questions.
-    runner: Mutex<()>,
+    /// One session whose operators use all the threads: a question asked alone gets every core
+    /// (about half the latency of one thread). Passages use it too.
+    solo: Mutex<Session>,
+    /// Sessions of one intra-op thread each, one per thread: under load each runs its own call,
+    /// so no call waits at another's parallel sections for a core that is busy elsewhere.
+    lanes: Pool<Session>,
+    /// Questions waiting for a session, each with where its vector goes.
+    waiting: Mutex<Vec<Pending>>,
+    running: Mutex<Running>,
+    /// Signalled whenever a session finishes a call.
+    finished: Condvar,
+}
+
+type Pending = (Vec<i64>, mpsc::Sender<Result<Vec<f32>>>);
+
+/// Which sessions are running questions: the solo session, or some lanes, never both.
+#[derive(Default)]
+struct Running {
+    solo: bool,
+    lanes: usize,
 }
 
 /// Most questions in one inference call: on two cores, eight questions of like length per call
@@ -53,8 +68,15 @@ impl SentenceModel {
         env: Environment,
         threads: usize,
     ) -> Result<SentenceModel> {
-        let tokenizer = load_tokenizer(&dir.join("tokenizer.json"))?;
-        let session = session(&env, &dir.join("model.onnx"), threads)?;
+        // Parsing the 262k-entry tokenizer takes as long as opening the sessions: side by side.
+        let (tokenizer, sessions) = std::thread::scope(|s| {
+            let sessions = s.spawn(|| open_sessions(&env, &dir.join("model.onnx"), threads));
+            let tokenizer = load_tokenizer(&dir.join("tokenizer.json"));
+            let sessions = sessions.join().expect("opening the sessions panicked");
+            (tokenizer, sessions)
+        });
+        let (tokenizer, (solo, lanes)) = (tokenizer?, sessions?);
+        give_back_freed_memory();
         let pad_id = tokenizer.token_to_id("<pad>").unwrap_or(0) as i64;
         Ok(SentenceModel {
             window: spec.max_tokens.unwrap_or(512).saturating_sub(2).max(8),
@@ -62,9 +84,11 @@ impl SentenceModel {
             spec,
             tokenizer,
             pad_id,
-            session: Mutex::new(session),
+            solo: Mutex::new(solo),
+            lanes: Pool::new(lanes),
             waiting: Mutex::new(Vec::new()),
-            runner: Mutex::new(()),
+            running: Mutex::new(Running::default()),
+            finished: Condvar::new(),
         })
     }
 
@@ -77,7 +101,7 @@ impl SentenceModel {
     }
 
     /// One inference call over right-padded token ids; rows come back truncated and normalized.
-    fn run(&self, encoded: &[&Vec<i64>]) -> Result<Vec<Vec<f32>>> {
+    fn run(&self, session: &mut Session, encoded: &[&Vec<i64>]) -> Result<Vec<Vec<f32>>> {
         let rows = encoded.len();
         let cols = encoded.iter().map(|e| e.len()).max().unwrap_or(0);
         let mut ids = vec![self.pad_id; rows * cols];
@@ -88,7 +112,6 @@ impl SentenceModel {
         }
         let err = |e: ort::Error| Error::Inference(e.to_string());
         let (full, dims) = (self.full_dims, self.spec.dims);
-        let mut session = lock(&self.session);
         let outputs = session
             .run(ort::inputs![
                 "input_ids" => Tensor::from_array(([rows, cols], ids)).map_err(err)?,
@@ -109,34 +132,74 @@ impl SentenceModel {
     }
 
     /// One question's vector, computed together with any other questions that arrive while the
-    /// session is busy.
+    /// model is busy. Whoever finds a session free runs the waiting questions: alone on an idle
+    /// model, a question gets the solo session and every core; under load, each lane takes the
+    /// eight oldest questions (fewer when the queue is short, so both lanes get some).
     fn embed_question(&self, ids: Vec<i64>) -> Result<Vec<f32>> {
         let (tx, rx) = mpsc::channel();
         lock(&self.waiting).push((ids, tx));
         loop {
+            let mut running = lock(&self.running);
             if let Ok(v) = rx.try_recv() {
                 return v;
             }
-            let _running = lock(&self.runner);
-            // Another runner may have taken this question while we waited for the lock.
-            if let Ok(v) = rx.try_recv() {
-                return v;
+            let queued = lock(&self.waiting).len();
+            if queued == 0 {
+                // A running call holds this question; its answer is on the way.
+                drop(running);
+                return rx
+                    .recv()
+                    .unwrap_or_else(|_| Err(Error::Inference("a question was dropped".into())));
             }
-            let mut batch = std::mem::take(&mut *lock(&self.waiting));
-            // Questions of like length share a call, so little of it is spent on padding.
-            batch.sort_by_key(|(ids, _)| ids.len());
-            for group in batch.chunks(MAX_QUESTIONS_PER_CALL) {
-                let refs: Vec<&Vec<i64>> = group.iter().map(|(ids, _)| ids).collect();
-                match self.run(&refs) {
-                    Ok(vectors) => {
-                        for ((_, tx), v) in group.iter().zip(vectors) {
-                            let _ = tx.send(Ok(v));
-                        }
+            let idle = !running.solo && running.lanes == 0;
+            if idle && (queued == 1 || self.lanes.size() == 0) {
+                running.solo = true;
+                drop(running);
+                let batch = self.take_waiting(usize::MAX);
+                self.answer(&mut lock(&self.solo), &batch);
+                lock(&self.running).solo = false;
+                self.finished.notify_all();
+            } else if !running.solo && running.lanes < self.lanes.size() {
+                // An even share for each free lane, so a short queue keeps every core busy.
+                let share = queued.div_ceil(self.lanes.size() - running.lanes);
+                running.lanes += 1;
+                drop(running);
+                let batch = self.take_waiting(share.min(MAX_QUESTIONS_PER_CALL));
+                self.lanes.with(|session| self.answer(session, &batch));
+                lock(&self.running).lanes -= 1;
+                self.finished.notify_all();
+            } else {
+                drop(
+                    self.finished
+                        .wait(running)
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+            }
+        }
+    }
+
+    /// Up to `n` of the oldest waiting questions, sorted by length so that questions of like
+    /// length share a call and little of it is spent on padding.
+    fn take_waiting(&self, n: usize) -> Vec<Pending> {
+        let mut waiting = lock(&self.waiting);
+        let n = n.min(waiting.len());
+        let mut batch: Vec<Pending> = waiting.drain(..n).collect();
+        batch.sort_by_key(|(ids, _)| ids.len());
+        batch
+    }
+
+    fn answer(&self, session: &mut Session, batch: &[Pending]) {
+        for group in batch.chunks(MAX_QUESTIONS_PER_CALL) {
+            let refs: Vec<&Vec<i64>> = group.iter().map(|(ids, _)| ids).collect();
+            match self.run(session, &refs) {
+                Ok(vectors) => {
+                    for ((_, tx), v) in group.iter().zip(vectors) {
+                        let _ = tx.send(Ok(v));
                     }
-                    Err(e) => {
-                        for (_, tx) in group {
-                            let _ = tx.send(Err(Error::Inference(e.to_string())));
-                        }
+                }
+                Err(e) => {
+                    for (_, tx) in group {
+                        let _ = tx.send(Err(Error::Inference(e.to_string())));
                     }
                 }
             }
@@ -157,7 +220,7 @@ impl SentenceModel {
         let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
         let vectors = embed_batched(&lengths, TOKEN_BUDGET, true, 1, |batch| {
             let refs: Vec<&Vec<i64>> = batch.iter().map(|&i| &encoded[i]).collect();
-            self.run(&refs)
+            self.run(&mut lock(&self.solo), &refs)
         })?;
         Ok(windows.average(vectors, texts.len(), self.spec.dims))
     }
@@ -194,6 +257,35 @@ impl Embedder for SentenceModel {
             &self.tokenizer,
             CHUNK_TOKENS.min(self.window.saturating_sub(prompt)),
         )
+    }
+}
+
+/// The solo session (every thread) and, with more than one thread, one single-threaded lane per
+/// thread (with one thread there is nothing to split: the solo session does everything).
+fn open_sessions(
+    env: &Environment,
+    model: &Path,
+    threads: usize,
+) -> Result<(Session, Vec<Session>)> {
+    let solo = session(env, model, threads)?;
+    let lanes = if threads > 1 {
+        (0..threads)
+            .map(|_| session(env, model, 1))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    Ok((solo, lanes))
+}
+
+/// Parsing the tokenizer's JSON and building sessions at once leave a few hundred megabytes free
+/// but held in glibc's per-thread arenas; hand them back so a ready server's RSS is what it uses.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory back to the system; it touches no live
+    // allocation and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
