@@ -53,6 +53,18 @@ pub enum Error {
     #[error("vector index: {0}")]
     VectorStore(String),
 
+    /// A remote store (Milvus) did not answer, or answered with a failure; `store` names it.
+    #[error("the vector store {store} is unavailable: {message}")]
+    StoreUnavailable { store: String, message: String },
+
+    /// Another writer changed the store between this write's read and its commit.
+    #[error("{store} changed while this write was prepared (another writer); nothing was written, run it again")]
+    StoreConflict { store: String },
+
+    /// What was asked needs a capability this store does not have (exact scans on Milvus).
+    #[error("{0}")]
+    Unsupported(String),
+
     /// The keyword (BM25) index failed.
     #[error("keyword index: {0}")]
     Keyword(String),

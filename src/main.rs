@@ -91,6 +91,10 @@ struct IngestArgs {
     model: String,
     #[arg(long, default_value = index::DEFAULT_DIR)]
     index: PathBuf,
+    /// Where the index lives when not in `--index`: `milvus://HOST:PORT/COLLECTION` (a Milvus
+    /// server; needs a build with the `milvus` feature).
+    #[arg(long)]
+    store: Option<String>,
     /// Parallel inference sessions.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
@@ -113,6 +117,10 @@ struct DeleteArgs {
     ids: Vec<String>,
     #[arg(long, default_value = index::DEFAULT_DIR)]
     index: PathBuf,
+    /// Where the index lives when not in `--index`: `milvus://HOST:PORT/COLLECTION` (a Milvus
+    /// server; needs a build with the `milvus` feature).
+    #[arg(long)]
+    store: Option<String>,
 }
 
 #[derive(Args)]
@@ -131,6 +139,10 @@ struct SearchArgs {
     podcast: Option<String>,
     #[arg(long, default_value = index::DEFAULT_DIR)]
     index: PathBuf,
+    /// Where the index lives when not in `--index`: `milvus://HOST:PORT/COLLECTION` (a Milvus
+    /// server; needs a build with the `milvus` feature).
+    #[arg(long)]
+    store: Option<String>,
     /// `ann` (HNSW) or `exact` (scan every vector).
     #[arg(long, default_value = "ann")]
     mode: String,
@@ -144,6 +156,10 @@ struct ServeArgs {
     addr: SocketAddr,
     #[arg(long, default_value = index::DEFAULT_DIR)]
     index: PathBuf,
+    /// Where the index lives when not in `--index`: `milvus://HOST:PORT/COLLECTION` (a Milvus
+    /// server; needs a build with the `milvus` feature).
+    #[arg(long)]
+    store: Option<String>,
     /// Inference sessions (concurrent queries embedded at once).
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
@@ -195,6 +211,10 @@ struct EvalArgs {
     qrels: PathBuf,
     #[arg(long, default_value = index::DEFAULT_DIR)]
     index: PathBuf,
+    /// Where the index lives when not in `--index`: `milvus://HOST:PORT/COLLECTION` (a Milvus
+    /// server; needs a build with the `milvus` feature).
+    #[arg(long)]
+    store: Option<String>,
     /// The model the index must have been built with (checked against its manifest).
     #[arg(long)]
     model: Option<String>,
@@ -307,8 +327,11 @@ struct RankingOptions<'a> {
 }
 
 /// The search engine `eval` scores: the index's own model, ranked as the flags say.
-fn eval_engine(opened: Index, options: &RankingOptions) -> anyhow::Result<SearchEngine> {
-    let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
+fn eval_engine(
+    opened: Box<dyn index::Snapshot>,
+    options: &RankingOptions,
+) -> anyhow::Result<SearchEngine> {
+    let embedder = embed::load(&opened.manifest().model_id, default_threads())?;
     let mut ranking = Ranking {
         same_language: parse_offsets(options.same_language)?,
         ..Ranking::default()
@@ -481,10 +504,12 @@ fn load_feeds(feeds: &[String], all: &mut Parsed) -> anyhow::Result<()> {
 }
 
 /// The feeds the index at `dir` holds episodes from.
-fn known_feeds(dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    let stored = index::Stored::read(dir, None)?;
+fn known_feeds(store: &dyn index::Store) -> anyhow::Result<Vec<String>> {
+    let Some(stored) = store.open(None)? else {
+        return Ok(Vec::new());
+    };
     let mut feeds: Vec<String> = stored
-        .records
+        .records()
         .episodes
         .iter()
         .filter_map(|e| e.feed.as_ref().map(|f| f.feed_url.clone()))
@@ -568,13 +593,15 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
         refresh,
         model,
         index,
+        store,
         threads,
         chunk_tokens,
         no_quotes,
         translate,
     } = args;
+    let store = index::open_store(store.as_deref(), &index)?;
     if refresh {
-        let known = known_feeds(&index)?;
+        let known = known_feeds(store.as_ref())?;
         if known.is_empty() {
             eprintln!("note: --refresh: the index holds no feed episodes yet");
         }
@@ -597,7 +624,12 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     options.progress = Arc::from(progress::for_stderr());
     let started = std::time::Instant::now();
-    let report = index::ingest(&index, embedder.as_ref(), parsed.episodes.clone(), &options)?;
+    let report = index::ingest_into(
+        store.as_ref(),
+        embedder.as_ref(),
+        parsed.episodes.clone(),
+        &options,
+    )?;
     println!(
         "indexed {} episodes ({} added, {} replaced, {} unchanged), {} chapters, {} chunks ({} embedded now) with {} into {} in {:.1}s",
         report.episodes_total,
@@ -608,24 +640,33 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
         report.chunks_total,
         report.chunks_embedded,
         embedder.model_id(),
-        index.display(),
+        store.location(),
         started.elapsed().as_secs_f64()
     );
     Ok(parse_exit(&parsed))
 }
 
 fn delete_command(args: DeleteArgs) -> anyhow::Result<ExitCode> {
-    let DeleteArgs { ids, index } = args;
-    let manifest = index::Stored::read(&index, None)?.manifest;
-    let embedder = embed::load(&manifest.model_id, 1)?;
-    let report = index::delete(&index, embedder.as_ref(), &ids, &IngestOptions::default())?;
+    let DeleteArgs { ids, index, store } = args;
+    let store = index::open_store(store.as_deref(), &index)?;
+    let model = index::open_live(store.as_ref(), None)?
+        .manifest()
+        .model_id
+        .clone();
+    let embedder = embed::load(&model, 1)?;
+    let report = index::delete_from(
+        store.as_ref(),
+        embedder.as_ref(),
+        &ids,
+        &IngestOptions::default(),
+    )?;
     println!(
         "deleted {} episodes; {} episodes, {} chapters, {} chunks remain in {}",
         report.episodes_deleted,
         report.episodes_total,
         report.chapters_total,
         report.chunks_total,
-        index.display()
+        store.location()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -638,11 +679,13 @@ fn search_command(args: SearchArgs) -> anyhow::Result<ExitCode> {
         episode,
         podcast,
         index,
+        store,
         mode,
         json,
     } = args;
-    let opened = Index::open(&index, None)?;
-    let embedder = embed::load(&opened.manifest.model_id, 1)?;
+    let store = index::open_store(store.as_deref(), &index)?;
+    let opened = index::open_live(store.as_ref(), None)?;
+    let embedder = embed::load(&opened.manifest().model_id, 1)?;
     let engine = SearchEngine::new(opened, embedder)?;
     let mode = parse_mode(&mode)?;
     let hits = engine.search(&Query {
@@ -670,6 +713,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let ServeArgs {
         addr,
         index,
+        store,
         threads,
         translate,
         keyword,
@@ -689,10 +733,11 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         deadline: std::time::Duration::from_secs_f64(deadline),
         ..serve::admission::Limits::default()
     };
+    let store = index::open_store(store.as_deref(), &index)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(serve::serve(serve::ServeOptions {
         addr,
-        index_dir: index,
+        store,
         model: None,
         threads,
         translate: parse_fusion(&translate)?,
@@ -722,6 +767,7 @@ fn eval_command(args: EvalArgs) -> anyhow::Result<ExitCode> {
         k,
         qrels,
         index,
+        store,
         model,
         mode,
         system,
@@ -735,23 +781,24 @@ fn eval_command(args: EvalArgs) -> anyhow::Result<ExitCode> {
         keyword,
         same_language,
     } = args;
-    let opened = Index::open(&index, model.as_deref())?;
+    let store = index::open_store(store.as_deref(), &index)?;
+    let opened = index::open_live(store.as_ref(), model.as_deref())?;
     let chapter_lang = opened
-        .records
+        .records()
         .episodes
         .iter()
         .flat_map(|e| e.chapters.iter().map(|c| (c.id.clone(), c.lang)))
         .collect();
     let manifest = serde_json::json!({
-        "system": system, "mode": mode, "hybrid": !dense_only && system == "dense", "model": opened.manifest.model_id, "index": index.display().to_string(),
-        "corpus_hash": opened.manifest.corpus_hash, "chunking": opened.manifest.chunking, "hnsw": opened.manifest.hnsw,
+        "system": system, "mode": mode, "hybrid": !dense_only && system == "dense", "model": opened.manifest().model_id, "index": store.location(),
+        "corpus_hash": opened.manifest().corpus_hash, "chunking": opened.manifest().chunking, "hnsw": opened.manifest().hnsw,
         "queries": queries.display().to_string(), "split": split, "qrels": qrels.display().to_string(), "commit": git_commit(),
     });
     let queries = eval::select_split(eval::load_queries(&queries)?, &split)?;
     let qrels = eval::load_qrels(&qrels)?;
     let report = match system.as_str() {
         "bm25" => {
-            let bm25 = podseek::search::keyword::Bm25::build(&opened.records.episodes)?;
+            let bm25 = podseek::search::keyword::Bm25::build(&opened.records().episodes)?;
             eval::evaluate(
                 &eval::System::Bm25(&bm25),
                 &queries,

@@ -13,9 +13,12 @@
 //! `CURRENT`: a crash at any point leaves the previous generation live. Opening checks the format
 //! version, model id and dims against what the caller expects. Reading never writes.
 
+mod backend;
+#[cfg(feature = "milvus")]
+pub mod milvus;
 mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use backend::{Change, ChunkFilter, SharedStore, Snapshot, Store};
 pub use store::{ExactStore, HnswParams, HnswStore, Quantization, VectorStore};
 
 use crate::chunk::{chunk_episode, Chunk, ChunkKind, ChunkSettings};
@@ -73,6 +77,10 @@ pub struct Index {
     pub records: Records,
     pub vectors: Arc<[f32]>,
     pub hnsw: HnswStore,
+    /// Chunk key → (its row in `vectors`, its episode's position in `records.episodes`).
+    rows: HashMap<u64, (usize, usize)>,
+    /// The generation directory's name.
+    version: String,
 }
 
 fn episode_hash(e: &Episode) -> String {
@@ -206,6 +214,33 @@ impl Index {
                 ),
             });
         }
+        let episode_pos: HashMap<&str, usize> = records
+            .episodes
+            .iter()
+            .enumerate()
+            .map(|(e, ep)| (ep.id.as_str(), e))
+            .collect();
+        let rows = records
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    c.key,
+                    (
+                        i,
+                        episode_pos
+                            .get(c.episode_id.as_str())
+                            .copied()
+                            .unwrap_or(usize::MAX),
+                    ),
+                )
+            })
+            .collect();
+        let version = generation
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(Index {
             dir: dir.to_path_buf(),
             generation,
@@ -213,7 +248,17 @@ impl Index {
             records,
             vectors,
             hnsw,
+            rows,
+            version,
         })
+    }
+
+    /// Whether the chunk with this key passes the filter (its episode is judged).
+    fn passes(&self, key: u64, filter: &ChunkFilter) -> bool {
+        self.rows
+            .get(&key)
+            .and_then(|&(_, e)| self.records.episodes.get(e))
+            .is_some_and(|episode| filter.accepts(episode))
     }
 
     pub fn vector(&self, chunk: usize) -> &[f32] {
@@ -231,6 +276,162 @@ impl Index {
     }
 }
 
+impl Snapshot for Index {
+    fn location(&self) -> String {
+        self.generation.display().to_string()
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn records(&self) -> &Records {
+        &self.records
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &ChunkFilter,
+        exact: bool,
+    ) -> Result<Vec<(u64, f32)>> {
+        let accept = |key: u64| self.passes(key, filter);
+        let predicate: Option<&(dyn Fn(u64) -> bool + Sync)> =
+            filter.is_active().then_some(&accept);
+        if exact {
+            self.exact_store().search(query, k, predicate)
+        } else {
+            self.hnsw.search(query, k, predicate)
+        }
+    }
+
+    fn vectors(&self, keys: &[u64]) -> Result<HashMap<u64, Vec<f32>>> {
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
+                self.rows
+                    .get(k)
+                    .map(|&(i, _)| (*k, self.vector(i).to_vec()))
+            })
+            .collect())
+    }
+
+    fn health(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl From<Index> for Box<dyn Snapshot> {
+    fn from(index: Index) -> Self {
+        Box::new(index)
+    }
+}
+
+/// The store `--store` names (`milvus://HOST:PORT/COLLECTION`), or else the index directory.
+pub fn open_store(store: Option<&str>, dir: &Path) -> Result<SharedStore> {
+    match store {
+        None => Ok(Arc::new(LocalStore::new(dir))),
+        Some(url) if url.starts_with("milvus://") => open_milvus(url),
+        Some(other) => Err(Error::invalid(
+            "store",
+            format!("`{other}` is not a store URL; use milvus://HOST:PORT/COLLECTION, or --index DIR for a local index"),
+        )),
+    }
+}
+
+#[cfg(feature = "milvus")]
+fn open_milvus(url: &str) -> Result<SharedStore> {
+    Ok(Arc::new(milvus::MilvusStore::connect(url)?))
+}
+
+#[cfg(not(feature = "milvus"))]
+fn open_milvus(url: &str) -> Result<SharedStore> {
+    Err(Error::Unsupported(format!(
+        "{url}: this podseek was built without Milvus support; build it with `cargo build --release --features milvus`"
+    )))
+}
+
+/// Open a store's live version, or say how to build one when there is none yet.
+pub fn open_live(store: &dyn Store, expect_model: Option<&str>) -> Result<Box<dyn Snapshot>> {
+    store.open(expect_model)?.ok_or_else(|| Error::Missing {
+        what: "the index",
+        path: PathBuf::from(store.location()),
+        reason: "no index has been built here".into(),
+        fix: format!(
+            "podseek ingest data/podcast-page.txt --store {}",
+            store.location()
+        ),
+    })
+}
+
+/// An index directory of generations (see the module docs): the embedded default store.
+pub struct LocalStore {
+    dir: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(dir: &Path) -> LocalStore {
+        LocalStore {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Store for LocalStore {
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn live_version(&self) -> Result<Option<String>> {
+        Ok(current_generation(&self.dir)?
+            .and_then(|g| g.file_name().map(|n| n.to_string_lossy().into_owned())))
+    }
+
+    fn open(&self, expect_model: Option<&str>) -> Result<Option<Box<dyn Snapshot>>> {
+        if current_generation(&self.dir)?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(Index::open(&self.dir, expect_model)?)))
+    }
+
+    fn lock(&self) -> Result<Box<dyn std::any::Any>> {
+        std::fs::create_dir_all(&self.dir).map_err(Error::io(&self.dir))?;
+        Ok(Box::new(lock_writer(&self.dir)?))
+    }
+
+    /// A whole new generation: the upserted chunks' new vectors, every other chunk's from the
+    /// previous generation, the graph rebuilt over all of them.
+    fn apply(&self, previous: Option<&dyn Snapshot>, change: &Change) -> Result<String> {
+        let kept: Vec<u64> = change
+            .records
+            .chunks
+            .iter()
+            .filter(|c| !change.vectors.contains_key(&c.key))
+            .map(|c| c.key)
+            .collect();
+        let stored = match previous {
+            Some(p) if !kept.is_empty() => p.vectors(&kept)?,
+            _ => HashMap::new(),
+        };
+        let mut vectors = Vec::with_capacity(change.records.chunks.len() * change.manifest.dims);
+        for c in &change.records.chunks {
+            let v = change.vectors.get(&c.key).or_else(|| stored.get(&c.key));
+            let v = v.ok_or_else(|| Error::VectorStore(format!("no vector for chunk {}", c.id)))?;
+            vectors.extend_from_slice(v);
+        }
+        let generation = write_generation(&self.dir, &change.manifest, &change.records, &vectors)?;
+        Ok(generation
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default())
+    }
+}
+
 /// What an ingest did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IngestReport {
@@ -243,7 +444,8 @@ pub struct IngestReport {
     pub chunks_total: usize,
     /// Chunks whose text was embedded in this run (the rest reused stored vectors).
     pub chunks_embedded: usize,
-    pub generation: PathBuf,
+    /// The version written (a generation directory's name for the local store).
+    pub generation: String,
 }
 
 pub struct IngestOptions {
@@ -266,61 +468,73 @@ impl Default for IngestOptions {
     }
 }
 
-/// Add or replace episodes (upsert by episode id) and write a new generation atomically.
-/// Episodes already in the index and absent from `episodes` are kept. Unchanged episodes and
-/// unchanged chunk texts reuse their stored vectors; only new text is embedded.
+/// Add or replace episodes (upsert by episode id) in the index directory `dir`; see [`ingest_into`].
 pub fn ingest(
     dir: &Path,
     embedder: &dyn Embedder,
     episodes: Vec<Episode>,
     options: &IngestOptions,
 ) -> Result<IngestReport> {
-    write(dir, embedder, episodes, &[], options)
+    ingest_into(&LocalStore::new(dir), embedder, episodes, options)
 }
 
-/// Remove episodes by id and write a new generation atomically; the other episodes keep their
-/// vectors. An id the index does not hold is an error, and nothing is written.
+/// Add or replace episodes (upsert by episode id) and write the store's next version. Episodes
+/// already stored and absent from `episodes` are kept as they are. Only added or changed episodes
+/// are chunked again, and only new chunk text is embedded: an unchanged chunk keeps its vector.
+pub fn ingest_into(
+    store: &dyn Store,
+    embedder: &dyn Embedder,
+    episodes: Vec<Episode>,
+    options: &IngestOptions,
+) -> Result<IngestReport> {
+    write(store, embedder, episodes, &[], options)
+}
+
+/// Remove episodes by id from the index directory `dir`; see [`delete_from`].
 pub fn delete(
     dir: &Path,
     embedder: &dyn Embedder,
     ids: &[String],
     options: &IngestOptions,
 ) -> Result<IngestReport> {
-    write(dir, embedder, Vec::new(), ids, options)
+    delete_from(&LocalStore::new(dir), embedder, ids, options)
+}
+
+/// Remove episodes by id and write the store's next version; the other episodes keep their
+/// vectors. An id the store does not hold is an error, and nothing is written.
+pub fn delete_from(
+    store: &dyn Store,
+    embedder: &dyn Embedder,
+    ids: &[String],
+    options: &IngestOptions,
+) -> Result<IngestReport> {
+    write(store, embedder, Vec::new(), ids, options)
 }
 
 fn write(
-    dir: &Path,
+    store: &dyn Store,
     embedder: &dyn Embedder,
     episodes: Vec<Episode>,
     removals: &[String],
     options: &IngestOptions,
 ) -> Result<IngestReport> {
-    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let _lock = lock_writer(dir)?;
-    let previous = read_previous(dir, embedder)?;
-    let chunking = chunking_for(previous.as_ref(), options);
+    let _lock = store.lock()?;
+    let previous = open_previous(store, embedder)?;
+    let previous = previous.as_deref();
+    let chunking = chunking_for(previous.map(|p| p.manifest()), options);
     let mut report = IngestReport::default();
-    let mut merged = merge_episodes(previous.as_ref(), episodes, &mut report);
+    let mut merged = merge_episodes(previous.map(|p| p.records()), episodes, &mut report);
     remove_episodes(&mut merged, removals, &mut report)?;
-    let (tokenizer, window) = embedder.chunk_tokenizer();
-    let mut chunks: Vec<Chunk> = merged
-        .episodes
-        .values()
-        .flat_map(|e| chunk_episode(e, &chunking, tokenizer, window))
-        .collect();
-    if let Some(translator) = &options.translator {
-        let previous_chunks = previous.as_ref().map_or(&[][..], |p| &p.records.chunks[..]);
-        chunks = with_twins(
-            chunks,
-            &merged.episodes,
-            translator.as_ref(),
-            previous_chunks,
-        )?;
+    let translation = options.translator.as_ref().map(|t| t.id().to_string());
+    if previous.is_some_and(|p| p.manifest().translation != translation) {
+        // Twins come or go for every episode: all of them are chunked again.
+        merged.changed.extend(merged.episodes.keys().cloned());
     }
+    let chunks = chunks_for(&merged, previous, embedder, &chunking, options)?;
     let (vectors, embedded) = vectors_for(
         &chunks,
-        previous.as_ref(),
+        &merged.changed,
+        previous,
         embedder,
         options.progress.as_ref(),
     )?;
@@ -333,9 +547,14 @@ fn write(
     report.episodes_total = records.episodes.len();
     report.chapters_total = records.episodes.iter().map(|e| e.chapters.len()).sum();
     report.chunks_total = records.chunks.len();
-    let manifest = manifest_for(&records, embedder, chunking, options);
-    drop(previous);
-    report.generation = write_generation(dir, &manifest, &records, &vectors)?;
+    let change = Change {
+        manifest: manifest_for(&records, embedder, chunking, options),
+        records,
+        upserted: merged.changed,
+        deleted: removals.to_vec(),
+        vectors,
+    };
+    report.generation = store.apply(previous, &change)?;
     Ok(report)
 }
 
@@ -352,19 +571,17 @@ fn lock_writer(dir: &Path) -> Result<std::fs::File> {
     Ok(lock)
 }
 
-/// The live generation's records and vectors (not its graph: that is rebuilt from all vectors),
-/// checked against the model.
-fn read_previous(dir: &Path, embedder: &dyn Embedder) -> Result<Option<Stored>> {
-    if current_generation(dir)?.is_none() {
+/// The live version, checked against the model.
+fn open_previous(store: &dyn Store, embedder: &dyn Embedder) -> Result<Option<Box<dyn Snapshot>>> {
+    let Some(p) = store.open(Some(embedder.model_id()))? else {
         return Ok(None);
-    }
-    let p = Stored::read(dir, Some(embedder.model_id()))?;
-    if p.manifest.dims != embedder.dims() {
+    };
+    if p.manifest().dims != embedder.dims() {
         return Err(Error::IndexMismatch {
-            path: dir.to_path_buf(),
+            path: PathBuf::from(store.location()),
             message: format!(
                 "it has {} dims, model `{}` gives {}",
-                p.manifest.dims,
+                p.manifest().dims,
                 embedder.model_id(),
                 embedder.dims()
             ),
@@ -374,41 +591,44 @@ fn read_previous(dir: &Path, embedder: &dyn Embedder) -> Result<Option<Stored>> 
 }
 
 /// An existing index keeps its chunking settings (its chunks were cut with them).
-fn chunking_for(previous: Option<&Stored>, options: &IngestOptions) -> ChunkSettings {
+fn chunking_for(previous: Option<&Manifest>, options: &IngestOptions) -> ChunkSettings {
     let Some(p) = previous else {
         return options.chunking;
     };
-    if p.manifest.chunking != options.chunking {
+    if p.chunking != options.chunking {
         tracing::warn!(
             "keeping the index's chunking settings {:?}; build a new --index to change them",
-            p.manifest.chunking
+            p.chunking
         );
     }
-    p.manifest.chunking
+    p.chunking
 }
 
 /// The episodes after the upsert, by id, with each one's content hash.
 struct Merged {
     episodes: BTreeMap<String, Episode>,
     hashes: BTreeMap<String, String>,
+    /// Added or changed: chunked and stored again.
+    changed: BTreeSet<String>,
 }
 
 /// Upsert by episode: new ids are added, known ids replaced; the report counts which were
 /// unchanged. A repeated id in one call keeps its first occurrence.
 fn merge_episodes(
-    previous: Option<&Stored>,
+    previous: Option<&Records>,
     episodes: Vec<Episode>,
     report: &mut IngestReport,
 ) -> Merged {
     let mut merged = Merged {
         episodes: BTreeMap::new(),
         hashes: BTreeMap::new(),
+        changed: BTreeSet::new(),
     };
     if let Some(p) = previous {
         merged
             .episodes
-            .extend(p.records.episodes.iter().map(|e| (e.id.clone(), e.clone())));
-        merged.hashes.extend(p.records.episode_hashes.clone());
+            .extend(p.episodes.iter().map(|e| (e.id.clone(), e.clone())));
+        merged.hashes.extend(p.episode_hashes.clone());
     }
     let mut seen = std::collections::HashSet::new();
     for e in episodes {
@@ -420,6 +640,9 @@ fn merge_episodes(
             Some(old) if *old == hash => report.episodes_unchanged += 1,
             Some(_) => report.episodes_replaced += 1,
             None => report.episodes_added += 1,
+        }
+        if merged.hashes.get(&e.id) != Some(&hash) {
+            merged.changed.insert(e.id.clone());
         }
         merged.hashes.insert(e.id.clone(), hash);
         merged.episodes.insert(e.id.clone(), e);
@@ -441,53 +664,118 @@ fn remove_episodes(merged: &mut Merged, ids: &[String], report: &mut IngestRepor
             });
         }
         merged.hashes.remove(id);
+        merged.changed.remove(id);
         report.episodes_deleted += 1;
     }
     Ok(())
 }
 
-/// Every chunk's vector, in chunk order: reused from the previous generation when the same chunk
-/// id had the same embedded text, embedded now otherwise. Returns the vectors and how many were
-/// embedded now.
-fn vectors_for(
-    chunks: &[Chunk],
-    previous: Option<&Stored>,
+/// Every chunk of the new version, in episode order: changed episodes chunked now (with their
+/// translated twins), unchanged ones as stored.
+fn chunks_for(
+    merged: &Merged,
+    previous: Option<&dyn Snapshot>,
     embedder: &dyn Embedder,
-    progress: &dyn Progress,
-) -> Result<(Vec<f32>, usize)> {
-    let mut stored: HashMap<(&str, &str), &[f32]> = HashMap::new();
-    if let Some(p) = previous {
-        for (i, c) in p.records.chunks.iter().enumerate() {
-            stored.insert(chunk_vector_key(c), p.vector(i));
+    chunking: &ChunkSettings,
+    options: &IngestOptions,
+) -> Result<Vec<Chunk>> {
+    let previous_chunks = previous.map_or(&[][..], |p| &p.records().chunks[..]);
+    let (tokenizer, window) = embedder.chunk_tokenizer();
+    let mut fresh: Vec<Chunk> = merged
+        .changed
+        .iter()
+        .filter_map(|id| merged.episodes.get(id))
+        .flat_map(|e| chunk_episode(e, chunking, tokenizer, window))
+        .collect();
+    if let Some(translator) = &options.translator {
+        fresh = with_twins(
+            fresh,
+            &merged.episodes,
+            translator.as_ref(),
+            previous_chunks,
+        )?;
+    }
+    let mut by_episode: HashMap<&str, Vec<&Chunk>> = HashMap::new();
+    for c in &fresh {
+        by_episode.entry(c.episode_id.as_str()).or_default().push(c);
+    }
+    let mut kept: HashMap<&str, Vec<&Chunk>> = HashMap::new();
+    for c in previous_chunks {
+        if !merged.changed.contains(&c.episode_id) {
+            kept.entry(c.episode_id.as_str()).or_default().push(c);
         }
     }
-    let mut missing: Vec<usize> = (0..chunks.len())
-        .filter(|&i| !stored.contains_key(&chunk_vector_key(&chunks[i])))
+    Ok(merged
+        .episodes
+        .keys()
+        .flat_map(|id| {
+            let source = if merged.changed.contains(id) {
+                &by_episode
+            } else {
+                &kept
+            };
+            source
+                .get(id.as_str())
+                .into_iter()
+                .flatten()
+                .map(|c| (*c).clone())
+        })
+        .collect())
+}
+
+/// The vectors of the changed episodes' chunks, by key: reused from the previous version when the
+/// same chunk id had the same embedded text, embedded now otherwise. Returns them and how many
+/// were embedded now.
+fn vectors_for(
+    chunks: &[Chunk],
+    changed: &BTreeSet<String>,
+    previous: Option<&dyn Snapshot>,
+    embedder: &dyn Embedder,
+    progress: &dyn Progress,
+) -> Result<(HashMap<u64, Vec<f32>>, usize)> {
+    let wanted: Vec<&Chunk> = chunks
+        .iter()
+        .filter(|c| changed.contains(&c.episode_id))
+        .collect();
+    let mut vectors = reusable_vectors(&wanted, previous)?;
+    let mut missing: Vec<&Chunk> = wanted
+        .into_iter()
+        .filter(|c| !vectors.contains_key(&c.key))
         .collect();
     // Similar lengths in one batch pad least (the embedder sorts only within a call).
-    missing.sort_by_key(|&i| chunks[i].embed_text.len());
-    let texts: Vec<&str> = missing
-        .iter()
-        .map(|&i| chunks[i].embed_text.as_str())
-        .collect();
-    let mut fresh = Vec::with_capacity(texts.len());
-    if !texts.is_empty() {
-        progress.start("embedding", texts.len() as u64, "chunks");
-        for batch in texts.chunks(EMBED_BATCH) {
-            fresh.extend(embedder.embed_passages(batch)?);
+    missing.sort_by_key(|c| c.embed_text.len());
+    if !missing.is_empty() {
+        progress.start("embedding", missing.len() as u64, "chunks");
+        for batch in missing.chunks(EMBED_BATCH) {
+            let texts: Vec<&str> = batch.iter().map(|c| c.embed_text.as_str()).collect();
+            let fresh = embedder.embed_passages(&texts)?;
+            vectors.extend(batch.iter().map(|c| c.key).zip(fresh));
             progress.advance(batch.len() as u64);
         }
         progress.finish();
     }
-    let mut fresh_by_chunk: HashMap<usize, Vec<f32>> = missing.iter().copied().zip(fresh).collect();
-    let mut vectors: Vec<f32> = Vec::with_capacity(chunks.len() * embedder.dims());
-    for (i, c) in chunks.iter().enumerate() {
-        match fresh_by_chunk.remove(&i) {
-            Some(v) => vectors.extend_from_slice(&v),
-            None => vectors.extend_from_slice(stored[&chunk_vector_key(c)]),
-        }
-    }
     Ok((vectors, missing.len()))
+}
+
+/// Stored vectors of the chunks whose id and embedded text are unchanged.
+fn reusable_vectors(
+    chunks: &[&Chunk],
+    previous: Option<&dyn Snapshot>,
+) -> Result<HashMap<u64, Vec<f32>>> {
+    let Some(p) = previous else {
+        return Ok(HashMap::new());
+    };
+    let stored: std::collections::HashSet<(&str, &str)> =
+        p.records().chunks.iter().map(chunk_vector_key).collect();
+    let keys: Vec<u64> = chunks
+        .iter()
+        .filter(|c| stored.contains(&chunk_vector_key(c)))
+        .map(|c| c.key)
+        .collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    p.vectors(&keys)
 }
 
 /// Chunks embedded per call: 128 batches as well as one call for everything (ingest of the corpus

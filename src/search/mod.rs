@@ -14,7 +14,7 @@ use crate::chunk::{Chunk, ChunkKind};
 use crate::corpus::{format_timestamp, Chapter, Entity, Episode, Lang, Quote};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
-use crate::index::{Index, VectorStore};
+use crate::index::{ChunkFilter, Snapshot};
 use crate::translate::{self, Translator};
 
 pub mod keyword;
@@ -165,8 +165,7 @@ pub struct EpisodeSummary {
 }
 
 pub struct SearchEngine {
-    index: Index,
-    exact: crate::index::ExactStore,
+    index: Box<dyn Snapshot>,
     embedder: Arc<dyn Embedder>,
     chunk_by_key: HashMap<u64, usize>,
     chapter_pos: HashMap<String, (usize, usize)>,
@@ -255,38 +254,19 @@ impl QueryVectors<'_> {
     }
 }
 
-/// The language, episode and podcast filters, as data.
-struct ChapterFilter<'a> {
-    lang: Option<Lang>,
-    episode: Option<&'a str>,
-    podcast: Option<&'a str>,
-}
-
-impl<'a> ChapterFilter<'a> {
-    fn new(q: &'a Checked) -> ChapterFilter<'a> {
-        ChapterFilter {
-            lang: q.lang,
-            episode: q.episode.as_deref(),
-            podcast: q.podcast.as_deref(),
+impl Checked {
+    /// The language, episode and podcast filters, as data for the store.
+    fn filter(&self) -> ChunkFilter {
+        ChunkFilter {
+            lang: self.lang,
+            episode: self.episode.clone(),
+            podcast: self.podcast.clone(),
         }
     }
-
-    fn is_active(&self) -> bool {
-        self.lang.is_some() || self.episode.is_some() || self.podcast.is_some()
-    }
-
-    fn accepts(&self, engine: &SearchEngine, chapter_id: &str) -> bool {
-        let Some(&(e, _)) = engine.chapter_pos.get(chapter_id) else {
-            return false;
-        };
-        let episode = &engine.index.records.episodes[e];
-        self.episode.is_none_or(|id| id == episode.id)
-            && self.lang.is_none_or(|l| l == episode.lang)
-            && self
-                .podcast
-                .is_none_or(|p| episode.podcast().is_some_and(|t| t.eq_ignore_ascii_case(p)))
-    }
 }
+
+/// Stored vectors fetched for chapters a nearest-chunk list did not reach, by chunk key.
+type Fetched = HashMap<u64, Vec<f32>>;
 
 /// Hybrid ranking: a chapter's score is its best chunk's cosine plus `weight × bm25 / top bm25`,
 /// applied only when the keyword ranking is peaked (top score ≥ `gate` × the mean of the next
@@ -455,45 +435,47 @@ fn first_shared_word(text: &str, terms: &Terms) -> Option<usize> {
 }
 
 impl SearchEngine {
-    pub fn new(index: Index, embedder: Arc<dyn Embedder>) -> Result<SearchEngine> {
-        if index.manifest.model_id != embedder.model_id() || index.manifest.dims != embedder.dims()
-        {
+    pub fn new(
+        index: impl Into<Box<dyn Snapshot>>,
+        embedder: Arc<dyn Embedder>,
+    ) -> Result<SearchEngine> {
+        let index: Box<dyn Snapshot> = index.into();
+        let manifest = index.manifest();
+        if manifest.model_id != embedder.model_id() || manifest.dims != embedder.dims() {
             return Err(Error::IndexMismatch {
-                path: index.dir.clone(),
+                path: index.location().into(),
                 message: format!(
                     "it was built with `{}` ({} dims), the loaded model is `{}` ({} dims)",
-                    index.manifest.model_id,
-                    index.manifest.dims,
+                    manifest.model_id,
+                    manifest.dims,
                     embedder.model_id(),
                     embedder.dims()
                 ),
             });
         }
-        let chunk_by_key = index
-            .records
+        let records = index.records();
+        let chunk_by_key = records
             .chunks
             .iter()
             .enumerate()
             .map(|(i, c)| (c.key, i))
             .collect();
         let mut chapter_pos = HashMap::new();
-        for (e, ep) in index.records.episodes.iter().enumerate() {
+        for (e, ep) in records.episodes.iter().enumerate() {
             for (c, ch) in ep.chapters.iter().enumerate() {
                 chapter_pos.insert(ch.id.clone(), (e, c));
             }
         }
         let mut chunks_by_chapter: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, c) in index.records.chunks.iter().enumerate() {
+        for (i, c) in records.chunks.iter().enumerate() {
             chunks_by_chapter
                 .entry(c.chapter_id.clone())
                 .or_default()
                 .push(i);
         }
-        let exact = index.exact_store();
-        let keyword = keyword::Bm25::build(&index.records.episodes)?;
+        let keyword = keyword::Bm25::build(&records.episodes)?;
         Ok(SearchEngine {
             index,
-            exact,
             embedder,
             chunk_by_key,
             chapter_pos,
@@ -521,7 +503,7 @@ impl SearchEngine {
         if analysis == keyword::Analysis::Shared {
             return Ok(self); // what `new` built
         }
-        let records = &self.index.records;
+        let records = self.index.records();
         let own = keyword::chapter_texts(&records.episodes);
         let mut texts: Vec<keyword::KeywordText> = own
             .iter()
@@ -555,8 +537,9 @@ impl SearchEngine {
         self.translator.as_deref().map(|t| t.id())
     }
 
-    pub fn index(&self) -> &Index {
-        &self.index
+    /// The snapshot being searched.
+    pub fn index(&self) -> &dyn Snapshot {
+        self.index.as_ref()
     }
 
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
@@ -594,7 +577,7 @@ impl SearchEngine {
         let episode = match q.episode.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(id) => {
-                if !self.index.records.episodes.iter().any(|e| e.id == id) {
+                if !self.index.records().episodes.iter().any(|e| e.id == id) {
                     return Err(Error::UnknownFilter {
                         field: "episode".into(),
                         message: format!("no episode with id `{id}` (GET /v1/episodes lists them)"),
@@ -619,7 +602,7 @@ impl SearchEngine {
         };
         let known = self
             .index
-            .records
+            .records()
             .episodes
             .iter()
             .filter_map(|e| e.podcast());
@@ -723,27 +706,23 @@ impl SearchEngine {
 
     /// Filter, nearest chunks, keyword bonus, fusion, shaping: each its own step below.
     fn search_vector(&self, vectors: &QueryVectors, q: &Checked, mode: Mode) -> Result<Vec<Hit>> {
-        let filter = ChapterFilter::new(q);
+        let filter = q.filter();
         let pool = Pool {
             chunks: (q.k * CHUNKS_PER_CHAPTER).max(MIN_CHUNKS),
             chapters: q.k,
         };
         let mut scores = self.nearest_chapters(vectors.original, &filter, pool, mode)?;
-        if let Some((_, translated)) = &vectors.translated {
-            let other = self.nearest_chapters(translated, &filter, pool, mode)?;
-            self.fuse_translation(&mut scores, other, vectors);
-        }
-        let mut bonus = HashMap::new();
-        if let Some(h) = &self.ranking.hybrid {
-            for text in vectors.texts(q) {
-                for (id, b) in h.bonuses(&self.keyword_ranking(text, &filter)?) {
-                    let slot = bonus.entry(id).or_insert(0.0f32);
-                    *slot = slot.max(b);
-                }
-            }
+        let other = match &vectors.translated {
+            Some((_, translated)) => Some(self.nearest_chapters(translated, &filter, pool, mode)?),
+            None => None,
+        };
+        let bonus = self.keyword_bonuses(vectors, q, &filter)?;
+        let fetched = self.fetch_unscored(&scores, other.as_ref(), bonus.keys())?;
+        if let Some(other) = other {
+            self.fuse_translation(&mut scores, other, vectors, &fetched);
         }
         for (id, b) in bonus {
-            self.ensure_scored(&mut scores, &id, vectors);
+            self.ensure_scored(&mut scores, &id, vectors, &fetched);
             if let Some(s) = scores.get_mut(id.as_str()) {
                 s.0 += b;
             }
@@ -758,17 +737,72 @@ impl SearchEngine {
         Ok(self.shape_hits(ranked, &question_terms(&question)))
     }
 
+    /// Chapter → keyword bonus, the better of the question's and its translation's.
+    fn keyword_bonuses(
+        &self,
+        vectors: &QueryVectors,
+        q: &Checked,
+        filter: &ChunkFilter,
+    ) -> Result<HashMap<String, f32>> {
+        let mut bonus = HashMap::new();
+        if let Some(h) = &self.ranking.hybrid {
+            for text in vectors.texts(q) {
+                for (id, b) in h.bonuses(&self.keyword_ranking(text, filter)?) {
+                    let slot = bonus.entry(id).or_insert(0.0f32);
+                    *slot = slot.max(b);
+                }
+            }
+        }
+        Ok(bonus)
+    }
+
+    /// The stored vectors of every chapter that will be scored exactly: found by one list and
+    /// not the other, or named only by the keyword part. One call to the store.
+    fn fetch_unscored<'a>(
+        &self,
+        original: &HashMap<&str, (f32, usize)>,
+        translated: Option<&HashMap<&str, (f32, usize)>>,
+        named: impl Iterator<Item = &'a String>,
+    ) -> Result<Fetched> {
+        let lacking = |id: &str| {
+            !original.contains_key(id) || translated.is_some_and(|t| !t.contains_key(id))
+        };
+        let mut chapters: Vec<&str> = named.map(String::as_str).filter(|id| lacking(id)).collect();
+        if let Some(t) = translated {
+            chapters.extend(
+                original
+                    .keys()
+                    .chain(t.keys())
+                    .copied()
+                    .filter(|id| lacking(id)),
+            );
+        }
+        chapters.sort_unstable();
+        chapters.dedup();
+        let records = self.index.records();
+        let keys: Vec<u64> = chapters
+            .iter()
+            .filter_map(|id| self.chunks_by_chapter.get(*id))
+            .flatten()
+            .map(|&i| records.chunks[i].key)
+            .collect();
+        if keys.is_empty() {
+            return Ok(Fetched::new());
+        }
+        self.index.vectors(&keys)
+    }
+
     /// Chapter → (best chunk's cosine, that chunk), from the nearest chunks. When those chunks
     /// come from fewer than `pool.chapters` chapters (a long transcript can fill the whole pool
     /// with one chapter), the pool grows fourfold until it reaches enough chapters or every chunk.
     fn nearest_chapters(
         &self,
         vector: &[f32],
-        filter: &ChapterFilter,
+        filter: &ChunkFilter,
         pool: Pool,
         mode: Mode,
     ) -> Result<HashMap<&str, (f32, usize)>> {
-        let total = self.index.records.chunks.len();
+        let total = self.index.records().chunks.len();
         let mut want = pool.chunks;
         let mut reachable = pool.chapters;
         loop {
@@ -786,48 +820,38 @@ impl SearchEngine {
     }
 
     /// How many chapters the filter lets through (all of them without a filter).
-    fn chapters_passing(&self, filter: &ChapterFilter) -> usize {
+    fn chapters_passing(&self, filter: &ChunkFilter) -> usize {
         if !filter.is_active() {
             return self.chapter_pos.len();
         }
         self.index
-            .records
+            .records()
             .episodes
             .iter()
-            .filter(|e| {
-                e.chapters
-                    .first()
-                    .is_some_and(|c| filter.accepts(self, &c.id))
-            })
+            .filter(|e| filter.accepts(e))
             .map(|e| e.chapters.len())
             .sum()
+    }
+
+    /// Whether a chapter's episode passes the filter.
+    fn chapter_passes(&self, filter: &ChunkFilter, chapter_id: &str) -> bool {
+        self.chapter_pos
+            .get(chapter_id)
+            .is_some_and(|&(e, _)| filter.accepts(&self.index.records().episodes[e]))
     }
 
     /// Chapter → its best chunk among the `want` nearest chunks that pass the filter.
     fn nearest_chunks(
         &self,
         vector: &[f32],
-        filter: &ChapterFilter,
+        filter: &ChunkFilter,
         want: usize,
         mode: Mode,
     ) -> Result<HashMap<&str, (f32, usize)>> {
-        let records = &self.index.records;
-        let accept = |key: u64| -> bool {
-            self.chunk_by_key
-                .get(&key)
-                .is_some_and(|&i| filter.accepts(self, &records.chunks[i].chapter_id))
-        };
-        let store: &dyn VectorStore = match mode {
-            Mode::Ann => &self.index.hnsw,
-            Mode::Exact => &self.exact,
-        };
+        let records = self.index.records();
         let mut out: HashMap<&str, (f32, usize)> = HashMap::new();
-        let predicate: Option<&(dyn Fn(u64) -> bool + Sync)> = if filter.is_active() {
-            Some(&accept)
-        } else {
-            None
-        };
-        for (key, score) in store.search(vector, want, predicate)? {
+        let exact = mode == Mode::Exact;
+        for (key, score) in self.index.search(vector, want, filter, exact)? {
             if let Some(&i) = self.chunk_by_key.get(&key) {
                 out.entry(records.chunks[i].chapter_id.as_str())
                     .or_insert((score, i));
@@ -836,12 +860,22 @@ impl SearchEngine {
         Ok(out)
     }
 
-    /// A chapter's best chunk for `vector`, scored exactly (for chapters one list did not reach).
-    fn best_chunk(&self, chapter_id: &str, vector: &[f32]) -> Option<(f32, usize)> {
+    /// A chapter's best chunk for `vector`, scored exactly from fetched vectors.
+    fn best_chunk(
+        &self,
+        chapter_id: &str,
+        vector: &[f32],
+        fetched: &Fetched,
+    ) -> Option<(f32, usize)> {
+        let records = self.index.records();
         self.chunks_by_chapter
             .get(chapter_id)?
             .iter()
-            .map(|&i| (crate::embed::dot(vector, self.index.vector(i)), i))
+            .filter_map(|&i| {
+                fetched
+                    .get(&records.chunks[i].key)
+                    .map(|v| (crate::embed::dot(vector, v), i))
+            })
             .max_by(|a, b| a.0.total_cmp(&b.0))
     }
 
@@ -851,6 +885,7 @@ impl SearchEngine {
         scores: &mut HashMap<&'a str, (f32, usize)>,
         chapter_id: &str,
         vectors: &QueryVectors,
+        fetched: &Fetched,
     ) {
         if scores.contains_key(chapter_id) {
             return;
@@ -858,8 +893,8 @@ impl SearchEngine {
         let Some(&(e, c)) = self.chapter_pos.get(chapter_id) else {
             return;
         };
-        let id = self.index.records.episodes[e].chapters[c].id.as_str();
-        if let Some(score) = self.fused_score(id, None, None, vectors) {
+        let id = self.index.records().episodes[e].chapters[c].id.as_str();
+        if let Some(score) = self.fused_score(id, None, None, vectors, fetched) {
             scores.insert(id, score);
         }
     }
@@ -872,12 +907,13 @@ impl SearchEngine {
         original: Option<(f32, usize)>,
         translated: Option<(f32, usize)>,
         vectors: &QueryVectors,
+        fetched: &Fetched,
     ) -> Option<(f32, usize)> {
-        let a = original.or_else(|| self.best_chunk(chapter_id, vectors.original))?;
+        let a = original.or_else(|| self.best_chunk(chapter_id, vectors.original, fetched))?;
         let Some((_, t)) = &vectors.translated else {
             return Some(a);
         };
-        let b = translated.or_else(|| self.best_chunk(chapter_id, t))?;
+        let b = translated.or_else(|| self.best_chunk(chapter_id, t, fetched))?;
         Some(self.ranking.translation.combine(a, b))
     }
 
@@ -888,23 +924,24 @@ impl SearchEngine {
         scores: &mut HashMap<&'a str, (f32, usize)>,
         other: HashMap<&'a str, (f32, usize)>,
         vectors: &QueryVectors,
+        fetched: &Fetched,
     ) {
         let ids: Vec<&str> = scores.keys().chain(other.keys()).copied().collect();
         for id in ids {
             let (a, b) = (scores.get(id).copied(), other.get(id).copied());
-            if let Some(score) = self.fused_score(id, a, b, vectors) {
+            if let Some(score) = self.fused_score(id, a, b, vectors, fetched) {
                 scores.insert(id, score);
             }
         }
     }
 
     /// BM25 over the chapters the filter keeps, best first.
-    fn keyword_ranking(&self, text: &str, filter: &ChapterFilter) -> Result<Vec<(String, f32)>> {
+    fn keyword_ranking(&self, text: &str, filter: &ChunkFilter) -> Result<Vec<(String, f32)>> {
         Ok(self
             .keyword
             .search(text, 100)?
             .into_iter()
-            .filter(|(id, _)| filter.accepts(self, id))
+            .filter(|(id, _)| self.chapter_passes(filter, id))
             .collect())
     }
 
@@ -924,12 +961,12 @@ impl SearchEngine {
 
     fn chapter_lang(&self, chapter_id: &str) -> Option<Lang> {
         let &(e, c) = self.chapter_pos.get(chapter_id)?;
-        Some(self.index.records.episodes[e].chapters[c].lang)
+        Some(self.index.records().episodes[e].chapters[c].lang)
     }
 
     /// Ranked (chapter, (score, best chunk)) pairs into hits with evidence and citation.
     fn shape_hits(&self, ranked: Vec<(&str, (f32, usize))>, terms: &Terms) -> Vec<Hit> {
-        let records = &self.index.records;
+        let records = self.index.records();
         let mut hits = Vec::with_capacity(ranked.len());
         for (chapter_id, (score, i)) in ranked {
             let chunk = &records.chunks[i];
@@ -973,7 +1010,7 @@ impl SearchEngine {
             what: "chapter",
             id: id.to_string(),
         })?;
-        let episode = &self.index.records.episodes[e];
+        let episode = &self.index.records().episodes[e];
         let chapter = &episode.chapters[c];
         Ok(ChapterView {
             id: chapter.id.clone(),
@@ -1000,7 +1037,7 @@ impl SearchEngine {
 
     pub fn episodes(&self) -> Vec<EpisodeSummary> {
         self.index
-            .records
+            .records()
             .episodes
             .iter()
             .map(|e| EpisodeSummary {

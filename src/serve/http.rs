@@ -82,7 +82,11 @@ pub fn error_status(e: &Error) -> StatusCode {
         Error::NotFound { .. } | Error::UnknownFilter { .. } => StatusCode::NOT_FOUND,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::Missing { .. } | Error::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Missing { .. } | Error::Overloaded { .. } | Error::StoreUnavailable { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        Error::StoreConflict { .. } => StatusCode::CONFLICT,
+        Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
         Error::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
         Error::Fetch { .. } => StatusCode::BAD_GATEWAY,
         Error::IndexMismatch { .. }
@@ -356,13 +360,16 @@ async fn episodes(State(state): State<AppState>) -> Result<Response, ApiError> {
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.engine() {
         Ok(engine) => {
-            let m = &engine.index().manifest;
+            let m = engine.index().manifest();
+            if let Err(e) = engine.index().health() {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"status": "store unavailable", "reason": public_message(&e)})),
+                )
+                    .into_response();
+            }
             let translation = state.translation.get().map_or("off", String::as_str);
-            let generation = engine
-                .index()
-                .generation
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned());
+            let generation = engine.index().version();
             let reload_error = state.reload_error.read().expect("unpoisoned").clone();
             let writes = if state.writes.is_some() {
                 "enabled"

@@ -146,16 +146,13 @@ pub fn render(state: &AppState) -> String {
     }
     if let Ok(engine) = state.engine() {
         let index = engine.index();
-        let generation = index
-            .generation
-            .file_name()
-            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        let _ = writeln!(out, "# HELP podseek_index_info The generation being served.\n# TYPE podseek_index_info gauge\npodseek_index_info{{generation=\"{generation}\",model=\"{}\"}} 1", index.manifest.model_id);
+        let generation = index.version();
+        let _ = writeln!(out, "# HELP podseek_index_info The generation being served.\n# TYPE podseek_index_info gauge\npodseek_index_info{{generation=\"{generation}\",model=\"{}\"}} 1", index.manifest().model_id);
         out.push_str("# HELP podseek_index_size Episodes, chapters and chunks in the served generation.\n# TYPE podseek_index_size gauge\n");
         for (what, n) in [
-            ("episodes", index.manifest.episodes),
-            ("chapters", index.manifest.chapters),
-            ("chunks", index.manifest.chunks),
+            ("episodes", index.manifest().episodes),
+            ("chapters", index.manifest().chapters),
+            ("chunks", index.manifest().chunks),
         ] {
             let _ = writeln!(out, "podseek_index_size{{what=\"{what}\"}} {n}");
         }

@@ -19,7 +19,7 @@ mod reload;
 mod writes;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -27,7 +27,7 @@ use axum::Router;
 
 use crate::embed::{self, Embedder};
 use crate::error::{Error, Result};
-use crate::index::Index;
+use crate::index::{SharedStore, Snapshot};
 use crate::search::keyword::Analysis;
 use crate::search::{Ranking, SearchEngine, TranslationFusion};
 use crate::translate::Apertium;
@@ -43,7 +43,7 @@ enum Slot {
 }
 
 /// Builds an engine for a newly opened generation with the loaded model and the same settings.
-type Build = Arc<dyn Fn(Index) -> Result<SearchEngine> + Send + Sync>;
+type Build = Arc<dyn Fn(Box<dyn Snapshot>) -> Result<SearchEngine> + Send + Sync>;
 
 /// What the handlers share. Cloning is cheap (all `Arc`s).
 #[derive(Clone)]
@@ -54,7 +54,9 @@ pub struct AppState {
     model_id: Arc<str>,
     /// `off`, the translation stage in use, or why it could not start (for `/readyz`).
     translation: Arc<OnceLock<String>>,
-    index_dir: Arc<Path>,
+    /// Where the index lives (read for reloads, written by the write API); `None` for an engine
+    /// handed in ready-made.
+    store: Option<SharedStore>,
     /// Why the last reload failed, while the previous generation keeps serving.
     reload_error: Arc<RwLock<Option<String>>>,
     reloading: Arc<tokio::sync::Mutex<()>>,
@@ -68,7 +70,7 @@ pub struct AppState {
 impl AppState {
     fn new(
         model_id: &str,
-        index_dir: &Path,
+        store: Option<SharedStore>,
         access: access::Access,
         limits: admission::Limits,
     ) -> AppState {
@@ -77,7 +79,7 @@ impl AppState {
             build: Arc::new(OnceLock::new()),
             model_id: Arc::from(model_id),
             translation: Arc::new(OnceLock::new()),
-            index_dir: Arc::from(index_dir),
+            store,
             reload_error: Arc::new(RwLock::new(None)),
             reloading: Arc::new(tokio::sync::Mutex::new(())),
             metrics: Arc::new(metrics::Metrics::default()),
@@ -91,8 +93,8 @@ impl AppState {
     /// default limits, no write API, no reloads.
     pub fn ready(engine: Arc<SearchEngine>) -> AppState {
         let state = AppState::new(
-            &engine.index().manifest.model_id,
-            &engine.index().dir,
+            &engine.index().manifest().model_id,
+            None,
             access::Access::default(),
             admission::Limits::default(),
         );
@@ -168,7 +170,7 @@ pub struct McpHosts {
 
 pub struct ServeOptions {
     pub addr: SocketAddr,
-    pub index_dir: PathBuf,
+    pub store: SharedStore,
     pub model: Option<String>,
     pub threads: usize,
     /// Also search with the question translated into the other language (Apertium).
@@ -189,12 +191,12 @@ pub struct ServeOptions {
 /// next ones; runs on a blocking thread while the server already answers `/healthz`.
 fn load_engine(
     state: &AppState,
-    index: Index,
+    index: Box<dyn Snapshot>,
     threads: usize,
     fusion: Option<TranslationFusion>,
     keyword: Analysis,
 ) {
-    let model = index.manifest.model_id.clone();
+    let model = index.manifest().model_id.clone();
     let loaded = embed::load(&model, threads).and_then(|inner| {
         let embedder: Arc<dyn Embedder> = Arc::new(metrics::TimedEmbedder {
             inner,
@@ -207,7 +209,7 @@ fn load_engine(
             (None, Some(_)) => "unavailable: apertium is not installed".to_string(),
         };
         let _ = state.translation.set(translation);
-        let build: Build = Arc::new(move |index: Index| {
+        let build: Build = Arc::new(move |index: Box<dyn Snapshot>| {
             let mut engine =
                 SearchEngine::new(index, embedder.clone())?.with_keyword_analysis(keyword)?;
             if let (Some(t), Some(fusion)) = (&translator, fusion) {
@@ -245,7 +247,7 @@ fn bind_error(addr: SocketAddr) -> impl FnOnce(std::io::Error) -> Error {
 
 /// Run the server until SIGINT or SIGTERM; in-flight requests finish first.
 pub async fn serve(options: ServeOptions) -> Result<()> {
-    let index = Index::open(&options.index_dir, options.model.as_deref())?;
+    let index = crate::index::open_live(options.store.as_ref(), options.model.as_deref())?;
     let loopback = options.addr.ip().is_loopback();
     let access = access::Access::new(
         &options.keys,
@@ -259,8 +261,8 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         .map_err(bind_error(options.addr))?;
     let local = listener.local_addr().map_err(bind_error(options.addr))?;
     let mut state = AppState::new(
-        &index.manifest.model_id,
-        &options.index_dir,
+        &index.manifest().model_id,
+        Some(options.store.clone()),
         access,
         options.limits,
     );

@@ -1,6 +1,7 @@
 //! Hot reload: notice a new index generation and switch to it without dropping a request.
 //!
-//! Owns the cheap poll of `CURRENT` (a few bytes once a second) and the switch: the new generation
+//! Owns the cheap poll of the store's live version (`CURRENT`'s few bytes, or one small Milvus
+//! query, once a second) and the switch: the new generation
 //! is opened and its engine built on a blocking thread with the already loaded model, then swapped
 //! in under a short write lock. A request holds the engine it started with (an `Arc`), so it
 //! finishes on that generation and never sees a mix. A generation that fails to open leaves the
@@ -12,7 +13,6 @@ use std::time::Duration;
 
 use super::{AppState, Slot};
 use crate::error::{Error, Result};
-use crate::index::{current_generation, Index};
 
 pub const POLL: Duration = Duration::from_secs(1);
 
@@ -46,15 +46,17 @@ pub async fn reload_if_changed(state: &AppState) -> Result<bool> {
     let Some(build) = state.build.get().cloned() else {
         return Ok(false);
     };
-    let dir = state.index_dir.to_path_buf();
-    let served = engine.index().generation.clone();
-    let model = engine.index().manifest.model_id.clone();
+    let Some(store) = state.store.clone() else {
+        return Ok(false);
+    };
+    let served = engine.index().version().to_string();
+    let model = engine.index().manifest().model_id.clone();
     let opened = tokio::task::spawn_blocking(move || -> Result<Option<_>> {
-        match current_generation(&dir)? {
-            Some(live) if live != served => {
-                let index = Index::open(&dir, Some(&model))?;
-                Ok(Some(build(index)?))
-            }
+        match store.live_version()? {
+            Some(live) if live != served => match store.open(Some(&model))? {
+                Some(index) => Ok(Some(build(index)?)),
+                None => Ok(None),
+            },
             _ => Ok(None),
         }
     })
@@ -66,7 +68,7 @@ pub async fn reload_if_changed(state: &AppState) -> Result<bool> {
             Ok(false)
         }
         Ok(Some(next)) => {
-            let generation = next.index().generation.display().to_string();
+            let generation = next.index().location();
             *state.engine.write().expect("unpoisoned") = Slot::Ready(Arc::new(next));
             *state.reload_error.write().expect("unpoisoned") = None;
             state.metrics.reloads.fetch_add(1, Ordering::Relaxed);

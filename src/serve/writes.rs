@@ -174,15 +174,24 @@ async fn execute(state: &AppState, work: Work) -> Result<(IngestReport, Vec<Stri
         }
         other => (other, Vec::new()),
     };
-    let dir = state.index_dir.to_path_buf();
+    let store = state
+        .store
+        .clone()
+        .ok_or_else(|| Error::Forbidden("this server has no store to write to".into()))?;
     let embedder = engine.embedder().clone();
     let report = tokio::task::spawn_blocking(move || match work {
-        Work::Add(episodes) => {
-            index::ingest(&dir, embedder.as_ref(), episodes, &IngestOptions::default())
-        }
-        Work::Delete(id) => {
-            index::delete(&dir, embedder.as_ref(), &[id], &IngestOptions::default())
-        }
+        Work::Add(episodes) => index::ingest_into(
+            store.as_ref(),
+            embedder.as_ref(),
+            episodes,
+            &IngestOptions::default(),
+        ),
+        Work::Delete(id) => index::delete_from(
+            store.as_ref(),
+            embedder.as_ref(),
+            &[id],
+            &IngestOptions::default(),
+        ),
         Work::Feed(_) => unreachable!("feeds were fetched above"),
     })
     .await

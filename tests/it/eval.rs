@@ -70,10 +70,14 @@ fn beir_and_trec_qrels_read_the_same() {
 }
 
 fn report(set: &str, split: &str) -> eval::Report {
-    let index = engine();
+    report_for(&engine(), set, split)
+}
+
+/// The harness's report for one engine on a question set's split (`all`, `tune`, `test`).
+pub fn report_for(index: &podseek::search::SearchEngine, set: &str, split: &str) -> eval::Report {
     let chapter_lang: HashMap<_, _> = index
         .index()
-        .records
+        .records()
         .episodes
         .iter()
         .flat_map(|e| e.chapters.iter().map(|c| (c.id.clone(), c.lang)))
@@ -83,7 +87,7 @@ fn report(set: &str, split: &str) -> eval::Report {
     let qrels = eval::load_qrels(&data(&format!("tests/data/{set}/qrels.tsv"))).unwrap();
     eval::evaluate(
         &System::Dense {
-            engine: &index,
+            engine: index,
             mode: Mode::Ann,
         },
         &queries,

@@ -156,3 +156,23 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A Milvus collection of its own on the server the test script started (`PODSEEK_TEST_MILVUS`,
+/// HOST:PORT on loopback); empty until the test writes it.
+#[cfg(feature = "milvus")]
+pub fn milvus_store(name: &str) -> podseek::index::milvus::MilvusStore {
+    podseek::index::milvus::MilvusStore::connect(&milvus_url(name))
+        .expect("connect to the test Milvus")
+}
+
+#[cfg(feature = "milvus")]
+pub fn milvus_url(name: &str) -> String {
+    let server = std::env::var("PODSEEK_TEST_MILVUS").unwrap_or_else(|_| {
+        panic!("PODSEEK_TEST_MILVUS is not set: run the suite with bash scripts/test.sh, which starts a Milvus server")
+    });
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("milvus://{server}/t_{name}_{}_{stamp}", std::process::id())
+}

@@ -13,4 +13,5 @@ mod mcp;
 mod page;
 mod search;
 mod service;
+mod store;
 mod translate;

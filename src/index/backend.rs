@@ -1,0 +1,110 @@
+//! The storage seam. A `Store` is where an index lives (a local directory of generations, or a
+//! Milvus collection); opening it gives a `Snapshot`, one consistent version that search reads
+//! from; `Store::apply` writes the next version from a `Change` that `ingest` worked out. Filters
+//! cross the seam as data (`ChunkFilter`), so a server can evaluate them. `search/` only sees these
+//! traits; it never knows which backend answers.
+//!
+//! Not here: how a change is computed (chunking, embedding, reuse of stored vectors: `ingest`),
+//! and the backends themselves (`local` in `index/mod.rs`, `milvus`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::corpus::{Episode, Lang};
+use crate::error::Result;
+
+use super::{Manifest, Records};
+
+/// Which chunks a search may return. Every field that is set must match; a chunk's language and
+/// podcast are its episode's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkFilter {
+    pub lang: Option<Lang>,
+    pub episode: Option<String>,
+    /// A podcast title, matched without regard to ASCII case.
+    pub podcast: Option<String>,
+}
+
+impl ChunkFilter {
+    pub fn is_active(&self) -> bool {
+        self.lang.is_some() || self.episode.is_some() || self.podcast.is_some()
+    }
+
+    /// Whether an episode's chunks pass (what a local backend evaluates per chunk).
+    pub fn accepts(&self, episode: &Episode) -> bool {
+        self.episode.as_deref().is_none_or(|id| id == episode.id)
+            && self.lang.is_none_or(|l| l == episode.lang)
+            && self
+                .podcast
+                .as_deref()
+                .is_none_or(|p| episode.podcast().is_some_and(|t| t.eq_ignore_ascii_case(p)))
+    }
+}
+
+/// One consistent version of an index: its manifest and records, the nearest chunks to a vector,
+/// and stored vectors by chunk key. Immutable: a new version is a new snapshot.
+pub trait Snapshot: Send + Sync {
+    /// Where it came from, for messages (`index/gen-…`, `milvus://host:port/collection`).
+    fn location(&self) -> String;
+    /// Names this version; a store whose `live_version` differs has a newer one.
+    fn version(&self) -> &str;
+    fn manifest(&self) -> &Manifest;
+    fn records(&self) -> &Records;
+    /// Up to `k` (chunk key, cosine) pairs passing `filter`, best first. `exact` asks for a full
+    /// scan instead of the approximate index (a store may refuse it with `Unsupported`).
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &ChunkFilter,
+        exact: bool,
+    ) -> Result<Vec<(u64, f32)>>;
+    /// The stored vectors of these chunks (unknown keys are left out).
+    fn vectors(&self, keys: &[u64]) -> Result<HashMap<u64, Vec<f32>>>;
+    /// Whether the store still answers (a remote one can go away while a snapshot is served).
+    fn health(&self) -> Result<()>;
+}
+
+/// The next version, as `ingest` worked it out against the previous snapshot.
+pub struct Change {
+    pub manifest: Manifest,
+    /// Every episode and chunk of the new version, episodes in id order, each episode's chunks
+    /// together and in order.
+    pub records: Records,
+    /// Episodes added or changed: their old rows (if any) go, their chunks in `records` come in.
+    pub upserted: BTreeSet<String>,
+    pub deleted: Vec<String>,
+    /// The vectors of every chunk of the upserted episodes, by key. Other chunks keep theirs.
+    pub vectors: HashMap<u64, Vec<f32>>,
+}
+
+impl Change {
+    /// The upserted episodes' chunks, with their position within the episode.
+    pub fn upserted_chunks(&self) -> impl Iterator<Item = (usize, &crate::chunk::Chunk)> {
+        let mut position: HashMap<&str, usize> = HashMap::new();
+        self.records.chunks.iter().filter_map(move |c| {
+            let n = position.entry(c.episode_id.as_str()).or_insert(0);
+            *n += 1;
+            self.upserted.contains(&c.episode_id).then_some((*n - 1, c))
+        })
+    }
+}
+
+/// Where an index lives: read its live version, and write the next one. One writer at a time.
+pub trait Store: Send + Sync {
+    fn location(&self) -> String;
+    /// The live version's name, cheap enough to poll every second; `None` when nothing was
+    /// written yet.
+    fn live_version(&self) -> Result<Option<String>>;
+    /// Open the live version; `expect_model`, when given, must be the model it was built with.
+    /// `None` when nothing was written yet.
+    fn open(&self, expect_model: Option<&str>) -> Result<Option<Box<dyn Snapshot>>>;
+    /// Hold the writer's lock until the guard drops.
+    fn lock(&self) -> Result<Box<dyn std::any::Any>>;
+    /// Write `change` as the new live version. A failure leaves the previous version live.
+    /// Returns the new version's name.
+    fn apply(&self, previous: Option<&dyn Snapshot>, change: &Change) -> Result<String>;
+}
+
+/// A store shared by the server's reader and writer.
+pub type SharedStore = Arc<dyn Store>;

@@ -1,0 +1,379 @@
+//! One conformance suite for every storage backend: the local index directory always, a Milvus
+//! server when the `milvus` feature is built (the test script starts one and names it in
+//! `PODSEEK_TEST_MILVUS`). Vectors come from a hashing embedder with the real model's tokenizer,
+//! so the suite checks storage, not the model; the end-to-end Milvus tests use the real model.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use podseek::corpus::{Episode, Lang};
+use podseek::embed::Embedder;
+use podseek::error::{Error, Result};
+use podseek::index::{self, ChunkFilter, IngestOptions, Store};
+
+use crate::fixtures;
+
+/// Text → a unit vector from its hash: the same text always gives the same vector, different
+/// texts nearly orthogonal ones. Chunking uses the real model's tokenizer.
+pub struct HashingEmbedder {
+    pub real: Arc<dyn Embedder>,
+}
+
+impl Embedder for HashingEmbedder {
+    fn model_id(&self) -> &str {
+        self.real.model_id()
+    }
+    fn dims(&self) -> usize {
+        self.real.dims()
+    }
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(hash_vector(text, self.dims()))
+    }
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(texts.iter().map(|t| hash_vector(t, self.dims())).collect())
+    }
+    fn chunk_tokenizer(&self) -> (&tokenizers::Tokenizer, usize) {
+        self.real.chunk_tokenizer()
+    }
+}
+
+pub fn hash_vector(text: &str, dims: usize) -> Vec<f32> {
+    use sha2::{Digest, Sha256};
+    let mut seed = u64::from_le_bytes(Sha256::digest(text.as_bytes())[..8].try_into().unwrap());
+    let mut v: Vec<f32> = (0..dims)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        })
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+/// Three episodes of the sample: two English, one Spanish.
+fn three_episodes() -> Vec<Episode> {
+    let episodes = &fixtures::sample().episodes;
+    let mut picked: Vec<Episode> = episodes
+        .iter()
+        .filter(|e| e.lang == Lang::En)
+        .take(2)
+        .cloned()
+        .collect();
+    picked.extend(episodes.iter().find(|e| e.lang == Lang::Es).cloned());
+    assert_eq!(picked.len(), 3);
+    picked
+}
+
+fn cos(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// What every store must do, from empty: write, read back, search with data filters, upsert by
+/// episode (only changed text embedded), delete by episode, refuse another model.
+pub fn conformance(store: &dyn Store) {
+    let embedder = HashingEmbedder {
+        real: fixtures::default_model(),
+    };
+    assert!(store.open(None).unwrap().is_none(), "a new store is empty");
+    assert_eq!(store.live_version().unwrap(), None);
+
+    let episodes = three_episodes();
+    let first = index::ingest_into(
+        store,
+        &embedder,
+        episodes.clone(),
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(first.episodes_added, 3);
+    let v1 = store
+        .live_version()
+        .unwrap()
+        .expect("a version after the first write");
+    let snap = store.open(Some(embedder.model_id())).unwrap().unwrap();
+    assert_eq!(snap.version(), v1);
+    assert_eq!(snap.records().episodes.len(), 3);
+    assert_eq!(snap.records().chunks.len(), first.chunks_total);
+    assert_eq!(snap.manifest().chunks, first.chunks_total);
+    let ids: Vec<&str> = snap
+        .records()
+        .episodes
+        .iter()
+        .map(|e| e.id.as_str())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "episodes in id order");
+
+    // Every chunk is found by its own vector, with its stored vector intact.
+    let all = ChunkFilter::default();
+    for c in snap.records().chunks.iter().step_by(7) {
+        let v = hash_vector(&c.embed_text, embedder.dims());
+        let hits = snap.search(&v, 3, &all, false).unwrap();
+        assert_eq!(hits[0].0, c.key, "chunk {} is its own nearest", c.id);
+        assert!((hits[0].1 - 1.0).abs() < 1e-4, "cosine {}", hits[0].1);
+        let stored = snap.vectors(&[c.key]).unwrap();
+        assert!(cos(&stored[&c.key], &v) > 0.9999);
+    }
+
+    // Filters are data: language, episode, podcast.
+    let spanish = snap
+        .records()
+        .episodes
+        .iter()
+        .find(|e| e.lang == Lang::Es)
+        .unwrap()
+        .clone();
+    let lang_of: HashMap<u64, (Lang, String)> = snap
+        .records()
+        .chunks
+        .iter()
+        .map(|c| {
+            let e = snap
+                .records()
+                .episodes
+                .iter()
+                .find(|e| e.id == c.episode_id)
+                .unwrap();
+            (c.key, (e.lang, e.id.clone()))
+        })
+        .collect();
+    let probe = hash_vector("a question", embedder.dims());
+    let es = ChunkFilter {
+        lang: Some(Lang::Es),
+        ..ChunkFilter::default()
+    };
+    let hits = snap.search(&probe, 20, &es, false).unwrap();
+    assert_eq!(hits.len(), 20);
+    assert!(hits.iter().all(|(k, _)| lang_of[k].0 == Lang::Es));
+    let one = ChunkFilter {
+        episode: Some(spanish.id.clone()),
+        ..ChunkFilter::default()
+    };
+    let hits = snap.search(&probe, 500, &one, false).unwrap();
+    let in_episode = lang_of.values().filter(|(_, id)| *id == spanish.id).count();
+    assert_eq!(
+        hits.len(),
+        in_episode,
+        "an episode filter reaches all of its chunks"
+    );
+    let podcast = ChunkFilter {
+        podcast: Some("No Such Show".into()),
+        ..ChunkFilter::default()
+    };
+    assert!(snap.search(&probe, 10, &podcast, false).unwrap().is_empty());
+
+    // Upsert by episode: one changed chapter is embedded again, nothing else.
+    let mut changed = episodes.clone();
+    changed[0].chapters[0].summary =
+        "An entirely new summary about tide pools and their crabs.".into();
+    let second =
+        index::ingest_into(store, &embedder, changed.clone(), &IngestOptions::default()).unwrap();
+    assert_eq!(
+        (second.episodes_replaced, second.episodes_unchanged),
+        (1, 2)
+    );
+    assert!(
+        second.chunks_embedded >= 1 && second.chunks_embedded < 5,
+        "{second:?}"
+    );
+    let v2 = store.live_version().unwrap().unwrap();
+    assert_ne!(v1, v2);
+    let snap = store.open(None).unwrap().unwrap();
+    let new_text = snap
+        .records()
+        .chunks
+        .iter()
+        .find(|c| c.embed_text.contains("tide pools"))
+        .expect("the new text is stored");
+    let hits = snap
+        .search(
+            &hash_vector(&new_text.embed_text, embedder.dims()),
+            1,
+            &all,
+            false,
+        )
+        .unwrap();
+    assert_eq!(hits[0].0, new_text.key);
+    assert_eq!(snap.records().chunks.len(), second.chunks_total);
+
+    // Delete by episode; an unknown id writes nothing.
+    let gone = changed[1].id.clone();
+    let unknown = index::delete_from(
+        store,
+        &embedder,
+        &["no-such-episode".into()],
+        &IngestOptions::default(),
+    );
+    assert!(matches!(unknown, Err(Error::NotFound { .. })));
+    assert_eq!(store.live_version().unwrap().unwrap(), v2);
+    index::delete_from(store, &embedder, &[gone.clone()], &IngestOptions::default()).unwrap();
+    let snap = store.open(None).unwrap().unwrap();
+    assert_eq!(snap.records().episodes.len(), 2);
+    assert!(snap.records().chunks.iter().all(|c| c.episode_id != gone));
+    let only_gone = ChunkFilter {
+        episode: Some(gone),
+        ..ChunkFilter::default()
+    };
+    assert!(snap
+        .search(&probe, 10, &only_gone, false)
+        .unwrap()
+        .is_empty());
+    let hits = snap.search(&probe, 500, &all, false).unwrap();
+    assert_eq!(
+        hits.len(),
+        snap.records().chunks.len(),
+        "deleted rows are gone from the index"
+    );
+
+    // Another model is refused with a message naming both.
+    match store.open(Some("some-other-model")) {
+        Err(Error::IndexMismatch { message, .. }) => assert!(message.contains(embedder.model_id())),
+        other => panic!(
+            "expected a mismatch, got {:?}",
+            other.map(|s| s.map(|s| s.version().to_string()))
+        ),
+    }
+}
+
+#[test]
+fn local_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance(&index::LocalStore::new(dir.path()));
+}
+
+#[cfg(feature = "milvus")]
+#[test]
+fn milvus_store_conforms() {
+    let store = crate::fixtures::milvus_store("conformance");
+    conformance(&store);
+}
+
+/// The real model's vectors of the sample index, by embedded text: indexing the same corpus into
+/// another store reuses them instead of embedding it again (as a re-ingest reuses stored vectors).
+#[cfg(feature = "milvus")]
+struct SampleVectors {
+    real: Arc<dyn Embedder>,
+    by_text: HashMap<String, Vec<f32>>,
+    /// Texts the sample index did not have, embedded now.
+    misses: std::sync::atomic::AtomicUsize,
+}
+
+#[cfg(feature = "milvus")]
+impl SampleVectors {
+    fn new() -> SampleVectors {
+        let local = index::Index::open(fixtures::sample_index_dir(), None).unwrap();
+        let by_text = local
+            .records
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.embed_text.clone(), local.vector(i).to_vec()))
+            .collect();
+        SampleVectors {
+            real: fixtures::default_model(),
+            by_text,
+            misses: Default::default(),
+        }
+    }
+}
+
+#[cfg(feature = "milvus")]
+impl Embedder for SampleVectors {
+    fn model_id(&self) -> &str {
+        self.real.model_id()
+    }
+    fn dims(&self) -> usize {
+        self.real.dims()
+    }
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        self.real.embed_query(text)
+    }
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        texts
+            .iter()
+            .map(|t| match self.by_text.get(*t) {
+                Some(v) => Ok(v.clone()),
+                None => {
+                    self.misses
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(self.real.embed_passages(&[t])?.remove(0))
+                }
+            })
+            .collect()
+    }
+    fn chunk_tokenizer(&self) -> (&tokenizers::Tokenizer, usize) {
+        self.real.chunk_tokenizer()
+    }
+}
+
+/// The bundled corpus served from Milvus ranks like the local index: the dev set's nDCG@10 within
+/// 0.01, and the same top hits for the same questions.
+#[cfg(feature = "milvus")]
+#[test]
+fn milvus_answers_like_the_local_index() {
+    use podseek::search::{Query, SearchEngine};
+    let store = fixtures::milvus_store("dev");
+    let vectors = SampleVectors::new();
+    index::ingest_into(
+        &store,
+        &vectors,
+        fixtures::sample().episodes.clone(),
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        vectors.misses.into_inner(),
+        0,
+        "every vector came from the sample index"
+    );
+    let remote = SearchEngine::new(
+        index::open_live(&store, None).unwrap(),
+        fixtures::default_model(),
+    )
+    .unwrap();
+    let local = fixtures::engine();
+    assert_eq!(
+        remote.index().records().chunks.len(),
+        local.index().records().chunks.len()
+    );
+    for (set, split) in [("dev", "all"), ("unseen", "test")] {
+        let (r, l) = (
+            crate::eval::report_for(&remote, set, split)
+                .overall
+                .metrics
+                .ndcg_10,
+            crate::eval::report_for(&local, set, split)
+                .overall
+                .metrics
+                .ndcg_10,
+        );
+        eprintln!("{set}/{split}: nDCG@10 milvus {r:.4}, local {l:.4}");
+        assert!(
+            (r - l).abs() <= 0.01,
+            "{set}/{split}: milvus {r:.4} vs local {l:.4}"
+        );
+    }
+    for (question, lang) in [
+        ("How do protein language models learn structure?", None),
+        ("¿Qué es la fotosíntesis?", Some("en")),
+    ] {
+        let q = Query {
+            text: question.into(),
+            k: Some(3),
+            lang: lang.map(String::from),
+            ..Query::default()
+        };
+        let ids = |e: &SearchEngine| {
+            e.search(&q)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.chapter_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&remote), ids(&local), "{question}");
+    }
+}
