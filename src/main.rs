@@ -275,8 +275,9 @@ enum BenchCommand {
     },
     /// Load a running server: concurrent clients searching for a while; errors, throughput, p50/p99.
     Http {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
+        /// The server, or several replicas separated by commas (clients are spread over them).
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+        url: Vec<String>,
         #[arg(long, default_value_t = 32)]
         clients: usize,
         #[arg(long, default_value_t = 60)]

@@ -361,7 +361,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match state.engine() {
         Ok(engine) => {
             let m = engine.index().manifest();
-            if let Err(e) = engine.index().health() {
+            // A remote store's health is a network call: off the async workers.
+            let probe = engine.clone();
+            let health = tokio::task::spawn_blocking(move || probe.index().health())
+                .await
+                .unwrap_or_else(|e| Err(Error::Worker(e.to_string())));
+            if let Err(e) = health {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     Json(json!({"status": "store unavailable", "reason": public_message(&e)})),

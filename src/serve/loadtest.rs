@@ -1,5 +1,6 @@
-//! A load generator for a running server: `clients` concurrent loops, each sending real search
-//! requests over HTTP for a bounded time, counting errors and measuring latency. For loopback use.
+//! A load generator for running servers: `clients` concurrent loops, each sending real search
+//! requests over HTTP for a bounded time, counting errors and measuring latency. Clients are spread
+//! over the servers given (replicas behind no balancer). For loopback use.
 
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,7 @@ pub struct LoadReport {
 /// With `unique`, each request's question gets a distinct suffix so the query cache never answers
 /// and every request pays for embedding.
 pub async fn run(
-    base_url: &str,
+    base_urls: &[String],
     clients: usize,
     duration: Duration,
     questions: &[String],
@@ -38,22 +39,28 @@ pub async fn run(
     if questions.is_empty() {
         return Err(Error::invalid("queries", "no questions to send"));
     }
+    if base_urls.is_empty() {
+        return Err(Error::invalid("url", "no server to send to"));
+    }
     crate::fetch::install_tls();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
         .map_err(|e| Error::Fetch {
-            url: base_url.to_string(),
+            url: base_urls.join(","),
             message: e.to_string(),
         })?;
     let started = Instant::now();
     let deadline = started + duration;
-    let url = format!("{}/v1/search", base_url.trim_end_matches('/'));
+    let urls: Vec<String> = base_urls
+        .iter()
+        .map(|u| format!("{}/v1/search", u.trim_end_matches('/')))
+        .collect();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let one = Client {
                 http: client.clone(),
-                url: url.clone(),
+                url: urls[c % urls.len()].clone(),
                 questions: questions.to_vec(),
                 first: c,
                 step: clients,

@@ -240,7 +240,7 @@ async fn real_server_on_loopback_under_concurrent_load_then_graceful_stop() {
             .map(|q| q.text)
             .collect();
     let report = podseek::serve::loadtest::run(
-        &server.url,
+        &[server.url.clone()],
         32,
         std::time::Duration::from_secs(5),
         &questions,

@@ -347,3 +347,101 @@ async fn faults_leave_the_index_intact_and_errors_clear() {
     .unwrap();
     assert_eq!(reopened.unwrap(), 4);
 }
+
+/// Two `podseek serve` replicas on one Milvus collection, nothing on local disk: the same hits for
+/// the same question, an episode written through one is found through the other without a
+/// restart, and 32 clients spread over both see no error.
+#[cfg(feature = "milvus")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_one_milvus() {
+    let url = crate::fixtures::milvus_url("replicas");
+    let store = url.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = podseek::index::milvus::MilvusStore::connect(&store).unwrap();
+        crate::store::fill_with_sample(&store);
+    })
+    .await
+    .unwrap();
+    let nowhere = tempfile::tempdir().unwrap();
+    let a = Server::start_with(
+        nowhere.path(),
+        &["--store", &url],
+        &[("PODSEEK_ADMIN_KEY", ADMIN)],
+    )
+    .await;
+    let b = Server::start_with(nowhere.path(), &["--store", &url], &[]).await;
+    assert!(
+        std::fs::read_dir(nowhere.path()).unwrap().next().is_none(),
+        "replicas write nothing locally"
+    );
+    let client = reqwest::Client::new();
+    let hits = |base: &str, q: &str| {
+        let req = client
+            .get(format!("{base}/v1/search"))
+            .query(&[("q", q), ("k", "5")]);
+        async move {
+            let v: Value = req.send().await.unwrap().json().await.unwrap();
+            v["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    (
+                        h["chapter_id"].as_str().unwrap().to_string(),
+                        h["score"].as_f64().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    for q in [
+        "How do protein language models learn structure?",
+        "¿Cómo se entrena a un perro?",
+        "rooftop bees",
+    ] {
+        let (x, y) = (hits(&a.url, q).await, hits(&b.url, q).await);
+        assert!(!x.is_empty());
+        assert_eq!(x, y, "{q}");
+    }
+
+    let location = submit(
+        client
+            .post(format!("{}/v1/episodes", a.url))
+            .body(NEW_EPISODE),
+    )
+    .await;
+    assert_eq!(wait_job(&client, &a.url, &location).await["state"], "done");
+    let started = Instant::now();
+    loop {
+        let found = hits(&b.url, "keeping bees on the roof of a city building").await;
+        if found
+            .first()
+            .is_some_and(|(id, _)| id.contains("beekeeping"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "replica B never saw the new episode: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let questions: Vec<String> = [
+        "what do bees need in a city",
+        "how are proteins folded",
+        "cómo aprender un idioma",
+    ]
+    .map(String::from)
+    .to_vec();
+    let report = podseek::serve::loadtest::run(
+        &[a.url.clone(), b.url.clone()],
+        32,
+        Duration::from_secs(5),
+        &questions,
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(report.accepted > 0 && report.errors == 0, "{report:?}");
+}

@@ -310,6 +310,24 @@ impl Embedder for SampleVectors {
     }
 }
 
+/// The bundled corpus into `store`, with the sample index's vectors.
+#[cfg(feature = "milvus")]
+pub fn fill_with_sample(store: &dyn Store) {
+    let vectors = SampleVectors::new();
+    index::ingest_into(
+        store,
+        &vectors,
+        fixtures::sample().episodes.clone(),
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        vectors.misses.into_inner(),
+        0,
+        "every vector came from the sample index"
+    );
+}
+
 /// The bundled corpus served from Milvus ranks like the local index: the dev set's nDCG@10 within
 /// 0.01, and the same top hits for the same questions.
 #[cfg(feature = "milvus")]
