@@ -18,10 +18,27 @@ case "$cmd" in
   start)
     data=${2:?DATA_DIR}
     mkdir -p "$data"
+    # The launcher moves to other ports when these cannot be bound (its probe does not reuse
+    # addresses, so a recently stopped server's TIME_WAIT sockets block it for up to a minute).
+    for _ in $(seq 1 90); do
+      python3 - <<'PY' && break
+import socket, sys
+for port in (19530, 9091):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+PY
+      sleep 1
+    done
     setsid "$VENV/bin/milvus-server" --data "$data" >"$data/server.log" 2>&1 < /dev/null &
     echo $! >"$data/pid"
     for _ in $(seq 1 120); do
-      if curl -sf http://127.0.0.1:9091/healthz >/dev/null 2>&1; then
+      if curl -sf http://127.0.0.1:9091/healthz >/dev/null 2>&1 \
+         && python3 -c "import socket; socket.create_connection(('127.0.0.1', 19530), 1)" 2>/dev/null; then
         echo "milvus: healthy (pid $(cat "$data/pid"), log $data/server.log)"
         exit 0
       fi

@@ -11,8 +11,9 @@ need=()
 { command -v chromedriver >/dev/null && [ -x /usr/bin/chromium ]; } || need+=(chromium chromium-driver fonts-noto-color-emoji)
 [ -f /usr/share/apertium/modes/eng-spa.mode ] || need+=(apertium apertium-eng-spa)
 command -v wrk >/dev/null || need+=(wrk)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
 if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing Debian packages: ${need[*]} (page test: Chromium; translation: Apertium)"
+  echo "== installing Debian packages: ${need[*]} (page test: Chromium; translation: Apertium; Milvus client: protoc)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
@@ -24,13 +25,18 @@ if ! "$JUDGES/bin/python" -c "import ir_measures, schemathesis" 2>/dev/null; the
   "$JUDGES/bin/pip" install -q --no-deps --only-binary=:all: --require-hashes -r tests/requirements-judges.txt
 fi
 export PODSEEK_JUDGE_PYTHON="$JUDGES/bin/python"
+echo "== a Milvus server for the milvus feature's tests (PyPI milvus==2.3.5, hash-pinned), on a fresh data dir"
+bash scripts/milvus.sh install
+MILVUS_DATA=$(mktemp -d)
+bash scripts/milvus.sh start "$MILVUS_DATA"
+export PODSEEK_TEST_MILVUS=127.0.0.1:19530
 echo "== format"
 cargo fmt --all -- --check
 echo "== benches compile"
 cargo build --benches -q
 echo "== tests"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; bash scripts/milvus.sh stop "$MILVUS_DATA"; rm -rf "$MILVUS_DATA"' EXIT
 set +e
 cargo test --all-features -- --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
@@ -39,6 +45,13 @@ if [ "$status" -eq 0 ]; then
   echo "== the server judged from outside (schemathesis, wrk)"
   set +e
   bash scripts/judge_server.sh "$CARGO_TARGET_DIR/debug/podseek" "$JUDGES/bin/python" 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+fi
+if [ "$status" -eq 0 ]; then
+  echo "== Milvus stopped and started under load (two replicas)"
+  set +e
+  bash scripts/milvus_outage.sh "$CARGO_TARGET_DIR/debug/podseek" "$MILVUS_DATA" 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
   set -e
 fi

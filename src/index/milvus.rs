@@ -130,9 +130,11 @@ impl Conn {
     fn failed(&self, what: &str, e: milvus::error::Error) -> Error {
         use milvus::error::Error as E;
         match e {
-            E::Communication(_) | E::Grpc(_) | E::Server(..) => {
-                self.unavailable(format!("{what}: {e}"))
+            // The gRPC status alone; its transport source is for the log, not for clients.
+            E::Grpc(status) => {
+                self.unavailable(format!("{what}: {:?}: {}", status.code(), status.message()))
             }
+            E::Communication(_) | E::Server(..) => self.unavailable(format!("{what}: {e}")),
             other => Error::VectorStore(format!("{}: {what}: {other}", self.location)),
         }
     }

@@ -161,8 +161,21 @@ impl Drop for Server {
 /// HOST:PORT on loopback); empty until the test writes it.
 #[cfg(feature = "milvus")]
 pub fn milvus_store(name: &str) -> podseek::index::milvus::MilvusStore {
-    podseek::index::milvus::MilvusStore::connect(&milvus_url(name))
-        .expect("connect to the test Milvus")
+    use podseek::index::Store;
+    // A server that just said healthy can still time out its first calls: wait for an answer.
+    let url = milvus_url(name);
+    let started = Instant::now();
+    loop {
+        let answer = podseek::index::milvus::MilvusStore::connect(&url)
+            .and_then(|store| store.live_version().map(|_| store));
+        match answer {
+            Ok(store) => return store,
+            Err(e) if started.elapsed() > Duration::from_secs(90) => {
+                panic!("the test Milvus at {url} does not answer: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
 }
 
 #[cfg(feature = "milvus")]

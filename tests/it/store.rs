@@ -395,3 +395,45 @@ fn milvus_answers_like_the_local_index() {
         assert_eq!(ids(&remote), ids(&local), "{question}");
     }
 }
+
+/// A Milvus nobody answers at: ingest fails at once, naming the store, before any work.
+#[cfg(feature = "milvus")]
+#[test]
+fn ingest_into_an_unreachable_milvus_names_it() {
+    let out = std::process::Command::new(fixtures::bin())
+        .args([
+            "ingest",
+            "data/podcast-page.txt",
+            "--store",
+            "milvus://127.0.0.1:9/podseek",
+        ])
+        .current_dir(fixtures::root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("milvus://127.0.0.1:9/podseek is unavailable")
+            && stderr.contains("connect"),
+        "{stderr}"
+    );
+}
+
+/// Without the feature a Milvus URL is refused with the build command that adds it; a malformed
+/// store is refused naming the form it should take.
+#[test]
+fn store_urls_are_checked() {
+    let bad = index::open_store(Some("postgres://x/y"), std::path::Path::new("index"));
+    assert!(matches!(bad, Err(Error::InvalidInput { .. })));
+    #[cfg(not(feature = "milvus"))]
+    {
+        let err = index::open_store(
+            Some("milvus://127.0.0.1:19530/x"),
+            std::path::Path::new("index"),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("--features milvus"), "{err}");
+    }
+}
