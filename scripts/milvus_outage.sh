@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Milvus going away under load, judged from outside: two replicas serve one collection while
-# clients ask; Milvus is stopped; searches must answer 503 naming the store within the deadline
+# clients ask; Milvus is frozen (a slow store: an answer within the deadline), then stopped; searches must answer 503 naming the store within the deadline
 # (never hang, never crash) and /readyz must say why; Milvus is started again; both replicas must
 # answer 200 again by themselves, without a restart.
 # usage: bash scripts/milvus_outage.sh PODSEEK_BINARY MILVUS_DATA_DIR   (Milvus running on 19530)
@@ -28,14 +28,24 @@ replica_url() {
 }
 start_replica a; start_replica b
 a=$(replica_url a); b=$(replica_url b)
+fail=0
 echo "-- replicas $a and $b on $store; load for 45 s while Milvus stops and starts"
 "$P" bench http --url "$a,$b" --clients 8 --seconds 45 --unique --queries tests/data/unseen/queries.jsonl \
   >"$work/load.out" 2>&1 &
 load=$!
 sleep 5
+echo "-- Milvus frozen (SIGSTOP): a slow store"
+kill -STOP -- "-$(cat "$DATA/pid")"
+t0=$(date +%s%N)
+code=$(curl -s -o "$work/body.json" -w '%{http_code}' --max-time 15 "$a/v1/search?q=a+frozen+store+$RANDOM")
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill -CONT -- "-$(cat "$DATA/pid")"
+echo "search while Milvus is frozen: HTTP $code in ${took} ms: $(cat "$work/body.json")"
+case "$code" in 503|504) [ "$took" -le 10500 ] || { echo "answered after the 10 s deadline"; fail=1; } ;;
+  *) echo "expected 503 or 504 within the deadline"; fail=1 ;; esac
+sleep 3
 echo "-- stopping Milvus"
 bash scripts/milvus.sh stop "$DATA"
-fail=0
 for url in "$a" "$b"; do
   t0=$(date +%s%N)
   code=$(curl -s -o "$work/body.json" -w '%{http_code}' --max-time 15 "$url/v1/search?q=una+pregunta+nueva+$RANDOM")

@@ -840,7 +840,17 @@ impl Store for MilvusStore {
                 });
             }
         }
-        Ok(Some(Box::new(MilvusSnapshot::read(&self.conn, head)?)))
+        let started = std::time::Instant::now();
+        let snapshot = MilvusSnapshot::read(&self.conn, head)?;
+        tracing::info!(
+            "read {} episodes and {} chunks of {} from {} in {} ms",
+            snapshot.records.episodes.len(),
+            snapshot.records.chunks.len(),
+            snapshot.version,
+            self.conn.location,
+            started.elapsed().as_millis()
+        );
+        Ok(Some(Box::new(snapshot)))
     }
 
     fn lock(&self) -> Result<Box<dyn std::any::Any>> {

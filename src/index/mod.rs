@@ -1,5 +1,6 @@
-//! The on-disk index: chunk vectors in a usearch HNSW graph, the records they point to, and a
-//! manifest that says what built them.
+//! Ingest (what changes when episodes are added, replaced or deleted) and the local store: chunk
+//! vectors in a usearch HNSW graph on disk, the records they point to, and a manifest that says
+//! what built them. Other stores (Milvus) implement the same seam (`backend.rs`).
 //!
 //! Layout of an index directory:
 //! ```text
@@ -109,8 +110,8 @@ pub fn current_generation(dir: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
-/// What a generation stores besides the graph: enough to upsert into it or scan it exactly.
-pub struct Stored {
+/// What a generation stores besides the graph: its manifest, records and vectors.
+struct Stored {
     pub generation: PathBuf,
     pub manifest: Manifest,
     pub records: Records,
@@ -121,7 +122,7 @@ pub struct Stored {
 impl Stored {
     /// Read the live generation's manifest, records and vectors, checking them against each
     /// other. `expect_model`, when given, must match the manifest.
-    pub fn read(dir: &Path, expect_model: Option<&str>) -> Result<Stored> {
+    fn read(dir: &Path, expect_model: Option<&str>) -> Result<Stored> {
         let Some(generation) = current_generation(dir)? else {
             return Err(Error::Missing {
                 what: "the index",
@@ -182,11 +183,6 @@ impl Stored {
             records,
             vectors,
         })
-    }
-
-    pub fn vector(&self, chunk: usize) -> &[f32] {
-        let dims = self.manifest.dims;
-        &self.vectors[chunk * dims..(chunk + 1) * dims]
     }
 }
 

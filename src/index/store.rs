@@ -1,6 +1,7 @@
-//! The vector-store seam: nearest keys for a query vector. `HnswStore` is usearch's HNSW graph;
-//! `ExactStore` scans every vector (ground truth for recall, and the `exact` search mode). Another
-//! engine (a distributed one) stands in by implementing `VectorStore`.
+//! The local store's vector search: nearest keys for a query vector. `HnswStore` is usearch's HNSW
+//! graph; `ExactStore` scans every vector (ground truth for recall, the `exact` search mode and
+//! `bench ann`). The predicate here is a closure because it runs in this process, inside usearch's
+//! graph walk; across the storage seam filters travel as data (`ChunkFilter`, `backend.rs`).
 
 use std::path::Path;
 

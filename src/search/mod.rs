@@ -473,7 +473,13 @@ impl SearchEngine {
                 .or_default()
                 .push(i);
         }
+        let started = std::time::Instant::now();
         let keyword = keyword::Bm25::build(&records.episodes)?;
+        tracing::info!(
+            "keyword index of {} episodes built in {} ms",
+            records.episodes.len(),
+            started.elapsed().as_millis()
+        );
         Ok(SearchEngine {
             index,
             embedder,
