@@ -36,6 +36,7 @@ serve local --index "$work/index" >"$work/local.url"; local_url=$(cat "$work/loc
 echo "== local index, one replica"
 load "$local_url" 1 20
 load "$local_url" 32 "$SECS"
+echo "RSS (MB): local replica $(( $(awk '/VmRSS/ {print $2}' /proc/${pids[0]}/status) / 1024 ))"
 kill "${pids[@]}"; wait 2>/dev/null || true; pids=()
 serve a --store "$store" >"$work/a.url"; a=$(cat "$work/a.url")
 echo "== Milvus, one replica"
@@ -44,4 +45,6 @@ load "$a" 32 "$SECS"
 serve b --store "$store" >"$work/b.url"; b=$(cat "$work/b.url")
 echo "== Milvus, two replicas on this machine (they share its two cores)"
 load "$a,$b" 32 "$SECS"
-echo "RSS (MB): local-less replica a $(( $(awk '/VmRSS/ {print $2}' /proc/${pids[0]}/status) / 1024 )), b $(( $(awk '/VmRSS/ {print $2}' /proc/${pids[1]}/status) / 1024 ))"
+echo "start-up of a Milvus replica (its log):"
+grep -h "read .* chunks\|keyword index" "$work/a.log" | sed 's/\x1b\[[0-9;]*m//g'
+echo "RSS (MB): Milvus replica a $(( $(awk '/VmRSS/ {print $2}' /proc/${pids[0]}/status) / 1024 )), b $(( $(awk '/VmRSS/ {print $2}' /proc/${pids[1]}/status) / 1024 ))"

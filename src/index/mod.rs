@@ -403,6 +403,11 @@ impl Store for LocalStore {
     /// A whole new generation: the upserted chunks' new vectors, every other chunk's from the
     /// previous generation, the graph rebuilt over all of them.
     fn apply(&self, previous: Option<&dyn Snapshot>, change: &Change) -> Result<String> {
+        if self.live_version()?.as_deref() != previous.map(|p| p.version()) {
+            return Err(Error::StoreConflict {
+                store: self.location(),
+            });
+        }
         let kept: Vec<u64> = change
             .records
             .chunks

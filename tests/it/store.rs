@@ -229,6 +229,26 @@ pub fn conformance(store: &dyn Store) {
         "deleted rows are gone from the index"
     );
 
+    // A write prepared against a version that is no longer live is refused, and writes nothing.
+    let stale = store.open(None).unwrap().unwrap();
+    let again = changed[2].clone();
+    let mut moved = again.clone();
+    moved.chapters[0].summary.push_str(" Revised.");
+    index::ingest_into(store, &embedder, vec![moved], &IngestOptions::default()).unwrap();
+    let live = store.live_version().unwrap();
+    let change = index::Change {
+        manifest: stale.manifest().clone(),
+        records: stale.records().clone(),
+        upserted: Default::default(),
+        deleted: Vec::new(),
+        vectors: HashMap::new(),
+    };
+    assert!(matches!(
+        store.apply(Some(stale.as_ref()), &change),
+        Err(Error::StoreConflict { .. })
+    ));
+    assert_eq!(store.live_version().unwrap(), live);
+
     // Another model is refused with a message naming both.
     match store.open(Some("some-other-model")) {
         Err(Error::IndexMismatch { message, .. }) => assert!(message.contains(embedder.model_id())),
