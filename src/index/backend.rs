@@ -10,6 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::chunk::{Chunk, ChunkKind};
 use crate::corpus::{Episode, Lang};
 use crate::error::Result;
 
@@ -23,14 +24,24 @@ pub struct ChunkFilter {
     pub episode: Option<String>,
     /// A podcast title, matched without regard to ASCII case.
     pub podcast: Option<String>,
+    /// Only chunks of this kind (summaries, quotes, transcript lines, descriptions).
+    pub kind: Option<ChunkKind>,
 }
 
 impl ChunkFilter {
     pub fn is_active(&self) -> bool {
-        self.lang.is_some() || self.episode.is_some() || self.podcast.is_some()
+        self.lang.is_some()
+            || self.episode.is_some()
+            || self.podcast.is_some()
+            || self.kind.is_some()
     }
 
-    /// Whether an episode's chunks pass (what a local backend evaluates per chunk).
+    /// Whether a chunk of this episode passes (what a local backend evaluates per chunk).
+    pub fn accepts_chunk(&self, episode: &Episode, chunk: &Chunk) -> bool {
+        self.kind.is_none_or(|k| k == chunk.kind) && self.accepts(episode)
+    }
+
+    /// Whether an episode passes the episode-level conditions (language, episode, podcast).
     pub fn accepts(&self, episode: &Episode) -> bool {
         self.episode.as_deref().is_none_or(|id| id == episode.id)
             && self.lang.is_none_or(|l| l == episode.lang)

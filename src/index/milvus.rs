@@ -258,6 +258,9 @@ pub fn filter_expr(filter: &ChunkFilter) -> Option<String> {
             quote(&podcast.to_ascii_lowercase())
         ));
     }
+    if let Some(kind) = filter.kind {
+        parts.push(format!("kind == {}", quote(kind.as_str())));
+    }
     (!parts.is_empty()).then(|| parts.join(" && "))
 }
 
@@ -662,8 +665,17 @@ struct MilvusSnapshot {
 
 impl MilvusSnapshot {
     fn read(conn: &Conn, head: Head) -> Result<MilvusSnapshot> {
-        let (episodes, episode_hashes) = read_episodes(conn)?;
-        let chunks = read_chunks(conn, &episodes)?;
+        // Both reads wait for Milvus's consistency point (about 0.4 s): wait for them together.
+        let (episodes, chunks) = std::thread::scope(|scope| {
+            let chunks = scope.spawn(|| read_chunks(conn));
+            let episodes = read_episodes(conn);
+            let chunks = chunks
+                .join()
+                .unwrap_or_else(|_| Err(conn.unavailable("reading chunks: the thread panicked")));
+            (episodes, chunks)
+        });
+        let (episodes, episode_hashes) = episodes?;
+        let chunks = of_known_episodes(chunks?, &episodes);
         Ok(MilvusSnapshot {
             conn: conn.clone(),
             version: head.version,
@@ -701,8 +713,8 @@ fn read_episodes(conn: &Conn) -> Result<(Vec<Episode>, BTreeMap<String, String>)
     Ok((episodes, hashes))
 }
 
-/// Every chunk, each episode's together and in order, episodes in id order.
-fn read_chunks(conn: &Conn, episodes: &[Episode]) -> Result<Vec<Chunk>> {
+/// Every chunk row: its episode, its position in the episode, the chunk.
+fn read_chunks(conn: &Conn) -> Result<Vec<(String, i64, Chunk)>> {
     let mut rows: Vec<(String, i64, Chunk)> = Vec::new();
     for page in conn.query_all(&conn.chunks, &["key", "episode_id", "seq", "record"], "")? {
         let ids = strings(page.get("episode_id"));
@@ -714,10 +726,15 @@ fn read_chunks(conn: &Conn, episodes: &[Episode]) -> Result<Vec<Chunk>> {
             rows.push((episode, seq, chunk));
         }
     }
+    Ok(rows)
+}
+
+/// The chunks whose episode was read (a write in progress can leave others), in order.
+fn of_known_episodes(mut rows: Vec<(String, i64, Chunk)>, episodes: &[Episode]) -> Vec<Chunk> {
     let known: std::collections::HashSet<&str> = episodes.iter().map(|e| e.id.as_str()).collect();
     rows.retain(|(episode, _, _)| known.contains(episode.as_str()));
     rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    Ok(rows.into_iter().map(|(_, _, c)| c).collect())
+    rows.into_iter().map(|(_, _, c)| c).collect()
 }
 
 impl Snapshot for MilvusSnapshot {
@@ -901,10 +918,11 @@ mod tests {
             lang: Some(Lang::Es),
             episode: Some("a\"b\\c".into()),
             podcast: Some("The Show".into()),
+            kind: Some(crate::chunk::ChunkKind::Quote),
         };
         assert_eq!(
             filter_expr(&filter).unwrap(),
-            r#"lang == "es" && episode_id == "a\"b\\c" && podcast == "the show""#
+            r#"lang == "es" && episode_id == "a\"b\\c" && podcast == "the show" && kind == "quote""#
         );
         assert_eq!(filter_expr(&ChunkFilter::default()), None);
     }

@@ -251,10 +251,12 @@ impl Index {
 
     /// Whether the chunk with this key passes the filter (its episode is judged).
     fn passes(&self, key: u64, filter: &ChunkFilter) -> bool {
-        self.rows
-            .get(&key)
-            .and_then(|&(_, e)| self.records.episodes.get(e))
-            .is_some_and(|episode| filter.accepts(episode))
+        self.rows.get(&key).is_some_and(|&(i, e)| {
+            self.records
+                .episodes
+                .get(e)
+                .is_some_and(|episode| filter.accepts_chunk(episode, &self.records.chunks[i]))
+        })
     }
 
     pub fn vector(&self, chunk: usize) -> &[f32] {

@@ -261,6 +261,7 @@ impl Checked {
             lang: self.lang,
             episode: self.episode.clone(),
             podcast: self.podcast.clone(),
+            kind: None,
         }
     }
 }

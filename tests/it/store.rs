@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use podseek::chunk::ChunkKind;
 use podseek::corpus::{Episode, Lang};
 use podseek::embed::Embedder;
 use podseek::error::{Error, Result};
@@ -159,6 +160,24 @@ pub fn conformance(store: &dyn Store) {
         hits.len(),
         in_episode,
         "an episode filter reaches all of its chunks"
+    );
+    let quotes = ChunkFilter {
+        kind: Some(ChunkKind::Quote),
+        lang: Some(Lang::En),
+        ..ChunkFilter::default()
+    };
+    let hits = snap.search(&probe, 10, &quotes, false).unwrap();
+    let kind_of: HashMap<u64, ChunkKind> = snap
+        .records()
+        .chunks
+        .iter()
+        .map(|c| (c.key, c.kind))
+        .collect();
+    assert!(
+        !hits.is_empty()
+            && hits
+                .iter()
+                .all(|(k, _)| kind_of[k] == ChunkKind::Quote && lang_of[k].0 == Lang::En)
     );
     let podcast = ChunkFilter {
         podcast: Some("No Such Show".into()),
