@@ -112,14 +112,27 @@ impl Conn {
         T: Send + 'static,
         F: Future<Output = milvus::error::Result<T>> + Send + 'static,
     {
+        self.call_raw(what, work)?.map_err(|e| self.failed(what, e))
+    }
+
+    /// `call`, with the client's own error left for the caller to judge; only a call that got no
+    /// answer in time (or was dropped) is an error already.
+    fn call_raw<T, F>(
+        &self,
+        what: &str,
+        work: impl FnOnce(Client) -> F,
+    ) -> Result<milvus::error::Result<T>>
+    where
+        T: Send + 'static,
+        F: Future<Output = milvus::error::Result<T>> + Send + 'static,
+    {
         let future = work(self.client.clone());
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         runtime().spawn(async move {
             let _ = tx.send(tokio::time::timeout(RPC_TIMEOUT + RPC_TIMEOUT, future).await);
         });
         match rx.recv() {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(e))) => Err(self.failed(what, e)),
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(self.unavailable(format!("{what}: no answer in time"))),
             Err(_) => Err(self.unavailable(format!("{what}: the call was dropped"))),
         }
@@ -155,19 +168,31 @@ impl Conn {
         fields: &[&str],
         consistency: ConsistencyLevel,
     ) -> Result<HashMap<String, ValueVec>> {
+        self.query_raw(collection, expr, fields, consistency)?
+            .map_err(|e| self.failed("query", e))
+    }
+
+    fn query_raw(
+        &self,
+        collection: &str,
+        expr: String,
+        fields: &[&str],
+        consistency: ConsistencyLevel,
+    ) -> Result<milvus::error::Result<HashMap<String, ValueVec>>> {
         let collection = collection.to_string();
         let options = QueryOptions::new()
             .output_fields(fields.iter().map(|f| f.to_string()).collect())
             .limit(QUERY_WINDOW as i64)
             .consistency_level(consistency as i32);
-        let columns = self.call("query", |c| async move {
+        let answer = self.call_raw("query", |c| async move {
             c.query(collection, &expr, &options).await
         })?;
-        Ok(columns.into_iter().map(|c| (c.name, c.value)).collect())
+        Ok(answer.map(|columns| columns.into_iter().map(|c| (c.name, c.value)).collect()))
     }
 
-    /// Every row of a collection: key ranges small enough for the result window, halved again
-    /// when one comes back full.
+    /// Every row of a collection: key ranges small enough for the result window and for one
+    /// gRPC message (the client takes at most 4 MiB), halved again when one comes back full or
+    /// too large.
     fn query_all(
         &self,
         collection: &str,
@@ -181,9 +206,16 @@ impl Conn {
         while let Some((lo, hi)) = pending.pop() {
             let lower = lo.map_or(String::new(), |lo: i64| format!("key >= {lo} && "));
             let expr = format!("{lower}key <= {hi}{filter}");
-            let rows = self.query(collection, expr, fields, ConsistencyLevel::Strong)?;
-            let n = rows.get("key").map_or(0, ValueVec::len);
             let from = lo.unwrap_or(i64::MIN);
+            let rows = match self.query_raw(collection, expr, fields, ConsistencyLevel::Strong)? {
+                Err(e) if too_large(&e) && from < hi => {
+                    let mid = (from as i128 + (hi as i128 - from as i128) / 2) as i64;
+                    pending.extend([(lo, mid), (Some(mid + 1), hi)]);
+                    continue;
+                }
+                other => other.map_err(|e| self.failed("query", e))?,
+            };
+            let n = rows.get("key").map_or(0, ValueVec::len);
             if n >= QUERY_WINDOW && from < hi {
                 let mid = (from as i128 + (hi as i128 - from as i128) / 2) as i64;
                 pending.extend([(lo, mid), (Some(mid + 1), hi)]);
@@ -231,6 +263,11 @@ impl Conn {
             message,
         }
     }
+}
+
+/// A reply larger than the client accepts in one message.
+fn too_large(e: &milvus::error::Error) -> bool {
+    matches!(e, milvus::error::Error::Grpc(status) if status.code() == tonic::Code::OutOfRange)
 }
 
 /// A Milvus string literal.

@@ -476,3 +476,40 @@ fn store_urls_are_checked() {
         assert!(err.contains("--features milvus"), "{err}");
     }
 }
+
+/// A corpus whose episodes and chunks do not fit one gRPC reply (4 MiB) is read back whole.
+#[cfg(feature = "milvus")]
+#[test]
+fn milvus_reads_a_corpus_larger_than_one_reply() {
+    let store = fixtures::milvus_store("large");
+    let embedder = HashingEmbedder {
+        real: fixtures::default_model(),
+    };
+    let template = fixtures::sample().episodes[0].clone();
+    let words = [
+        "river", "orbit", "lantern", "meadow", "copper", "violin", "harbor", "glacier",
+    ];
+    let episodes: Vec<Episode> = (0..48)
+        .map(|i| {
+            let mut e = template.clone();
+            e.id = format!("large-{i:03}");
+            e.title = format!("Large episode {i}");
+            e.chapters.truncate(1);
+            e.chapters[0].id = format!("large-{i:03}-c0");
+            e.chapters[0].quotes.clear();
+            e.chapters[0].transcript.clear();
+            e.chapters[0].summary = (0..14_000)
+                .map(|w| words[(w * 7 + i) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ");
+            e
+        })
+        .collect();
+    let bytes: usize = episodes.iter().map(|e| e.chapters[0].summary.len()).sum();
+    assert!(bytes > 4 << 20, "{bytes} bytes of episode text");
+    let report =
+        index::ingest_into(&store, &embedder, episodes, &IngestOptions::default()).unwrap();
+    let snap = store.open(None).unwrap().unwrap();
+    assert_eq!(snap.records().episodes.len(), 48);
+    assert_eq!(snap.records().chunks.len(), report.chunks_total);
+}
