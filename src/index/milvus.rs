@@ -488,102 +488,19 @@ impl MilvusStore {
     }
 
     fn insert_chunks(&self, change: &Change, fields: &Fields) -> Result<()> {
-        let podcast_of: HashMap<&str, String> = change
-            .records
-            .episodes
-            .iter()
-            .map(|e| {
-                (
-                    e.id.as_str(),
-                    e.podcast().unwrap_or_default().to_ascii_lowercase(),
-                )
-            })
-            .collect();
-        let episode_of: HashMap<&str, &Episode> = change
+        let episodes: HashMap<&str, &Episode> = change
             .records
             .episodes
             .iter()
             .map(|e| (e.id.as_str(), e))
             .collect();
-        let chapter_start: HashMap<&str, u32> = change
-            .records
-            .episodes
-            .iter()
-            .flat_map(|e| e.chapters.iter().map(|c| (c.id.as_str(), c.start_s)))
-            .collect();
-        let rows: Vec<(usize, &Chunk)> = change.upserted_chunks().collect();
+        let rows: Vec<ChunkRow> = change
+            .upserted_chunks()
+            .map(|(seq, chunk)| ChunkRow::new(seq, chunk, &episodes, &change.vectors))
+            .collect::<Result<_>>()?;
         for batch in rows.chunks(INSERT_BATCH) {
-            let mut records = Vec::with_capacity(batch.len());
-            let mut vectors = Vec::with_capacity(batch.len() * change.manifest.dims);
-            for (_, c) in batch {
-                let record = serde_json::to_string(c).expect("chunks serialize");
-                if record.len() > 65_535 {
-                    return Err(Error::invalid(
-                        "chunk",
-                        format!(
-                            "chunk {} is {} bytes as JSON; Milvus holds 65,535",
-                            c.id,
-                            record.len()
-                        ),
-                    ));
-                }
-                records.push(record);
-                let v = change
-                    .vectors
-                    .get(&c.key)
-                    .ok_or_else(|| Error::VectorStore(format!("no vector for chunk {}", c.id)))?;
-                vectors.extend_from_slice(v);
-            }
-            let text = |f: &dyn Fn(&Chunk) -> String| -> Vec<String> {
-                batch.iter().map(|(_, c)| f(c)).collect()
-            };
-            let columns = vec![
-                FieldColumn::new(
-                    &fields.key,
-                    batch.iter().map(|(_, c)| c.key as i64).collect::<Vec<_>>(),
-                ),
-                FieldColumn::new(&fields.chunk_id, text(&|c| c.id.clone())),
-                FieldColumn::new(&fields.episode_id, text(&|c| c.episode_id.clone())),
-                FieldColumn::new(&fields.chapter_id, text(&|c| c.chapter_id.clone())),
-                FieldColumn::new(
-                    &fields.lang,
-                    text(&|c| {
-                        episode_of
-                            .get(c.episode_id.as_str())
-                            .map_or("", |e| e.lang.code())
-                            .to_string()
-                    }),
-                ),
-                FieldColumn::new(
-                    &fields.podcast,
-                    text(&|c| {
-                        podcast_of
-                            .get(c.episode_id.as_str())
-                            .cloned()
-                            .unwrap_or_default()
-                    }),
-                ),
-                FieldColumn::new(&fields.kind, text(&|c| c.kind.as_str().to_string())),
-                FieldColumn::new(
-                    &fields.start_s,
-                    batch
-                        .iter()
-                        .map(|(_, c)| {
-                            chapter_start
-                                .get(c.chapter_id.as_str())
-                                .copied()
-                                .unwrap_or(0) as i64
-                        })
-                        .collect::<Vec<_>>(),
-                ),
-                FieldColumn::new(
-                    &fields.seq,
-                    batch.iter().map(|(n, _)| *n as i64).collect::<Vec<_>>(),
-                ),
-                FieldColumn::new(&fields.record, records),
-                FieldColumn::new(&fields.vector, vectors),
-            ];
-            self.conn.insert(&self.conn.chunks, columns)?;
+            self.conn
+                .insert(&self.conn.chunks, chunk_columns(fields, batch))?;
         }
         Ok(())
     }
@@ -636,6 +553,80 @@ impl MilvusStore {
             c.flush(docs).await
         })
     }
+}
+
+/// One chunk as its row's fields.
+struct ChunkRow<'a> {
+    chunk: &'a Chunk,
+    seq: usize,
+    lang: &'static str,
+    /// Lower case; empty for an episode without a podcast.
+    podcast: String,
+    chapter_start_s: u32,
+    record: String,
+    vector: &'a [f32],
+}
+
+impl<'a> ChunkRow<'a> {
+    fn new(
+        seq: usize,
+        chunk: &'a Chunk,
+        episodes: &HashMap<&str, &Episode>,
+        vectors: &'a HashMap<u64, Vec<f32>>,
+    ) -> Result<ChunkRow<'a>> {
+        let record = serde_json::to_string(chunk).expect("chunks serialize");
+        if record.len() > 65_535 {
+            return Err(Error::invalid(
+                "chunk",
+                format!(
+                    "chunk {} is {} bytes as JSON; Milvus holds 65,535",
+                    chunk.id,
+                    record.len()
+                ),
+            ));
+        }
+        let vector = vectors
+            .get(&chunk.key)
+            .ok_or_else(|| Error::VectorStore(format!("no vector for chunk {}", chunk.id)))?;
+        let episode = episodes.get(chunk.episode_id.as_str());
+        Ok(ChunkRow {
+            chunk,
+            seq,
+            lang: episode.map_or("", |e| e.lang.code()),
+            podcast: episode
+                .and_then(|e| e.podcast())
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
+            chapter_start_s: episode
+                .and_then(|e| e.chapters.iter().find(|c| c.id == chunk.chapter_id))
+                .map_or(0, |c| c.start_s),
+            record,
+            vector,
+        })
+    }
+}
+
+fn chunk_columns(fields: &Fields, rows: &[ChunkRow]) -> Vec<FieldColumn> {
+    let text = |f: &dyn Fn(&ChunkRow) -> String| -> Vec<String> { rows.iter().map(f).collect() };
+    let number = |f: &dyn Fn(&ChunkRow) -> i64| -> Vec<i64> { rows.iter().map(f).collect() };
+    vec![
+        FieldColumn::new(&fields.key, number(&|r| r.chunk.key as i64)),
+        FieldColumn::new(&fields.chunk_id, text(&|r| r.chunk.id.clone())),
+        FieldColumn::new(&fields.episode_id, text(&|r| r.chunk.episode_id.clone())),
+        FieldColumn::new(&fields.chapter_id, text(&|r| r.chunk.chapter_id.clone())),
+        FieldColumn::new(&fields.lang, text(&|r| r.lang.to_string())),
+        FieldColumn::new(&fields.podcast, text(&|r| r.podcast.clone())),
+        FieldColumn::new(&fields.kind, text(&|r| r.chunk.kind.as_str().to_string())),
+        FieldColumn::new(&fields.start_s, number(&|r| r.chapter_start_s as i64)),
+        FieldColumn::new(&fields.seq, number(&|r| r.seq as i64)),
+        FieldColumn::new(&fields.record, text(&|r| r.record.clone())),
+        FieldColumn::new(
+            &fields.vector,
+            rows.iter()
+                .flat_map(|r| r.vector.iter().copied())
+                .collect::<Vec<f32>>(),
+        ),
+    ]
 }
 
 fn doc_columns(fields: &Fields, rows: &[(String, usize, String)]) -> Vec<FieldColumn> {

@@ -73,29 +73,34 @@ fn cos(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// What every store must do, from empty: write, read back, search with data filters, upsert by
-/// episode (only changed text embedded), delete by episode, refuse another model.
+/// episode (only changed text embedded), delete by episode, refuse a stale write and another
+/// model. Each step is its own function; they run in order on the same store.
 pub fn conformance(store: &dyn Store) {
     let embedder = HashingEmbedder {
         real: fixtures::default_model(),
     };
+    let episodes = writes_and_reads_back(store, &embedder);
+    finds_every_chunk_by_its_own_vector(store, &embedder);
+    filters_are_data(store, &embedder);
+    let changed = upserts_embed_only_changed_text(store, &embedder, episodes);
+    deletes_by_episode(store, &embedder, &changed[1].id);
+    refuses_a_stale_write(store, &embedder, changed[2].clone());
+    refuses_another_model(store, &embedder);
+}
+
+fn writes_and_reads_back(store: &dyn Store, embedder: &HashingEmbedder) -> Vec<Episode> {
     assert!(store.open(None).unwrap().is_none(), "a new store is empty");
     assert_eq!(store.live_version().unwrap(), None);
-
     let episodes = three_episodes();
-    let first = index::ingest_into(
-        store,
-        &embedder,
-        episodes.clone(),
-        &IngestOptions::default(),
-    )
-    .unwrap();
+    let first =
+        index::ingest_into(store, embedder, episodes.clone(), &IngestOptions::default()).unwrap();
     assert_eq!(first.episodes_added, 3);
-    let v1 = store
+    let version = store
         .live_version()
         .unwrap()
         .expect("a version after the first write");
     let snap = store.open(Some(embedder.model_id())).unwrap().unwrap();
-    assert_eq!(snap.version(), v1);
+    assert_eq!(snap.version(), version);
     assert_eq!(snap.records().episodes.len(), 3);
     assert_eq!(snap.records().chunks.len(), first.chunks_total);
     assert_eq!(snap.manifest().chunks, first.chunks_total);
@@ -108,99 +113,114 @@ pub fn conformance(store: &dyn Store) {
     let mut sorted = ids.clone();
     sorted.sort_unstable();
     assert_eq!(ids, sorted, "episodes in id order");
+    episodes
+}
 
-    // Every chunk is found by its own vector, with its stored vector intact.
-    let all = ChunkFilter::default();
+fn finds_every_chunk_by_its_own_vector(store: &dyn Store, embedder: &HashingEmbedder) {
+    let snap = store.open(None).unwrap().unwrap();
     for c in snap.records().chunks.iter().step_by(7) {
         let v = hash_vector(&c.embed_text, embedder.dims());
-        let hits = snap.search(&v, 3, &all, false).unwrap();
+        let hits = snap.search(&v, 3, &ChunkFilter::default(), false).unwrap();
         assert_eq!(hits[0].0, c.key, "chunk {} is its own nearest", c.id);
         assert!((hits[0].1 - 1.0).abs() < 1e-4, "cosine {}", hits[0].1);
         let stored = snap.vectors(&[c.key]).unwrap();
-        assert!(cos(&stored[&c.key], &v) > 0.9999);
+        assert!(
+            cos(&stored[&c.key], &v) > 0.9999,
+            "the stored vector is intact"
+        );
     }
+}
 
-    // Filters are data: language, episode, podcast.
-    let spanish = snap
-        .records()
-        .episodes
-        .iter()
-        .find(|e| e.lang == Lang::Es)
-        .unwrap()
-        .clone();
-    let lang_of: HashMap<u64, (Lang, String)> = snap
-        .records()
+/// Language, episode, kind and podcast filters, each checked against the records.
+fn filters_are_data(store: &dyn Store, embedder: &HashingEmbedder) {
+    let snap = store.open(None).unwrap().unwrap();
+    let records = snap.records();
+    let of_chunk: HashMap<u64, (Lang, &str, ChunkKind)> = records
         .chunks
         .iter()
         .map(|c| {
-            let e = snap
-                .records()
+            let e = records
                 .episodes
                 .iter()
                 .find(|e| e.id == c.episode_id)
                 .unwrap();
-            (c.key, (e.lang, e.id.clone()))
+            (c.key, (e.lang, e.id.as_str(), c.kind))
         })
         .collect();
     let probe = hash_vector("a question", embedder.dims());
-    let es = ChunkFilter {
-        lang: Some(Lang::Es),
-        ..ChunkFilter::default()
-    };
-    let hits = snap.search(&probe, 20, &es, false).unwrap();
+    let search = |filter: ChunkFilter, k: usize| snap.search(&probe, k, &filter, false).unwrap();
+
+    let hits = search(
+        ChunkFilter {
+            lang: Some(Lang::Es),
+            ..Default::default()
+        },
+        20,
+    );
     assert_eq!(hits.len(), 20);
-    assert!(hits.iter().all(|(k, _)| lang_of[k].0 == Lang::Es));
-    let one = ChunkFilter {
-        episode: Some(spanish.id.clone()),
-        ..ChunkFilter::default()
-    };
-    let hits = snap.search(&probe, 500, &one, false).unwrap();
-    let in_episode = lang_of.values().filter(|(_, id)| *id == spanish.id).count();
+    assert!(hits.iter().all(|(k, _)| of_chunk[k].0 == Lang::Es));
+
+    let spanish = records
+        .episodes
+        .iter()
+        .find(|e| e.lang == Lang::Es)
+        .unwrap();
+    let hits = search(
+        ChunkFilter {
+            episode: Some(spanish.id.clone()),
+            ..Default::default()
+        },
+        500,
+    );
+    let in_episode = of_chunk
+        .values()
+        .filter(|(_, id, _)| *id == spanish.id)
+        .count();
     assert_eq!(
         hits.len(),
         in_episode,
         "an episode filter reaches all of its chunks"
     );
+
     let quotes = ChunkFilter {
         kind: Some(ChunkKind::Quote),
         lang: Some(Lang::En),
-        ..ChunkFilter::default()
+        ..Default::default()
     };
-    let hits = snap.search(&probe, 10, &quotes, false).unwrap();
-    let kind_of: HashMap<u64, ChunkKind> = snap
-        .records()
-        .chunks
+    let hits = search(quotes, 10);
+    assert!(!hits.is_empty());
+    assert!(hits
         .iter()
-        .map(|c| (c.key, c.kind))
-        .collect();
-    assert!(
-        !hits.is_empty()
-            && hits
-                .iter()
-                .all(|(k, _)| kind_of[k] == ChunkKind::Quote && lang_of[k].0 == Lang::En)
-    );
-    let podcast = ChunkFilter {
-        podcast: Some("No Such Show".into()),
-        ..ChunkFilter::default()
-    };
-    assert!(snap.search(&probe, 10, &podcast, false).unwrap().is_empty());
+        .all(|(k, _)| of_chunk[k].2 == ChunkKind::Quote && of_chunk[k].0 == Lang::En));
 
-    // Upsert by episode: one changed chapter is embedded again, nothing else.
-    let mut changed = episodes.clone();
+    let nobody = ChunkFilter {
+        podcast: Some("No Such Show".into()),
+        ..Default::default()
+    };
+    assert!(search(nobody, 10).is_empty());
+}
+
+/// One changed chapter is embedded again, nothing else; the new text is searchable.
+fn upserts_embed_only_changed_text(
+    store: &dyn Store,
+    embedder: &HashingEmbedder,
+    episodes: Vec<Episode>,
+) -> Vec<Episode> {
+    let before = store.live_version().unwrap();
+    let mut changed = episodes;
     changed[0].chapters[0].summary =
         "An entirely new summary about tide pools and their crabs.".into();
-    let second =
-        index::ingest_into(store, &embedder, changed.clone(), &IngestOptions::default()).unwrap();
+    let report =
+        index::ingest_into(store, embedder, changed.clone(), &IngestOptions::default()).unwrap();
     assert_eq!(
-        (second.episodes_replaced, second.episodes_unchanged),
+        (report.episodes_replaced, report.episodes_unchanged),
         (1, 2)
     );
     assert!(
-        second.chunks_embedded >= 1 && second.chunks_embedded < 5,
-        "{second:?}"
+        report.chunks_embedded >= 1 && report.chunks_embedded < 5,
+        "{report:?}"
     );
-    let v2 = store.live_version().unwrap().unwrap();
-    assert_ne!(v1, v2);
+    assert_ne!(store.live_version().unwrap(), before);
     let snap = store.open(None).unwrap().unwrap();
     let new_text = snap
         .records()
@@ -208,52 +228,58 @@ pub fn conformance(store: &dyn Store) {
         .iter()
         .find(|c| c.embed_text.contains("tide pools"))
         .expect("the new text is stored");
-    let hits = snap
-        .search(
-            &hash_vector(&new_text.embed_text, embedder.dims()),
-            1,
-            &all,
-            false,
-        )
-        .unwrap();
+    let v = hash_vector(&new_text.embed_text, embedder.dims());
+    let hits = snap.search(&v, 1, &ChunkFilter::default(), false).unwrap();
     assert_eq!(hits[0].0, new_text.key);
-    assert_eq!(snap.records().chunks.len(), second.chunks_total);
+    assert_eq!(snap.records().chunks.len(), report.chunks_total);
+    changed
+}
 
-    // Delete by episode; an unknown id writes nothing.
-    let gone = changed[1].id.clone();
+/// An unknown id writes nothing; a known one leaves no record and no row behind.
+fn deletes_by_episode(store: &dyn Store, embedder: &HashingEmbedder, gone: &str) {
+    let before = store.live_version().unwrap();
     let unknown = index::delete_from(
         store,
-        &embedder,
+        embedder,
         &["no-such-episode".into()],
         &IngestOptions::default(),
     );
     assert!(matches!(unknown, Err(Error::NotFound { .. })));
-    assert_eq!(store.live_version().unwrap().unwrap(), v2);
-    index::delete_from(store, &embedder, &[gone.clone()], &IngestOptions::default()).unwrap();
+    assert_eq!(store.live_version().unwrap(), before);
+    index::delete_from(
+        store,
+        embedder,
+        &[gone.to_string()],
+        &IngestOptions::default(),
+    )
+    .unwrap();
     let snap = store.open(None).unwrap().unwrap();
     assert_eq!(snap.records().episodes.len(), 2);
     assert!(snap.records().chunks.iter().all(|c| c.episode_id != gone));
+    let probe = hash_vector("a question", embedder.dims());
     let only_gone = ChunkFilter {
-        episode: Some(gone),
-        ..ChunkFilter::default()
+        episode: Some(gone.to_string()),
+        ..Default::default()
     };
     assert!(snap
         .search(&probe, 10, &only_gone, false)
         .unwrap()
         .is_empty());
-    let hits = snap.search(&probe, 500, &all, false).unwrap();
+    let hits = snap
+        .search(&probe, 500, &ChunkFilter::default(), false)
+        .unwrap();
     assert_eq!(
         hits.len(),
         snap.records().chunks.len(),
         "deleted rows are gone from the index"
     );
+}
 
-    // A write prepared against a version that is no longer live is refused, and writes nothing.
+/// A write prepared against a version that is no longer live is refused, and writes nothing.
+fn refuses_a_stale_write(store: &dyn Store, embedder: &HashingEmbedder, mut episode: Episode) {
     let stale = store.open(None).unwrap().unwrap();
-    let again = changed[2].clone();
-    let mut moved = again.clone();
-    moved.chapters[0].summary.push_str(" Revised.");
-    index::ingest_into(store, &embedder, vec![moved], &IngestOptions::default()).unwrap();
+    episode.chapters[0].summary.push_str(" Revised.");
+    index::ingest_into(store, embedder, vec![episode], &IngestOptions::default()).unwrap();
     let live = store.live_version().unwrap();
     let change = index::Change {
         manifest: stale.manifest().clone(),
@@ -267,8 +293,10 @@ pub fn conformance(store: &dyn Store) {
         Err(Error::StoreConflict { .. })
     ));
     assert_eq!(store.live_version().unwrap(), live);
+}
 
-    // Another model is refused with a message naming both.
+/// Another model is refused with a message naming the one the store was built with.
+fn refuses_another_model(store: &dyn Store, embedder: &HashingEmbedder) {
     match store.open(Some("some-other-model")) {
         Err(Error::IndexMismatch { message, .. }) => assert!(message.contains(embedder.model_id())),
         other => panic!(
