@@ -34,27 +34,23 @@ echo "== format"
 cargo fmt --all -- --check
 echo "== benches compile"
 cargo build --benches -q
-echo "== tests"
 log=$(mktemp)
 trap 'rm -f "$log"; bash scripts/milvus.sh stop "$MILVUS_DATA"; rm -rf "$MILVUS_DATA"' EXIT
-set +e
-cargo test --all-features -- --test-threads=2 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-set -e
-if [ "$status" -eq 0 ]; then
-  echo "== the server judged from outside (schemathesis, wrk)"
+# Each stage runs only if everything before it passed; all output also goes to the log.
+status=0
+stage() {
+  [ "$status" -eq 0 ] || return 0
+  echo "== $1"; shift
   set +e
-  bash scripts/judge_server.sh "$CARGO_TARGET_DIR/debug/podseek" "$JUDGES/bin/python" 2>&1 | tee -a "$log"
+  "$@" 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
   set -e
-fi
-if [ "$status" -eq 0 ]; then
-  echo "== Milvus stopped and started under load (two replicas)"
-  set +e
-  bash scripts/milvus_outage.sh "$CARGO_TARGET_DIR/debug/podseek" "$MILVUS_DATA" 2>&1 | tee -a "$log"
-  status=${PIPESTATUS[0]}
-  set -e
-fi
+}
+stage "tests" cargo test --all-features -- --test-threads=2
+stage "the server judged from outside (schemathesis, wrk)" \
+  bash scripts/judge_server.sh "$CARGO_TARGET_DIR/debug/podseek" "$JUDGES/bin/python"
+stage "Milvus stopped and started under load (two replicas)" \
+  bash scripts/milvus_outage.sh "$CARGO_TARGET_DIR/debug/podseek" "$MILVUS_DATA"
 # One closing line for the whole run: every test binary's counts added up.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
