@@ -631,6 +631,11 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
         parsed.episodes.clone(),
         &options,
     )?;
+    for id in &report.duplicates {
+        eprintln!(
+            "note: episode id `{id}` appears more than once in the input; the first one was kept"
+        );
+    }
     println!(
         "indexed {} episodes ({} added, {} replaced, {} unchanged), {} chapters, {} chunks ({} embedded now) with {} into {} in {:.1}s",
         report.episodes_total,

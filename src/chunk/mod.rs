@@ -215,7 +215,7 @@ fn quote_chunks(episode: &Episode, chapter: &Chapter, splitter: &Splitter) -> Ve
     let mut out = Vec::new();
     for (n, q) in chapter.quotes.iter().enumerate() {
         for (m, piece) in splitter.chunks(&q.text).enumerate() {
-            let place = Place::new(episode, chapter, ChunkKind::Quote, n * 100 + m);
+            let place = Place::quote(episode, chapter, n, m);
             out.push(place.chunk(piece.to_string(), q.speaker.clone(), piece.to_string()));
         }
     }
@@ -322,7 +322,8 @@ struct Place<'a> {
     episode_id: &'a str,
     chapter_id: &'a str,
     kind: ChunkKind,
-    n: usize,
+    /// The chunk's number within its chapter and kind, as its id writes it.
+    label: String,
 }
 
 impl<'a> Place<'a> {
@@ -331,8 +332,19 @@ impl<'a> Place<'a> {
             episode_id: &episode.id,
             chapter_id: &chapter.id,
             kind,
-            n,
+            label: n.to_string(),
         }
+    }
+
+    /// Piece `m` of quote `n`. Quotes of up to 100 pieces keep the ids they always had
+    /// (`q{n*100+m}`), so existing indexes reuse their vectors; longer ones, which used to collide
+    /// with the next quote's ids, number their pieces apart (`q{n}-{m}`).
+    fn quote(episode: &'a Episode, chapter: &'a Chapter, n: usize, m: usize) -> Place<'a> {
+        let mut place = Place::new(episode, chapter, ChunkKind::Quote, n * 100 + m);
+        if m >= 100 {
+            place.label = format!("{n}-{m}");
+        }
+        place
     }
 
     fn chunk(&self, text: String, speaker: Option<String>, embed_text: String) -> Chunk {
@@ -342,7 +354,7 @@ impl<'a> Place<'a> {
             ChunkKind::Description => 'd',
             ChunkKind::Transcript => 't',
         };
-        let id = format!("{}/{letter}{}", self.chapter_id, self.n);
+        let id = format!("{}/{letter}{}", self.chapter_id, self.label);
         Chunk {
             key: chunk_key(&id),
             id,

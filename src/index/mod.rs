@@ -442,6 +442,8 @@ pub struct IngestReport {
     pub episodes_replaced: usize,
     pub episodes_unchanged: usize,
     pub episodes_deleted: usize,
+    /// Ids that appeared more than once in the input; the first of each was kept.
+    pub duplicates: Vec<String>,
     pub episodes_total: usize,
     pub chapters_total: usize,
     pub chunks_total: usize,
@@ -616,7 +618,7 @@ struct Merged {
 }
 
 /// Upsert by episode: new ids are added, known ids replaced; the report counts which were
-/// unchanged. A repeated id in one call keeps its first occurrence.
+/// unchanged. A repeated id in one call keeps its first occurrence and is reported.
 fn merge_episodes(
     previous: Option<&Records>,
     episodes: Vec<Episode>,
@@ -636,6 +638,7 @@ fn merge_episodes(
     let mut seen = std::collections::HashSet::new();
     for e in episodes {
         if !seen.insert(e.id.clone()) {
+            report.duplicates.push(e.id);
             continue;
         }
         let hash = episode_hash(&e);

@@ -157,3 +157,67 @@ fn killed_ingest_leaves_the_previous_index_intact() {
     let report = ingest(dir.path(), sample().episodes[3..4].to_vec());
     assert_eq!(report.episodes_total, 4);
 }
+
+/// An episode id given twice in one ingest is reported, and the first one is kept.
+#[test]
+fn a_repeated_episode_id_is_reported_and_the_first_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = crate::store::HashingEmbedder {
+        real: crate::fixtures::default_model(),
+    };
+    let first = sample().episodes[0].clone();
+    let mut second = first.clone();
+    second.title = "The same id, other text".into();
+    let report = index::ingest(
+        dir.path(),
+        &embedder,
+        vec![first.clone(), second],
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(report.duplicates, vec![first.id.clone()]);
+    assert_eq!(report.episodes_added, 1);
+    let opened = Index::open(dir.path(), None).unwrap();
+    assert_eq!(opened.records.episodes[0].title, first.title);
+}
+
+/// A quote long enough to be cut into more than 100 pieces gets ids of its own: the old
+/// numbering (`q{n*100+m}`) gave its 101st piece the id of the next quote's first.
+#[test]
+fn long_quotes_never_share_chunk_ids() {
+    let mut episode = sample().episodes[0].clone();
+    episode.chapters.truncate(1);
+    let chapter = &mut episode.chapters[0];
+    let words = [
+        "tides", "orbits", "lanterns", "meadows", "copper", "violins",
+    ];
+    let long: Vec<&str> = (0..15_000).map(|i| words[i % words.len()]).collect();
+    chapter.quotes.truncate(1);
+    chapter.quotes[0].text = long.join(" ");
+    let mut next = chapter.quotes[0].clone();
+    next.text = "A short second quote.".into();
+    chapter.quotes.push(next);
+    let model = crate::fixtures::default_model();
+    let (tokenizer, window) = model.chunk_tokenizer();
+    let chunks = podseek::chunk::chunk_episode(
+        &episode,
+        &podseek::chunk::ChunkSettings::default(),
+        tokenizer,
+        window,
+    );
+    let quotes: Vec<&str> = chunks
+        .iter()
+        .filter(|c| c.kind == podseek::chunk::ChunkKind::Quote)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert!(quotes.len() > 101, "{} quote pieces", quotes.len());
+    let mut unique = quotes.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), quotes.len(), "chunk ids collide");
+    assert!(quotes.iter().any(|id| id.ends_with("/q0-100")));
+    assert!(
+        quotes.iter().any(|id| id.ends_with("/q99")),
+        "short ids are unchanged"
+    );
+}
