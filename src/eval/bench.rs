@@ -115,7 +115,7 @@ pub fn bench_ann(
     quantizations: &[Quantization],
 ) -> Result<Vec<AnnRow>> {
     let dims = index.manifest.dims;
-    let exact: ExactStore = index.exact_store();
+    let exact: &ExactStore = index.exact_store();
     let truth: Vec<Vec<u64>> = queries
         .iter()
         .map(|q| {

@@ -78,6 +78,8 @@ pub struct Index {
     pub records: Records,
     pub vectors: Arc<[f32]>,
     pub hnsw: HnswStore,
+    /// The same vectors scanned in full (`exact` mode), built once at open.
+    exact: ExactStore,
     /// Chunk key → (its row in `vectors`, its episode's position in `records.episodes`).
     rows: HashMap<u64, (usize, usize)>,
     /// The generation directory's name.
@@ -237,6 +239,11 @@ impl Index {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let exact = ExactStore::new(
+            manifest.dims,
+            records.chunks.iter().map(|c| c.key).collect(),
+            vectors.clone(),
+        );
         Ok(Index {
             dir: dir.to_path_buf(),
             generation,
@@ -244,6 +251,7 @@ impl Index {
             records,
             vectors,
             hnsw,
+            exact,
             rows,
             version,
         })
@@ -265,12 +273,8 @@ impl Index {
     }
 
     /// Brute-force search over the same vectors (shared, not copied).
-    pub fn exact_store(&self) -> ExactStore {
-        ExactStore::new(
-            self.manifest.dims,
-            self.records.chunks.iter().map(|c| c.key).collect(),
-            self.vectors.clone(),
-        )
+    pub fn exact_store(&self) -> &ExactStore {
+        &self.exact
     }
 }
 
@@ -302,7 +306,7 @@ impl Snapshot for Index {
         let predicate: Option<&(dyn Fn(u64) -> bool + Sync)> =
             filter.is_active().then_some(&accept);
         if exact {
-            self.exact_store().search(query, k, predicate)
+            self.exact.search(query, k, predicate)
         } else {
             self.hnsw.search(query, k, predicate)
         }

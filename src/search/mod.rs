@@ -1102,10 +1102,9 @@ mod evidence_tests {
     use super::*;
     use crate::chunk::TimeMark;
 
-    #[test]
-    fn evidence_points_at_the_matching_sentence() {
-        let text = "So is a nap a good idea or a bad one? A short nap of about twenty minutes, taken before three in the afternoon, restores alertness and won't hurt your night.";
-        let chunk = Chunk {
+    /// A transcript chunk of `text` with time marks (byte offset, second, speaker).
+    fn timed(text: &str, marks: &[(u32, f32, Option<&str>)]) -> Chunk {
+        Chunk {
             id: "c/t0".into(),
             key: 1,
             chapter_id: "c".into(),
@@ -1114,76 +1113,57 @@ mod evidence_tests {
             text: text.into(),
             speaker: None,
             embed_text: text.into(),
-            times: vec![
-                TimeMark {
-                    at: 0,
-                    s: 221.0,
-                    who: Some("Maya".into()),
-                },
-                TimeMark {
-                    at: 38,
-                    s: 226.0,
-                    who: Some("Dr. Okafor".into()),
-                },
-                TimeMark {
-                    at: text.len() as u32,
-                    s: 237.6,
-                    who: None,
-                },
-            ],
-        };
-        let q = ["How long can an afternoon nap be without ruining my sleep at night?"];
-        assert_eq!(
-            evidence_time(&chunk, &question_terms(&q)),
-            Some((226, Some("Dr. Okafor".into())))
-        );
-        assert_eq!(
-            evidence_time(&chunk, &question_terms(&["nothing shared"])),
-            Some((221, Some("Maya".into())))
-        );
+            times: marks
+                .iter()
+                .map(|&(at, s, who)| TimeMark {
+                    at,
+                    s,
+                    who: who.map(str::to_string),
+                })
+                .collect(),
+        }
+    }
 
-        let monologue = Chunk {
-            text: "that much faster Creating good audio is really key to keeping listeners.".into(),
-            times: vec![
-                TimeMark {
-                    at: 0,
-                    s: 0.0,
-                    who: Some("Travis".into()),
-                },
-                TimeMark {
-                    at: 17,
-                    s: 53.0,
-                    who: Some("Sarah".into()),
-                },
+    #[test]
+    fn evidence_points_at_the_matching_sentence() {
+        let text = "So is a nap a good idea or a bad one? A short nap of about twenty minutes, taken before three in the afternoon, restores alertness and won't hurt your night.";
+        let nap = timed(
+            text,
+            &[
+                (0, 221.0, Some("Maya")),
+                (38, 226.0, Some("Dr. Okafor")),
+                (text.len() as u32, 237.6, None),
             ],
-            ..chunk.clone()
-        };
-        let q = ["why does good audio matter for keeping listeners?"];
-        assert_eq!(
-            evidence_time(&monologue, &question_terms(&q)),
-            Some((53, Some("Sarah".into())))
         );
-
-        let split = Chunk {
-            text: "should have a trailer. And if so, what should you include in one? Welcome"
-                .into(),
-            times: vec![
-                TimeMark {
-                    at: 0,
-                    s: 2.76,
-                    who: None,
-                },
-                TimeMark {
-                    at: 50,
-                    s: 6.09,
-                    who: None,
-                },
-            ],
-            ..chunk.clone()
-        };
-        assert_eq!(
-            evidence_time(&split, &question_terms(&["include in one?"])),
-            Some((6, None))
+        let monologue = timed(
+            "that much faster Creating good audio is really key to keeping listeners.",
+            &[(0, 0.0, Some("Travis")), (17, 53.0, Some("Sarah"))],
         );
+        let split = timed(
+            "should have a trailer. And if so, what should you include in one? Welcome",
+            &[(0, 2.76, None), (50, 6.09, None)],
+        );
+        let cases: [(&Chunk, &str, Option<(u32, Option<&str>)>); 4] = [
+            (
+                &nap,
+                "How long can an afternoon nap be without ruining my sleep at night?",
+                Some((226, Some("Dr. Okafor"))),
+            ),
+            (&nap, "nothing shared", Some((221, Some("Maya")))),
+            (
+                &monologue,
+                "why does good audio matter for keeping listeners?",
+                Some((53, Some("Sarah"))),
+            ),
+            (&split, "include in one?", Some((6, None))),
+        ];
+        for (chunk, question, expected) in cases {
+            let expected = expected.map(|(s, who)| (s, who.map(str::to_string)));
+            assert_eq!(
+                evidence_time(chunk, &question_terms(&[question])),
+                expected,
+                "{question}"
+            );
+        }
     }
 }
