@@ -11,7 +11,7 @@ use podseek::corpus::{self, Parsed};
 use podseek::embed;
 use podseek::eval;
 use podseek::fetch;
-use podseek::index::{self, Index, IngestOptions};
+use podseek::index::{self, HnswParams, Index, IngestOptions};
 use podseek::progress;
 use podseek::search::keyword::Analysis;
 use podseek::search::{Mode, Query, Ranking, SearchEngine, TranslationFusion};
@@ -42,6 +42,9 @@ enum Command {
     Ingest(IngestArgs),
     /// Remove episodes from the index by id (a new generation, switched atomically).
     Delete(DeleteArgs),
+    /// Fold a local index's segments into one, dropping replaced and deleted chunks (writes do
+    /// this by themselves past 8 segments or a quarter of chunks replaced). Embeds nothing.
+    Compact(CompactArgs),
     /// Ask a question; prints the nearest chapters in either language.
     Search(SearchArgs),
     /// Serve the search page, the JSON API and MCP over HTTP.
@@ -121,6 +124,12 @@ struct DeleteArgs {
     /// server; needs a build with the `milvus` feature).
     #[arg(long)]
     store: Option<String>,
+}
+
+#[derive(Args)]
+struct CompactArgs {
+    #[arg(long, default_value = index::DEFAULT_DIR)]
+    index: PathBuf,
 }
 
 #[derive(Args)]
@@ -298,6 +307,53 @@ enum BenchCommand {
         ef: Vec<usize>,
         #[arg(long, value_delimiter = ',', default_value = "f32,f16,i8")]
         quantization: Vec<String>,
+    },
+    /// The vector layer at N synthetic chunks (perturbed real vectors): build vectors/s, write,
+    /// size on disk, open time, serving RSS, p50/p99 and recall@10 (unfiltered and filtered) per
+    /// quantization, each index served by a fresh process.
+    Scale {
+        #[arg(long, default_value_t = 100_000)]
+        chunks: usize,
+        /// The index whose vectors the synthetic ones are made from.
+        #[arg(long, default_value = index::DEFAULT_DIR)]
+        from: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "f32,f16,bf16,i8")]
+        quantization: Vec<String>,
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        /// ef at query time (the default's, then others measured on the same index).
+        #[arg(long, value_delimiter = ',', default_value = "128,64,256")]
+        ef: Vec<usize>,
+        /// ef while building.
+        #[arg(long, default_value_t = HnswParams::default().expansion_add)]
+        ef_construction: usize,
+        /// M, the graph's degree.
+        #[arg(long, default_value_t = HnswParams::default().connectivity)]
+        connectivity: usize,
+        /// Where the indexes are written (removed afterwards unless --keep).
+        #[arg(long, default_value = "target/bench-scale")]
+        dir: PathBuf,
+        #[arg(long)]
+        keep: bool,
+    },
+    /// One written `bench scale` index served and measured (run by `bench scale` in a process
+    /// of its own, so RSS and open time are a fresh server's).
+    #[command(hide = true)]
+    ScaleServe {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        workload: PathBuf,
+        #[arg(long)]
+        dims: usize,
+        #[arg(long)]
+        quantization: String,
+        #[arg(long, value_delimiter = ',')]
+        ef: Vec<usize>,
+        #[arg(long)]
+        ef_construction: usize,
+        #[arg(long)]
+        connectivity: usize,
     },
 }
 
@@ -535,6 +591,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Embed(args) => embed_command(args),
         Command::Ingest(args) => ingest_command(args),
         Command::Delete(args) => delete_command(args),
+        Command::Compact(CompactArgs { index }) => {
+            let before = Index::open(&index, None)?.manifest.segments.len();
+            let generation = index::compact(&index)?;
+            println!(
+                "compacted {before} segment(s) into one: {} is live in {}",
+                generation,
+                index.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Search(args) => search_command(args),
         Command::Serve(args) => serve_command(args),
         Command::Mcp(args) => mcp_command(args),
@@ -903,7 +969,143 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
             ef,
             quantization,
         } => bench_ann_command(&index, &queries, &ef, &quantization),
+        BenchCommand::Scale {
+            chunks,
+            from,
+            quantization,
+            queries,
+            ef,
+            ef_construction,
+            connectivity,
+            dir,
+            keep,
+        } => {
+            let params = quantization
+                .iter()
+                .map(|q| {
+                    Ok(HnswParams {
+                        quantization: parse_quantizations(std::slice::from_ref(q))?[0],
+                        expansion_search: ef[0],
+                        expansion_add: ef_construction,
+                        connectivity,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            bench_scale_command(chunks, &from, &params, &ef[1..], queries, &dir, keep)
+        }
+        BenchCommand::ScaleServe {
+            dir,
+            workload,
+            dims,
+            quantization,
+            ef,
+            ef_construction,
+            connectivity,
+        } => {
+            let params = HnswParams {
+                quantization: parse_quantizations(&[quantization])?[0],
+                expansion_search: ef[0],
+                expansion_add: ef_construction,
+                connectivity,
+            };
+            let workload: eval::scale::Workload = serde_json::from_slice(
+                &std::fs::read(&workload)
+                    .with_context(|| format!("cannot read {}", workload.display()))?,
+            )?;
+            let report = eval::scale::serve(&dir, dims, &params, &ef[1..], &workload)?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn parse_quantizations(names: &[String]) -> anyhow::Result<Vec<index::Quantization>> {
+    names
+        .iter()
+        .map(|q| {
+            index::Quantization::parse(q)
+                .with_context(|| format!("--quantization: `{q}` is not f32, f16, bf16 or i8"))
+        })
+        .collect()
+}
+
+fn bench_scale_command(
+    chunks: usize,
+    from: &std::path::Path,
+    params: &[HnswParams],
+    sweep: &[usize],
+    queries: usize,
+    dir: &std::path::Path,
+    keep: bool,
+) -> anyhow::Result<ExitCode> {
+    let source = Index::open(from, None)?;
+    let base: Vec<Vec<f32>> = source.live_vectors().map(|(_, v)| v.to_vec()).collect();
+    drop(source);
+    eprintln!(
+        "synthesizing {chunks} chunks from {} real vectors",
+        base.len()
+    );
+    let corpus = eval::scale::synthesize(&base, chunks);
+    eprintln!("exact top 10 for {queries} questions, unfiltered and per filter");
+    let workload = eval::scale::workload(&base, &corpus, queries)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let workload_path = dir.join("workload.json");
+    std::fs::write(&workload_path, serde_json::to_vec(&workload)?)
+        .with_context(|| format!("cannot write {}", workload_path.display()))?;
+    drop(workload);
+    let mut rows = Vec::new();
+    for p in params {
+        let q = p.quantization;
+        let target = eval::scale::index_dir(dir, q);
+        eprintln!("{q:?}: building {}", target.display());
+        let built = eval::scale::build(&corpus, p, &target)?;
+        eprintln!(
+            "{q:?}: {:.0} vectors/s, written in {:.1} s; serving it in a new process",
+            built.vectors_per_s, built.write_s
+        );
+        let served = scale_serve_child(&built.segment, &workload_path, corpus.dims, p, sweep)?;
+        if !keep {
+            let _ = std::fs::remove_dir_all(&target);
+        }
+        rows.push((built, served));
+    }
+    print!(
+        "{}",
+        eval::scale::render(corpus.table.len(), corpus.dims, &rows)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scale_serve_child(
+    target: &std::path::Path,
+    workload: &std::path::Path,
+    dims: usize,
+    params: &HnswParams,
+    sweep: &[usize],
+) -> anyhow::Result<eval::scale::ServeReport> {
+    let efs: Vec<String> = std::iter::once(params.expansion_search)
+        .chain(sweep.iter().copied())
+        .map(|ef| ef.to_string())
+        .collect();
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["bench", "scale-serve", "--dir"])
+        .arg(target)
+        .arg("--workload")
+        .arg(workload)
+        .args(["--dims", &dims.to_string()])
+        .args(["--ef", &efs.join(",")])
+        .args(["--ef-construction", &params.expansion_add.to_string()])
+        .args(["--connectivity", &params.connectivity.to_string()])
+        .args([
+            "--quantization",
+            &format!("{:?}", params.quantization).to_lowercase(),
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        bail!("serving {} failed ({})", target.display(), output.status);
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
 }
 
 fn bench_ann_command(
@@ -919,13 +1121,7 @@ fn bench_ann_command(
         .iter()
         .map(|t| embedder.embed_query(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let quantizations = quantization
-        .iter()
-        .map(|q| {
-            index::Quantization::parse(q)
-                .with_context(|| format!("--quantization: `{q}` is not f32, f16 or i8"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let quantizations = parse_quantizations(quantization)?;
     let rows = eval::bench::bench_ann(&opened, &vectors, ef, &quantizations)?;
     println!(
         "model {}, M={}, ef_construction={}",

@@ -163,7 +163,20 @@ pub(crate) fn normalize(v: &mut [f32]) {
 }
 
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    // Eight independent sums, so the compiler can keep them in one SIMD register (a single running
+    // sum has to be added in order, one float at a time): scans of many rows run several times
+    // faster.
+    const LANES: usize = 8;
+    let mut sums = [0.0f32; LANES];
+    let (a_body, a_tail) = a.split_at(a.len() - a.len() % LANES);
+    let (b_body, b_tail) = b.split_at(a_body.len().min(b.len()));
+    for (x, y) in a_body.chunks_exact(LANES).zip(b_body.chunks_exact(LANES)) {
+        for i in 0..LANES {
+            sums[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
+    sums.iter().sum::<f32>() + tail
 }
 
 /// Embed items in batches by token budget on up to `workers` sessions at once, and return the

@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::corpus::Episode;
 use crate::embed::Embedder;
 use crate::error::Result;
-use crate::index::{ExactStore, HnswParams, HnswStore, Index, Quantization, VectorStore};
+use crate::index::{ExactStore, HnswParams, HnswStore, Index, Quantization, Rows, VectorStore};
 
 pub fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
     if sorted_ms.is_empty() {
@@ -115,7 +115,11 @@ pub fn bench_ann(
     quantizations: &[Quantization],
 ) -> Result<Vec<AnnRow>> {
     let dims = index.manifest.dims;
-    let exact: &ExactStore = index.exact_store();
+    let mut live: Vec<(u64, &[f32])> = index.live_vectors().collect();
+    live.sort_by_key(|(k, _)| *k);
+    let keys: std::sync::Arc<[u64]> = live.iter().map(|(k, _)| *k).collect();
+    let rows: Vec<f32> = live.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+    let exact = ExactStore::new(dims, keys, Rows::Owned(rows.into()))?;
     let truth: Vec<Vec<u64>> = queries
         .iter()
         .map(|q| {
@@ -124,12 +128,11 @@ pub fn bench_ann(
                 .map(|r| r.into_iter().map(|(k, _)| k).collect())
         })
         .collect::<Result<_>>()?;
-    let items: Vec<(u64, &[f32])> = index
-        .records
-        .chunks
+    let items: Vec<(u64, &[f32])> = exact
+        .keys()
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.key, index.vector(i)))
+        .map(|(row, &key)| (key, exact.row(row)))
         .collect();
     let mut rows = Vec::new();
     for &q in quantizations {

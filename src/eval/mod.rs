@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod metrics;
+pub mod scale;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

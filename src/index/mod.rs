@@ -2,22 +2,25 @@
 //! vectors in a usearch HNSW graph on disk, the records they point to, and a manifest that says
 //! what built them. Other stores (Milvus) implement the same seam (`backend.rs`).
 //!
-//! Layout of an index directory:
+//! Layout of an index directory (ARCHITECTURE.md, "The local index"):
 //! ```text
-//! index/CURRENT               name of the live generation (switched atomically by rename)
-//! index/gen-<ms>-<pid>/manifest.json   format version, model id, dims, chunking, HNSW, corpus hash
-//! index/gen-<ms>-<pid>/records.json    episodes (chapters, quotes, entities) and chunks
-//! index/gen-<ms>-<pid>/vectors.f32     one row of dims f32 per chunk, in chunk order
-//! index/gen-<ms>-<pid>/hnsw.usearch    the HNSW graph over the same vectors
+//! index/CURRENT                            name of the live generation (switched by rename)
+//! index/gen-<ms>-<pid>-<n>/manifest.json   what built it, and its segments with their tombstones
+//! index/segments/seg-<ms>-<pid>-<n>/       hnsw.usearch, chunks.tbl, vectors.f32, records.json
 //! ```
-//! Writing builds a whole new generation, manifest last, fsyncs it, then renames `CURRENT.tmp` over
-//! `CURRENT`: a crash at any point leaves the previous generation live. Opening checks the format
-//! version, model id and dims against what the caller expects. Reading never writes.
+//! A write adds one segment with the changed episodes (or, when segments or tombstones pile up,
+//! compacts everything into one), fsyncs it, writes the generation's manifest, fsyncs that, then
+//! renames `CURRENT.tmp` over `CURRENT`: a crash at any point leaves the previous generation live.
+//! Opening checks the format version, model id and dims against what the caller expects. Reading
+//! never writes.
 
 mod backend;
 #[cfg(feature = "milvus")]
 pub mod milvus;
+mod segment;
 mod store;
+mod table;
+mod vectors;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -29,7 +32,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use backend::{Change, ChunkFilter, SharedStore, Snapshot, Store};
-pub use store::{ExactStore, HnswParams, HnswStore, Quantization, VectorStore};
+pub use segment::{SegmentRef, SEGMENTS_DIR};
+pub use store::{ExactStore, HnswParams, HnswStore, Quantization, Rows, VectorStore};
+pub use table::{ChunkTable, TableRow};
+pub use vectors::{VectorIndex, GRAPH_FILE, ROWS_FILE, SCAN_LIMIT, TABLE_FILE};
 
 use crate::chunk::{chunk_episode, Chunk, ChunkKind, ChunkSettings};
 use crate::corpus::{Episode, Lang};
@@ -38,7 +44,10 @@ use crate::error::{Error, Result};
 use crate::progress::{Progress, Silent};
 use crate::translate::Translator;
 
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: `vectors.f32` in chunk-key order beside a chunk table (`chunks.tbl`), both mapped at open.
+pub const FORMAT_VERSION: u32 = 2;
+/// Format 1 is still read (and rewritten as 2 by the next ingest).
+const READABLE_FORMATS: [u32; 2] = [1, 2];
 pub const DEFAULT_DIR: &str = "index";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +68,9 @@ pub struct Manifest {
     /// The translator that made the twin chunks, when the index has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub translation: Option<String>,
+    /// The local store's segments, oldest first (format 2; empty for format 1 and other stores).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentRef>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -69,19 +81,17 @@ pub struct Records {
     pub episode_hashes: BTreeMap<String, String>,
 }
 
-/// An opened index: records, vectors and the graph, ready to search (read-only).
+/// An opened index: records and the vector layer, ready to search (read-only).
 pub struct Index {
     pub dir: PathBuf,
     /// The generation directory this index was opened from.
     pub generation: PathBuf,
     pub manifest: Manifest,
     pub records: Records,
-    pub vectors: Arc<[f32]>,
-    pub hnsw: HnswStore,
-    /// The same vectors scanned in full (`exact` mode), built once at open.
-    exact: ExactStore,
-    /// Chunk key → (its row in `vectors`, its episode's position in `records.episodes`).
-    rows: HashMap<u64, (usize, usize)>,
+    /// The vector layers of the generation's segments, oldest first.
+    segments: Vec<VectorIndex>,
+    /// Episode id → its position in `records.episodes`.
+    episode_pos: HashMap<String, usize>,
     /// The generation directory's name.
     version: String,
 }
@@ -112,170 +122,178 @@ pub fn current_generation(dir: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
-/// What a generation stores besides the graph: its manifest, records and vectors.
-struct Stored {
-    pub generation: PathBuf,
-    pub manifest: Manifest,
-    pub records: Records,
-    /// One row of `manifest.dims` f32 per chunk; shared with the exact-search store.
-    pub vectors: Arc<[f32]>,
-}
-
-impl Stored {
-    /// Read the live generation's manifest, records and vectors, checking them against each
-    /// other. `expect_model`, when given, must match the manifest.
-    fn read(dir: &Path, expect_model: Option<&str>) -> Result<Stored> {
-        let Some(generation) = current_generation(dir)? else {
-            return Err(Error::Missing {
-                what: "the index",
-                path: dir.to_path_buf(),
-                reason: "no index has been built here".into(),
-                fix: format!(
-                    "podseek ingest data/podcast-page.txt --index {}",
-                    dir.display()
-                ),
-            });
-        };
-        let manifest_path = generation.join("manifest.json");
-        let manifest: Manifest =
-            serde_json::from_str(&read_to_string(&manifest_path)?).map_err(|e| Error::Corrupt {
-                path: manifest_path.clone(),
-                message: e.to_string(),
-            })?;
-        if manifest.format_version != FORMAT_VERSION {
-            return Err(Error::IndexMismatch {
-                path: dir.to_path_buf(),
-                message: format!("format version {} (this podseek reads {FORMAT_VERSION}); re-ingest into a new --index", manifest.format_version),
-            });
-        }
-        if let Some(model) = expect_model {
-            if model != manifest.model_id {
-                return Err(Error::IndexMismatch {
-                    path: dir.to_path_buf(),
-                    message: format!("it was built with model `{}`, not `{model}`; keep it with --model {}, or rebuild it for `{model}` into a new folder (podseek ingest FILES --model {model} --index NEW_DIR)", manifest.model_id, manifest.model_id),
-                });
-            }
-        }
-        let records_path = generation.join("records.json");
-        let records: Records =
-            serde_json::from_str(&read_to_string(&records_path)?).map_err(|e| Error::Corrupt {
-                path: records_path,
-                message: e.to_string(),
-            })?;
-        let vectors_path = generation.join("vectors.f32");
-        let bytes = std::fs::read(&vectors_path).map_err(Error::io(&vectors_path))?;
-        if bytes.len() != records.chunks.len() * manifest.dims * 4 {
-            return Err(Error::Corrupt {
-                path: vectors_path,
-                message: format!(
-                    "{} bytes for {} chunks of {} dims",
-                    bytes.len(),
-                    records.chunks.len(),
-                    manifest.dims
-                ),
-            });
-        }
-        let vectors: Arc<[f32]> = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        Ok(Stored {
-            generation,
-            manifest,
-            records,
-            vectors,
-        })
+fn missing_index(dir: &Path) -> Error {
+    Error::Missing {
+        what: "the index",
+        path: dir.to_path_buf(),
+        reason: "no index has been built here".into(),
+        fix: format!(
+            "podseek ingest data/podcast-page.txt --index {}",
+            dir.display()
+        ),
     }
 }
 
-impl Index {
-    /// Open an index for reading: the stored parts and the HNSW graph over them.
-    pub fn open(dir: &Path, expect_model: Option<&str>) -> Result<Index> {
-        let Stored {
-            generation,
-            manifest,
-            records,
-            vectors,
-        } = Stored::read(dir, expect_model)?;
-        let hnsw = HnswStore::load(
-            &generation.join("hnsw.usearch"),
-            manifest.dims,
-            &manifest.hnsw,
-        )?;
-        if hnsw.len() != records.chunks.len() {
-            return Err(Error::Corrupt {
-                path: generation.join("hnsw.usearch"),
-                message: format!(
-                    "graph has {} vectors, records have {} chunks",
-                    hnsw.len(),
-                    records.chunks.len()
-                ),
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    serde_json::from_str(&read_to_string(path)?).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// A generation's manifest, checked against this podseek and the caller's model.
+fn read_manifest(dir: &Path, generation: &Path, expect_model: Option<&str>) -> Result<Manifest> {
+    let manifest: Manifest = read_json(&generation.join("manifest.json"))?;
+    if !READABLE_FORMATS.contains(&manifest.format_version) {
+        return Err(Error::IndexMismatch {
+            path: dir.to_path_buf(),
+            message: format!("format version {} (this podseek reads {READABLE_FORMATS:?}); rebuild it from the sources into a new folder: podseek ingest FILES --index NEW_DIR", manifest.format_version),
+        });
+    }
+    if let Some(model) = expect_model {
+        if model != manifest.model_id {
+            return Err(Error::IndexMismatch {
+                path: dir.to_path_buf(),
+                message: format!("it was built with model `{}`, not `{model}`; keep it with --model {}, or rebuild it for `{model}` into a new folder (podseek ingest FILES --model {model} --index NEW_DIR)", manifest.model_id, manifest.model_id),
             });
         }
-        let episode_pos: HashMap<&str, usize> = records
+    }
+    Ok(manifest)
+}
+
+/// Format 1 kept `vectors.f32` in chunk order and no chunk table: both are made in memory from
+/// the records, and the next write stores the generation in the current format.
+fn open_legacy_vectors(
+    generation: &Path,
+    manifest: &Manifest,
+    records: &Records,
+) -> Result<VectorIndex> {
+    let path = generation.join(vectors::ROWS_FILE);
+    let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
+    let dims = manifest.dims;
+    if bytes.len() != records.chunks.len() * dims * 4 {
+        return Err(Error::Corrupt {
+            path,
+            message: format!(
+                "{} bytes for {} chunks of {dims} dims",
+                bytes.len(),
+                records.chunks.len()
+            ),
+        });
+    }
+    let floats: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let by_key = records
+        .chunks
+        .iter()
+        .zip(floats.chunks_exact(dims))
+        .map(|(c, v)| (c.key, v))
+        .collect();
+    VectorIndex::open_legacy(
+        generation,
+        dims,
+        &manifest.hnsw,
+        ChunkTable::of_records(records),
+        by_key,
+    )
+}
+
+impl Index {
+    /// Open the live generation for reading. A writer may switch `CURRENT` and remove the
+    /// generation while we open it; then the new one is opened instead.
+    pub fn open(dir: &Path, expect_model: Option<&str>) -> Result<Index> {
+        let mut attempts = 0;
+        loop {
+            let generation = current_generation(dir)?.ok_or_else(|| missing_index(dir))?;
+            match Index::open_generation(dir, &generation, expect_model) {
+                Err(e) if attempts < 3 && !generation.exists() => {
+                    tracing::debug!(
+                        "{} went away while opening ({e}); again",
+                        generation.display()
+                    );
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_generation(dir: &Path, generation: &Path, expect_model: Option<&str>) -> Result<Index> {
+        let manifest = read_manifest(dir, generation, expect_model)?;
+        let (segments, records) = if manifest.format_version == 1 {
+            let records: Records = read_json(&generation.join("records.json"))?;
+            let vectors = open_legacy_vectors(generation, &manifest, &records)?;
+            if vectors.len() != records.chunks.len() {
+                return Err(Error::Corrupt {
+                    path: generation.join(vectors::GRAPH_FILE),
+                    message: format!(
+                        "{} vectors, records have {} chunks",
+                        vectors.len(),
+                        records.chunks.len()
+                    ),
+                });
+            }
+            (vec![vectors], records)
+        } else {
+            open_segments(dir, &manifest)?
+        };
+        let episode_pos = records
             .episodes
             .iter()
             .enumerate()
-            .map(|(e, ep)| (ep.id.as_str(), e))
-            .collect();
-        let rows = records
-            .chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                (
-                    c.key,
-                    (
-                        i,
-                        episode_pos
-                            .get(c.episode_id.as_str())
-                            .copied()
-                            .unwrap_or(usize::MAX),
-                    ),
-                )
-            })
+            .map(|(e, ep)| (ep.id.clone(), e))
             .collect();
         let version = generation
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let exact = ExactStore::new(
-            manifest.dims,
-            records.chunks.iter().map(|c| c.key).collect(),
-            vectors.clone(),
-        );
         Ok(Index {
             dir: dir.to_path_buf(),
-            generation,
+            generation: generation.to_path_buf(),
             manifest,
             records,
-            vectors,
-            hnsw,
-            exact,
-            rows,
+            segments,
+            episode_pos,
             version,
         })
     }
 
-    /// Whether the chunk with this key passes the filter (its episode is judged).
-    fn passes(&self, key: u64, filter: &ChunkFilter) -> bool {
-        self.rows.get(&key).is_some_and(|&(i, e)| {
-            self.records
-                .episodes
-                .get(e)
-                .is_some_and(|episode| filter.accepts_chunk(episode, &self.records.chunks[i]))
-        })
+    /// The stored vector of a live chunk.
+    pub fn vector(&self, key: u64) -> Option<&[f32]> {
+        self.segments.iter().rev().find_map(|s| s.vector(key))
     }
 
-    pub fn vector(&self, chunk: usize) -> &[f32] {
-        let dims = self.manifest.dims;
-        &self.vectors[chunk * dims..(chunk + 1) * dims]
+    /// Every live chunk's (key, vector), segment by segment.
+    pub fn live_vectors(&self) -> impl Iterator<Item = (u64, &[f32])> {
+        self.segments.iter().flat_map(|s| s.live_vectors())
     }
 
-    /// Brute-force search over the same vectors (shared, not copied).
-    pub fn exact_store(&self) -> &ExactStore {
-        &self.exact
+    /// The generation's segments, oldest first.
+    pub fn segments(&self) -> &[VectorIndex] {
+        &self.segments
     }
+
+    /// The position of an episode in `records.episodes`.
+    pub fn episode_position(&self, id: &str) -> Option<usize> {
+        self.episode_pos.get(id).copied()
+    }
+}
+
+/// Every segment of a generation opened, and their live records as one (episodes in id order).
+fn open_segments(dir: &Path, manifest: &Manifest) -> Result<(Vec<VectorIndex>, Records)> {
+    let mut records = Records::default();
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    for s in &manifest.segments {
+        let (vectors, part) = segment::open_segment(dir, s, manifest.dims, &manifest.hnsw)?;
+        segments.push(vectors);
+        records.episodes.extend(part.episodes);
+        records.chunks.extend(part.chunks);
+        records.episode_hashes.extend(part.episode_hashes);
+    }
+    records.episodes.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok((segments, records))
 }
 
 impl Snapshot for Index {
@@ -302,25 +320,31 @@ impl Snapshot for Index {
         filter: &ChunkFilter,
         exact: bool,
     ) -> Result<Vec<(u64, f32)>> {
-        let accept = |key: u64| self.passes(key, filter);
-        let predicate: Option<&(dyn Fn(u64) -> bool + Sync)> =
-            filter.is_active().then_some(&accept);
-        if exact {
-            self.exact.search(query, k, predicate)
-        } else {
-            self.hnsw.search(query, k, predicate)
+        let mut hits = Vec::new();
+        for segment in &self.segments {
+            hits.extend(segment.search(query, k, filter, exact)?);
         }
+        if self.segments.len() > 1 {
+            hits.sort_by(|a, b| b.1.total_cmp(&a.1));
+            hits.truncate(k);
+        }
+        Ok(hits)
     }
 
     fn vectors(&self, keys: &[u64]) -> Result<HashMap<u64, Vec<f32>>> {
-        Ok(keys
-            .iter()
-            .filter_map(|k| {
-                self.rows
-                    .get(k)
-                    .map(|&(i, _)| (*k, self.vector(i).to_vec()))
-            })
-            .collect())
+        let mut found = HashMap::with_capacity(keys.len());
+        for segment in self.segments.iter().rev() {
+            let missing: Vec<u64> = keys
+                .iter()
+                .filter(|k| !found.contains_key(*k))
+                .copied()
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            found.extend(segment.vectors(&missing));
+        }
+        Ok(found)
     }
 
     fn health(&self) -> Result<()> {
@@ -406,37 +430,196 @@ impl Store for LocalStore {
         Ok(Box::new(lock_writer(&self.dir)?))
     }
 
-    /// A whole new generation: the upserted chunks' new vectors, every other chunk's from the
-    /// previous generation, the graph rebuilt over all of them.
+    /// A new generation. Usually one new segment with the upserted episodes (their old copies
+    /// tombstoned); when segments or tombstones pile up (`needs_compaction`), or the live
+    /// generation is of format 1, one segment with everything.
     fn apply(&self, previous: Option<&dyn Snapshot>, change: &Change) -> Result<String> {
         if self.live_version()?.as_deref() != previous.map(|p| p.version()) {
             return Err(Error::StoreConflict {
                 store: self.location(),
             });
         }
-        let kept: Vec<u64> = change
+        let live = live_segments(&self.dir)?;
+        let pause = WritePause::from_env();
+        match delta_segments(&self.dir, &live, change, &pause)? {
+            Some(segments) if !needs_compaction(&segments) => {
+                let manifest = Manifest {
+                    segments,
+                    ..change.manifest.clone()
+                };
+                write_generation(&self.dir, &manifest)
+            }
+            _ => {
+                let vectors = vectors_of(previous, change)?;
+                write_one_segment(&self.dir, &change.manifest, &change.records, &vectors)
+            }
+        }
+    }
+}
+
+/// The live generation's segments (none for an empty store or format 1).
+fn live_segments(dir: &Path) -> Result<Vec<SegmentRef>> {
+    Ok(match current_generation(dir)? {
+        Some(g) => read_json::<Manifest>(&g.join("manifest.json"))?.segments,
+        None => Vec::new(),
+    })
+}
+
+/// A generation of one new segment holding `records` and `vectors`, switched to.
+pub fn write_one_segment(
+    dir: &Path,
+    manifest: &Manifest,
+    records: &Records,
+    vectors: &VectorIndex,
+) -> Result<String> {
+    let pause = WritePause::from_env();
+    let segment = segment::write_segment(dir, records, vectors, &|| pause.now())?;
+    let manifest = Manifest {
+        segments: vec![segment],
+        ..manifest.clone()
+    };
+    write_generation(dir, &manifest)
+}
+
+/// `change` as one new segment on top of the live generation's (its episodes' old copies
+/// tombstoned), never compacting, switched to: what an upsert costs the local store, for
+/// `bench scale` (ingest chooses between this and compaction).
+pub fn append_segment(dir: &Path, change: &Change) -> Result<String> {
+    let live = live_segments(dir)?;
+    let segments =
+        delta_segments(dir, &live, change, &WritePause::from_env())?.ok_or_else(|| {
+            Error::invalid(
+                "index",
+                format!("{} has no segments to add to", dir.display()),
+            )
+        })?;
+    let manifest = Manifest {
+        segments,
+        ..change.manifest.clone()
+    };
+    write_generation(dir, &manifest)
+}
+
+/// Past this many segments, or this share of tombstoned chunks, a write compacts.
+const MAX_SEGMENTS: usize = 8;
+const MAX_DEAD_SHARE: f64 = 0.25;
+
+fn needs_compaction(segments: &[SegmentRef]) -> bool {
+    let chunks: usize = segments.iter().map(|s| s.chunks).sum();
+    let dead: usize = segments.iter().map(|s| s.dead_chunks).sum();
+    segments.len() > MAX_SEGMENTS || dead as f64 > MAX_DEAD_SHARE * chunks.max(1) as f64
+}
+
+/// The live segments with the change's episodes tombstoned, plus a new segment holding the
+/// upserted ones (none for a pure delete); `None` when there is nothing to add to (an empty
+/// store, or format 1).
+fn delta_segments(
+    dir: &Path,
+    live: &[SegmentRef],
+    change: &Change,
+    pause: &WritePause,
+) -> Result<Option<Vec<SegmentRef>>> {
+    if live.is_empty() {
+        return Ok(None);
+    }
+    let gone: BTreeSet<String> = change
+        .upserted
+        .iter()
+        .chain(&change.deleted)
+        .cloned()
+        .collect();
+    let mut segments = segment::tombstone(dir, live, &gone)?;
+    let added = upserted_records(change);
+    if !added.chunks.is_empty() || !added.episodes.is_empty() {
+        let table = ChunkTable::of_records(&added);
+        let dims = change.manifest.dims;
+        let mut rows = Vec::with_capacity(table.len() * dims);
+        for key in table.keys().iter() {
+            let v = change.vectors.get(key).ok_or_else(|| {
+                Error::VectorStore(format!("no vector for upserted chunk key {key}"))
+            })?;
+            rows.extend_from_slice(v);
+        }
+        let vectors = VectorIndex::build(dims, &change.manifest.hnsw, table, rows.into())?;
+        segments.push(segment::write_segment(dir, &added, &vectors, &|| {
+            pause.now()
+        })?);
+    }
+    Ok(Some(segments))
+}
+
+/// The records of the change's upserted episodes only.
+fn upserted_records(change: &Change) -> Records {
+    let wanted = |id: &String| change.upserted.contains(id);
+    Records {
+        episodes: change
+            .records
+            .episodes
+            .iter()
+            .filter(|e| wanted(&e.id))
+            .cloned()
+            .collect(),
+        chunks: change
             .records
             .chunks
             .iter()
-            .filter(|c| !change.vectors.contains_key(&c.key))
-            .map(|c| c.key)
-            .collect();
-        let stored = match previous {
-            Some(p) if !kept.is_empty() => p.vectors(&kept)?,
-            _ => HashMap::new(),
-        };
-        let mut vectors = Vec::with_capacity(change.records.chunks.len() * change.manifest.dims);
-        for c in &change.records.chunks {
-            let v = change.vectors.get(&c.key).or_else(|| stored.get(&c.key));
-            let v = v.ok_or_else(|| Error::VectorStore(format!("no vector for chunk {}", c.id)))?;
-            vectors.extend_from_slice(v);
-        }
-        let generation = write_generation(&self.dir, &change.manifest, &change.records, &vectors)?;
-        Ok(generation
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default())
+            .filter(|c| wanted(&c.episode_id))
+            .cloned()
+            .collect(),
+        episode_hashes: change
+            .records
+            .episode_hashes
+            .iter()
+            .filter(|(id, _)| wanted(id))
+            .map(|(id, h)| (id.clone(), h.clone()))
+            .collect(),
     }
+}
+
+/// `PODSEEK_PAUSE_BETWEEN_FILES_MS` sleeps after each file a write makes, so a test can kill a
+/// write half way (and see where: each pause is logged).
+struct WritePause(Option<std::time::Duration>);
+
+impl WritePause {
+    fn from_env() -> WritePause {
+        WritePause(
+            std::env::var("PODSEEK_PAUSE_BETWEEN_FILES_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map(std::time::Duration::from_millis),
+        )
+    }
+
+    fn now(&self) {
+        if let Some(p) = self.0 {
+            tracing::info!("written up to here; pausing {p:?} (PODSEEK_PAUSE_BETWEEN_FILES_MS)");
+            std::thread::sleep(p);
+        }
+    }
+}
+
+/// The vector layer of every chunk in the change: the upserted chunks' new vectors, every other
+/// chunk's from the previous version, and the graph built over all of them.
+fn vectors_of(previous: Option<&dyn Snapshot>, change: &Change) -> Result<VectorIndex> {
+    let table = ChunkTable::of_records(&change.records);
+    let kept: Vec<u64> = table
+        .keys()
+        .iter()
+        .filter(|k| !change.vectors.contains_key(k))
+        .copied()
+        .collect();
+    let stored = match previous {
+        Some(p) if !kept.is_empty() => p.vectors(&kept)?,
+        _ => HashMap::new(),
+    };
+    let dims = change.manifest.dims;
+    let mut rows = Vec::with_capacity(table.len() * dims);
+    for key in table.keys().iter() {
+        let v = change.vectors.get(key).or_else(|| stored.get(key));
+        let v = v.ok_or_else(|| Error::VectorStore(format!("no vector for chunk key {key}")))?;
+        rows.extend_from_slice(v);
+    }
+    VectorIndex::build(dims, &change.manifest.hnsw, table, rows.into())
 }
 
 /// What an ingest did.
@@ -497,6 +680,24 @@ pub fn ingest_into(
     options: &IngestOptions,
 ) -> Result<IngestReport> {
     write(store, embedder, episodes, &[], options)
+}
+
+/// Rewrite the live generation of the index directory `dir` as one segment, dropping tombstoned
+/// chunks (writes do this by themselves when segments or tombstones pile up). Nothing is
+/// embedded; searches give the same answers before and after. Returns the new generation's name.
+pub fn compact(dir: &Path) -> Result<String> {
+    let store = LocalStore::new(dir);
+    let _lock = store.lock()?;
+    let live = Index::open(dir, None)?;
+    let change = Change {
+        manifest: live.manifest.clone(),
+        records: live.records.clone(),
+        upserted: BTreeSet::new(),
+        deleted: Vec::new(),
+        vectors: HashMap::new(),
+    };
+    let vectors = vectors_of(Some(&live), &change)?;
+    write_one_segment(dir, &change.manifest, &change.records, &vectors)
 }
 
 /// Remove episodes by id from the index directory `dir`; see [`delete_from`].
@@ -823,6 +1024,7 @@ fn manifest_for(
         chapters: records.episodes.iter().map(|e| e.chapters.len()).sum(),
         chunks: records.chunks.len(),
         translation: options.translator.as_ref().map(|t| t.id().to_string()),
+        segments: Vec::new(),
     }
 }
 
@@ -882,62 +1084,43 @@ fn with_twins(
     Ok(out)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = std::fs::File::create(path).map_err(Error::io(path))?;
     f.write_all(bytes).map_err(Error::io(path))?;
     f.sync_all().map_err(Error::io(path))
 }
 
-fn write_generation(
-    dir: &Path,
-    manifest: &Manifest,
-    records: &Records,
-    vectors: &[f32],
-) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+/// A name no other generation or segment of this index has: milliseconds, process, sequence.
+fn unique_name(prefix: &str) -> String {
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    let name = format!("gen-{millis}-{}", std::process::id());
+    let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{millis}-{}-{n}", std::process::id())
+}
+
+/// A generation (its manifest, naming the segments already written and fsynced), the switch to
+/// it, then clean-up. Returns the generation's name.
+fn write_generation(dir: &Path, manifest: &Manifest) -> Result<String> {
+    let name = unique_name("gen");
     let generation = dir.join(&name);
     std::fs::create_dir(&generation).map_err(Error::io(&generation))?;
-    if let Err(e) = write_parts(&generation, manifest, records, vectors) {
+    let written = write_file(
+        &generation.join("manifest.json"),
+        &serde_json::to_vec_pretty(manifest).expect("manifest serializes"),
+    )
+    .and_then(|()| sync_dir(&generation));
+    if let Err(e) = written {
         // A full disk or a failed write: take the unfinished generation away, keep CURRENT.
         let _ = std::fs::remove_dir_all(&generation);
         return Err(e);
     }
+    let previous = current_generation(dir)?;
     switch_current(dir, &name)?;
-    remove_other_generations(dir, &name);
-    Ok(generation)
-}
-
-/// Graph, vectors, records, then the manifest, each fsynced, then the directory itself.
-fn write_parts(
-    generation: &Path,
-    manifest: &Manifest,
-    records: &Records,
-    vectors: &[f32],
-) -> Result<()> {
-    let keyed: Vec<(u64, &[f32])> = records
-        .chunks
-        .iter()
-        .zip(vectors.chunks_exact(manifest.dims))
-        .map(|(c, v)| (c.key, v))
-        .collect();
-    let graph = HnswStore::build(manifest.dims, &manifest.hnsw, &keyed)?;
-    write_file(&generation.join("hnsw.usearch"), &graph.to_bytes()?)?;
-    let bytes: Vec<u8> = vectors.iter().flat_map(|x| x.to_le_bytes()).collect();
-    write_file(&generation.join("vectors.f32"), &bytes)?;
-    write_file(
-        &generation.join("records.json"),
-        &serde_json::to_vec(records).expect("records serialize"),
-    )?;
-    // The manifest last: a generation without one was never finished.
-    write_file(
-        &generation.join("manifest.json"),
-        &serde_json::to_vec_pretty(manifest).expect("manifest serializes"),
-    )?;
-    sync_dir(generation)
+    let previous = previous.and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    remove_unused(dir, &[name.as_str()], previous.as_deref());
+    Ok(name)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -954,13 +1137,31 @@ fn switch_current(dir: &Path, name: &str) -> Result<()> {
     sync_dir(dir)
 }
 
-/// Older generations (and unfinished ones from crashed runs) are no longer referenced.
-fn remove_other_generations(dir: &Path, name: &str) {
+/// Generations other than the new one and the one live until now, and segments neither of them
+/// lists, are no longer referenced (or were left unfinished by a crash). The previous generation
+/// is kept because a reader that read `CURRENT` just before the switch may be opening it (open
+/// servers have their files mapped, which outlives removal).
+fn remove_unused(dir: &Path, new: &[&str], previous: Option<&str>) {
+    let keep: Vec<&str> = new.iter().copied().chain(previous).collect();
+    remove_entries(dir, "gen-", &keep);
+    let mut used = BTreeSet::new();
+    for g in &keep {
+        match read_json::<Manifest>(&dir.join(g).join("manifest.json")) {
+            Ok(m) => used.extend(m.segments.into_iter().map(|s| s.name)),
+            // Unreadable: keep every segment rather than guess what it listed.
+            Err(_) => return,
+        }
+    }
+    let used: Vec<&str> = used.iter().map(String::as_str).collect();
+    remove_entries(&dir.join(SEGMENTS_DIR), "seg-", &used);
+}
+
+fn remove_entries(dir: &Path, prefix: &str, keep: &[&str]) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let n = entry.file_name();
             let n = n.to_string_lossy();
-            if n.starts_with("gen-") && n != name {
+            if n.starts_with(prefix) && !keep.contains(&n.as_ref()) {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

@@ -118,12 +118,17 @@ fn missing_and_corrupt_indexes_name_the_problem() {
     assert!(err.to_string().contains("manifest.json"), "{err}");
 }
 
-#[test]
-fn killed_ingest_leaves_the_previous_index_intact() {
-    let dir = tempfile::tempdir().unwrap();
-    ingest(dir.path(), sample().episodes[..3].to_vec());
-    let before = Index::open(dir.path(), None).unwrap();
-    // A large structured file keeps the ingest busy embedding long enough to be killed mid-way.
+/// Where a killed ingest dies.
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// Embedding a large input, before anything is written.
+    Embedding,
+    /// In the write phase, after this many files of the new generation were written and fsynced.
+    Writing { pauses: usize },
+}
+
+/// A file of 40 long episodes: enough embedding work to be killed in the middle of it.
+fn bulk_input(dir: &std::path::Path) -> std::path::PathBuf {
     let episodes: Vec<serde_json::Value> = (0..40)
         .map(|i| {
             let chapters: Vec<_> = (0..25)
@@ -132,30 +137,93 @@ fn killed_ingest_leaves_the_previous_index_intact() {
             serde_json::json!({"title": format!("Bulk episode {i}"), "chapters": chapters})
         })
         .collect();
-    let input = dir.path().join("bulk.json");
+    let input = dir.join("bulk.json");
     std::fs::write(&input, serde_json::to_vec(&episodes).unwrap()).unwrap();
+    input
+}
+
+/// Start `podseek ingest` and kill it (SIGKILL) at `point`.
+fn ingest_killed_at(dir: &std::path::Path, point: KillPoint) {
+    use std::io::BufRead;
+    let input = match point {
+        KillPoint::Embedding => bulk_input(dir),
+        KillPoint::Writing { .. } => {
+            let one = serde_json::json!([{"title": "Written when killed", "chapters": [{"title": "Only", "start": 0, "summary": "A chapter that never goes live."}]}]);
+            let input = dir.join("one.json");
+            std::fs::write(&input, serde_json::to_vec(&one).unwrap()).unwrap();
+            input
+        }
+    };
     let mut child = std::process::Command::new(bin())
         .args(["ingest", "--model", "use-m3", "--index"])
-        .arg(dir.path())
+        .arg(dir)
         .arg(&input)
+        .env("PODSEEK_PAUSE_BETWEEN_FILES_MS", "30000")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    match point {
+        KillPoint::Embedding => std::thread::sleep(Duration::from_millis(2500)),
+        KillPoint::Writing { pauses } => {
+            let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+            let mut seen = 0;
+            for line in stderr.lines() {
+                seen += usize::from(line.unwrap().contains("PODSEEK_PAUSE_BETWEEN_FILES_MS"));
+                if seen == pauses {
+                    break;
+                }
+            }
+            assert_eq!(seen, pauses, "the ingest ended before its pause {pauses}");
+        }
+    }
     assert!(
         child.try_wait().unwrap().is_none(),
         "ingest still running when killed"
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
 
-    let after = Index::open(dir.path(), None).expect("the previous index still opens");
-    assert_eq!(after.manifest.corpus_hash, before.manifest.corpus_hash);
-    assert_eq!(after.records.episodes.len(), 3);
-    // And the next ingest works (the lock died with the process).
-    let report = ingest(dir.path(), sample().episodes[3..4].to_vec());
-    assert_eq!(report.episodes_total, 4);
+/// A kill at any point of an ingest, embedding or writing, leaves the previous generation live
+/// and readable, and the next ingest works and clears the unfinished generation.
+#[test]
+fn killed_ingest_leaves_the_previous_index_intact() {
+    for point in [
+        KillPoint::Embedding,
+        KillPoint::Writing { pauses: 1 },
+        KillPoint::Writing { pauses: 2 },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        ingest(dir.path(), sample().episodes[..3].to_vec());
+        let before = Index::open(dir.path(), None).unwrap();
+        ingest_killed_at(dir.path(), point);
+
+        let after = Index::open(dir.path(), None).expect("the previous index still opens");
+        assert_eq!(
+            after.manifest.corpus_hash, before.manifest.corpus_hash,
+            "{point:?}"
+        );
+        assert_eq!(after.records.episodes.len(), 3, "{point:?}");
+        assert_eq!(after.generation, before.generation, "{point:?}");
+        // And the next ingest works (the lock died with the process).
+        let report = ingest(dir.path(), sample().episodes[3..4].to_vec());
+        assert_eq!(report.episodes_total, 4, "{point:?}");
+        let generations = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("gen-")
+            })
+            .count();
+        assert_eq!(
+            generations, 2,
+            "{point:?}: the new one and the one before it"
+        );
+    }
 }
 
 /// An episode id given twice in one ingest is reported, and the first one is kept.
@@ -219,5 +287,382 @@ fn long_quotes_never_share_chunk_ids() {
     assert!(
         quotes.iter().any(|id| id.ends_with("/q99")),
         "short ids are unchanged"
+    );
+}
+
+/// Rewrite a one-segment generation as format 1 wrote it: graph, records and vectors (in chunk
+/// order) in the generation directory, no chunk table, no segments.
+fn downgrade_to_format_1(generation: &std::path::Path) {
+    let dir = generation.parent().unwrap();
+    let opened = Index::open(dir, None).unwrap();
+    let bytes: Vec<u8> = opened
+        .records
+        .chunks
+        .iter()
+        .flat_map(|c| opened.vector(c.key).unwrap().to_vec())
+        .flat_map(f32::to_le_bytes)
+        .collect();
+    let segment = dir
+        .join(index::SEGMENTS_DIR)
+        .join(&opened.manifest.segments[0].name);
+    drop(opened);
+    std::fs::write(generation.join(index::ROWS_FILE), bytes).unwrap();
+    for file in [index::GRAPH_FILE, "records.json"] {
+        std::fs::copy(segment.join(file), generation.join(file)).unwrap();
+    }
+    std::fs::remove_dir_all(dir.join(index::SEGMENTS_DIR)).unwrap();
+    let manifest_path = generation.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["format_version"] = 1.into();
+    manifest.as_object_mut().unwrap().remove("segments");
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+}
+
+/// An index written by the previous format answers exactly as before, and the next ingest
+/// stores it in the current one; an unknown format is refused with how to rebuild.
+#[test]
+fn an_index_of_the_previous_format_is_read_and_upgraded_by_the_next_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    ingest(dir.path(), sample().episodes[..4].to_vec());
+    let current = Index::open(dir.path(), None).unwrap();
+    let probe = current
+        .vector(current.records.chunks[7].key)
+        .unwrap()
+        .to_vec();
+    let filter = index::ChunkFilter {
+        episode: Some(current.records.episodes[1].id.clone()),
+        ..Default::default()
+    };
+    let hits = |i: &Index, f: &index::ChunkFilter| {
+        use podseek::index::Snapshot;
+        i.search(&probe, 10, f, false).unwrap()
+    };
+    let (all, filtered) = (hits(&current, &Default::default()), hits(&current, &filter));
+    drop(current);
+
+    let generation = current_generation(dir.path()).unwrap().unwrap();
+    downgrade_to_format_1(&generation);
+    let legacy = Index::open(dir.path(), None).expect("format 1 opens");
+    assert_eq!(legacy.manifest.format_version, 1);
+    assert_eq!(hits(&legacy, &Default::default()), all);
+    assert_eq!(hits(&legacy, &filter), filtered);
+    drop(legacy);
+
+    let report = ingest(dir.path(), sample().episodes[4..5].to_vec());
+    assert_eq!(
+        report.chunks_embedded,
+        report.chunks_total - all_chunks(&dir)
+    );
+    let upgraded = Index::open(dir.path(), None).unwrap();
+    assert_eq!(upgraded.manifest.format_version, index::FORMAT_VERSION);
+    assert_eq!(
+        upgraded.manifest.segments.len(),
+        1,
+        "format 1 is compacted into a segment"
+    );
+
+    let manifest_path = upgraded.generation.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["format_version"] = 99.into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let err = Index::open(dir.path(), None).err().unwrap().to_string();
+    assert!(
+        err.contains("format version 99") && err.contains("podseek ingest"),
+        "{err}"
+    );
+}
+
+/// Chunks of the four episodes ingested first (their vectors are reused, not embedded).
+fn all_chunks(dir: &tempfile::TempDir) -> usize {
+    let opened = Index::open(dir.path(), None).unwrap();
+    let fifth = &opened
+        .records
+        .episodes
+        .iter()
+        .find(|e| e.id == sample().episodes[4].id);
+    let fifth = fifth.unwrap().id.clone();
+    opened
+        .records
+        .chunks
+        .iter()
+        .filter(|c| c.episode_id != fifth)
+        .count()
+}
+
+/// A damaged chunk table or vector file is refused naming the file, and a truncated graph too.
+#[test]
+fn damaged_vector_files_are_refused_by_name() {
+    for (file, damage) in [
+        (index::TABLE_FILE, 5usize),
+        (index::ROWS_FILE, 4),
+        (index::GRAPH_FILE, 64),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        ingest(dir.path(), sample().episodes[..1].to_vec());
+        let segment = &Index::open(dir.path(), None).unwrap().manifest.segments[0].name;
+        let path = dir
+            .path()
+            .join(index::SEGMENTS_DIR)
+            .join(segment)
+            .join(file);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - damage]).unwrap();
+        let err = Index::open(dir.path(), None).err().expect(file);
+        assert!(matches!(err, Error::Corrupt { .. }), "{file}: {err}");
+        assert!(err.to_string().contains(file), "{file}: {err}");
+    }
+}
+
+/// Filters keep recall whichever way a search runs: filters that keep few chunks are scanned,
+/// the rest walk the graph with a predicate. Synthetic vectors (no model): 12,000 chunks made
+/// from the sample index's real vectors, as `bench scale` makes them.
+#[test]
+fn filtered_searches_keep_recall_on_small_and_large_selections() {
+    use podseek::eval::scale;
+    let sample_index = Index::open(crate::fixtures::sample_index_dir(), None).unwrap();
+    let base: Vec<Vec<f32>> = sample_index
+        .live_vectors()
+        .map(|(_, v)| v.to_vec())
+        .collect();
+    let corpus = scale::synthesize(&base, 12_000);
+    let work = scale::workload(&base, &corpus, 40).unwrap();
+    let table = index::ChunkTable::from_bytes(&corpus.table.to_bytes(), "t".as_ref()).unwrap();
+    let mut built = index::VectorIndex::build(
+        corpus.dims,
+        &index::HnswParams::default(),
+        table,
+        corpus.rows.clone(),
+    )
+    .unwrap();
+    // Below the scan limit every filter is scanned; at 1,000 the language and large-podcast
+    // filters walk the graph (and the rest are still scanned).
+    for scan_limit in [index::SCAN_LIMIT, 1000] {
+        built.set_scan_limit(scan_limit);
+        for f in &work.filters {
+            let recall = scale::filter_recall(&built, &work.queries, f).unwrap();
+            assert!(
+                recall >= 0.95,
+                "{} at scan limit {scan_limit}: {recall}",
+                f.name
+            );
+        }
+    }
+}
+
+/// Ingest with the hashing embedder (the real tokenizer, vectors from text hashes): storage tests
+/// that need many writes stay fast.
+fn ingest_hashed(dir: &std::path::Path, episodes: Vec<Episode>) -> index::IngestReport {
+    let embedder = crate::store::HashingEmbedder {
+        real: crate::fixtures::default_model(),
+    };
+    index::ingest(dir, &embedder, episodes, &IngestOptions::default()).expect("ingest")
+}
+
+/// Every seventh chunk's own vector (in key order) as a question, exact and approximate: the
+/// hits an index gives, scores to five decimals (a graph and a scan add floats in other orders).
+fn answers(dir: &std::path::Path) -> Vec<Vec<(u64, i64)>> {
+    use podseek::index::Snapshot;
+    let opened = Index::open(dir, None).unwrap();
+    let mut keys: Vec<u64> = opened.records.chunks.iter().map(|c| c.key).collect();
+    keys.sort_unstable();
+    let mut out = Vec::new();
+    for key in keys.into_iter().step_by(7) {
+        let probe = opened
+            .vector(key)
+            .expect("a live chunk has its vector")
+            .to_vec();
+        for exact in [true, false] {
+            let hits = opened
+                .search(&probe, 10, &Default::default(), exact)
+                .unwrap();
+            let mut rounded: Vec<(u64, i64)> = hits
+                .into_iter()
+                .map(|(k, score)| (k, (score * 1e5).round() as i64))
+                .collect();
+            // Equal scores may come in either order.
+            rounded.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            out.push(rounded);
+        }
+    }
+    out
+}
+
+/// The sample's episodes, smallest (fewest chapters) first: replacing or deleting the small ones
+/// leaves few tombstones, so writes add segments rather than compact.
+fn smallest_first() -> Vec<Episode> {
+    let mut episodes = sample().episodes.clone();
+    episodes.sort_by_key(|e| (e.chapters.is_empty(), e.chapters.len()));
+    episodes
+}
+
+fn changed(mut e: Episode) -> Episode {
+    e.chapters[0].summary = format!("{} Revised after publication.", e.chapters[0].summary);
+    e
+}
+
+/// An upsert writes one small segment with the changed episode and tombstones its old copy: the
+/// first segment is not rewritten, and every search answers as a fresh build of the same episodes
+/// does. A delete only adds a tombstone. `podseek compact` (and a write past the segment limit)
+/// folds them into one segment with the same answers.
+#[test]
+fn upserts_add_segments_and_compaction_folds_them_with_the_same_answers() {
+    let episodes = smallest_first();
+    let dir = tempfile::tempdir().unwrap();
+    ingest_hashed(dir.path(), episodes.clone());
+    let first = Index::open(dir.path(), None).unwrap().manifest.segments;
+    assert_eq!(first.len(), 1);
+
+    let report = ingest_hashed(dir.path(), vec![changed(episodes[1].clone())]);
+    assert_eq!(report.episodes_replaced, 1);
+    let opened = Index::open(dir.path(), None).unwrap();
+    let segments = &opened.manifest.segments;
+    assert_eq!(segments.len(), 2);
+    assert_eq!(
+        segments[0].name, first[0].name,
+        "the first segment is kept as it is"
+    );
+    assert!(segments[0].dead.contains(&episodes[1].id));
+    let own_chunks = opened
+        .records
+        .chunks
+        .iter()
+        .filter(|c| c.episode_id == episodes[1].id)
+        .count();
+    assert_eq!(
+        segments[1].chunks, own_chunks,
+        "the new segment holds the changed episode only"
+    );
+    assert_eq!(opened.records.episodes.len(), episodes.len());
+    drop(opened);
+
+    let mut expected = episodes.clone();
+    expected[1] = changed(expected[1].clone());
+    let fresh = tempfile::tempdir().unwrap();
+    ingest_hashed(fresh.path(), expected);
+    assert_eq!(answers(dir.path()), answers(fresh.path()));
+
+    let embedder = crate::store::HashingEmbedder {
+        real: crate::fixtures::default_model(),
+    };
+    index::delete(
+        dir.path(),
+        &embedder,
+        &[episodes[3].id.clone()],
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    let after_delete = Index::open(dir.path(), None).unwrap();
+    assert_eq!(
+        after_delete.manifest.segments.len(),
+        2,
+        "a delete writes no segment"
+    );
+    assert!(after_delete
+        .records
+        .chunks
+        .iter()
+        .all(|c| c.episode_id != episodes[3].id));
+    let deleted_keys: Vec<u64> = Index::open(fresh.path(), None)
+        .unwrap()
+        .records
+        .chunks
+        .iter()
+        .filter(|c| c.episode_id == episodes[3].id)
+        .map(|c| c.key)
+        .collect();
+    assert!(answers(dir.path())
+        .iter()
+        .flatten()
+        .all(|(k, _)| !deleted_keys.contains(k)));
+    let before_compaction = answers(dir.path());
+    drop(after_delete);
+
+    index::compact(dir.path()).unwrap();
+    let compacted = Index::open(dir.path(), None).unwrap();
+    assert_eq!(compacted.manifest.segments.len(), 1);
+    assert!(compacted.manifest.segments[0].dead.is_empty());
+    assert_eq!(answers(dir.path()), before_compaction);
+    let on_disk = std::fs::read_dir(dir.path().join(index::SEGMENTS_DIR))
+        .unwrap()
+        .count();
+    assert_eq!(
+        on_disk, 3,
+        "the new segment, and the two the previous generation lists"
+    );
+}
+
+/// Writes past the segment limit compact by themselves.
+#[test]
+fn many_small_writes_compact_by_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let episodes = smallest_first();
+    ingest_hashed(dir.path(), episodes.clone());
+    let mut counts = Vec::new();
+    let mut episode = episodes[0].clone();
+    for _ in 0..12 {
+        episode = changed(episode);
+        ingest_hashed(dir.path(), vec![episode.clone()]);
+        counts.push(
+            Index::open(dir.path(), None)
+                .unwrap()
+                .manifest
+                .segments
+                .len(),
+        );
+    }
+    assert!(
+        counts.iter().all(|&n| n <= 8),
+        "never past 8 segments: {counts:?}"
+    );
+    assert!(
+        counts.windows(2).any(|w| w[1] < w[0]),
+        "a write compacted: {counts:?}"
+    );
+    let opened = Index::open(dir.path(), None).unwrap();
+    assert_eq!(opened.records.episodes.len(), episodes.len());
+    let mut expected = episodes.clone();
+    expected[0] = episode;
+    let fresh = tempfile::tempdir().unwrap();
+    ingest_hashed(fresh.path(), expected);
+    assert_eq!(answers(dir.path()), answers(fresh.path()));
+}
+
+/// `podseek bench scale` end to end at a small size: builds, upserts, serves from a child process
+/// and reports every column (the numbers in BENCHMARKS.md come from the same command at 1M).
+#[test]
+fn bench_scale_reports_build_upsert_serving_and_filters() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(bin())
+        .args(["bench", "scale", "--chunks", "3000", "--queries", "20"])
+        .args(["--quantization", "i8", "--ef", "128,64", "--from"])
+        .arg(crate::fixtures::sample_index_dir())
+        .arg("--dir")
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let main_row = stdout
+        .lines()
+        .find(|l| l.starts_with("| I8 |"))
+        .expect(&stdout);
+    let cells: Vec<&str> = main_row.split('|').map(str::trim).collect();
+    let recall: f64 = cells[cells.len() - 2].parse().unwrap();
+    assert!(recall >= 0.95, "{main_row}");
+    assert!(stdout.contains("| 64 | I8 |"), "{stdout}");
+    let exact_filters = stdout.matches("| I8 | 1.000 |").count();
+    assert!(
+        exact_filters >= 4,
+        "scanned filters have recall 1: {stdout}"
+    );
+    assert!(
+        !out_dir.path().join("i8").exists(),
+        "the index is removed without --keep"
     );
 }

@@ -337,8 +337,10 @@ impl SampleVectors {
             .records
             .chunks
             .iter()
-            .enumerate()
-            .map(|(i, c)| (c.embed_text.clone(), local.vector(i).to_vec()))
+            .map(|c| {
+                let v = local.vector(c.key).expect("every chunk has a vector");
+                (c.embed_text.clone(), v.to_vec())
+            })
             .collect();
         SampleVectors {
             real: fixtures::default_model(),

@@ -1,0 +1,644 @@
+//! `podseek bench scale`: the local vector layer at a size the sample corpus cannot show. It makes
+//! N synthetic chunks from a real index's vectors (each one a real chunk vector plus half of
+//! another and Gaussian noise, renormalized, so neighbourhoods look like real data rather than a
+//! uniform sphere), with synthetic episodes (50 chunks each), two languages and podcasts of
+//! Zipf-distributed sizes (the smallest keeps about 0.1% of chunks). It builds the index as
+//! ingest does, writes it, and measures serving in a fresh child process: open time, RSS, vector-in
+//! latency and recall@10 against exact search, unfiltered and under filters.
+//!
+//! Not here: embedding (no model is loaded; questions are perturbed real vectors too), records
+//! and the HTTP layer.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::{Chunk, ChunkKind, ChunkSettings};
+use crate::corpus::{Episode, Lang};
+use crate::error::{Error, Result};
+use crate::index::{
+    Change, ChunkFilter, ChunkTable, HnswParams, Manifest, Quantization, Records, Rows, TableRow,
+    VectorIndex, VectorStore, GRAPH_FILE, ROWS_FILE, SEGMENTS_DIR, TABLE_FILE,
+};
+
+use super::bench::percentile;
+
+pub const CHUNKS_PER_EPISODE: usize = 50;
+const PODCASTS: usize = 200;
+const PODCAST_SEED: u64 = 7;
+
+/// A reproducible stream of numbers (splitmix64), so every run builds the same corpus.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// A standard normal (Box–Muller).
+    fn normal(&mut self) -> f32 {
+        let u = self.unit().max(f64::MIN_POSITIVE);
+        let v = self.unit();
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    }
+}
+
+fn normalize(v: &mut [f32]) {
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+/// A real vector, plus `mix` of another, plus noise of total length `noise`, renormalized.
+fn perturbed(base: &[Vec<f32>], rng: &mut Random, mix: f32, noise: f32) -> Vec<f32> {
+    let a = &base[rng.below(base.len())];
+    let b = &base[rng.below(base.len())];
+    let sigma = noise / (a.len() as f32).sqrt();
+    let mut v: Vec<f32> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x + mix * y + sigma * rng.normal())
+        .collect();
+    normalize(&mut v);
+    v
+}
+
+/// Which podcast each episode belongs to: podcast p is chosen with weight 1/(p+1).
+fn podcast_of(episode: usize, rng_seed: u64) -> usize {
+    let harmonic: f64 = (1..=PODCASTS).map(|p| 1.0 / p as f64).sum();
+    let mut rng = Random(rng_seed ^ (episode as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let mut u = rng.unit() * harmonic;
+    for p in 0..PODCASTS {
+        u -= 1.0 / (p + 1) as f64;
+        if u <= 0.0 {
+            return p;
+        }
+    }
+    PODCASTS - 1
+}
+
+/// The synthetic corpus: its table and one vector per row, in table order.
+pub struct Corpus {
+    pub table: ChunkTable,
+    pub rows: std::sync::Arc<[f32]>,
+    pub dims: usize,
+}
+
+pub fn synthesize(base: &[Vec<f32>], chunks: usize) -> Corpus {
+    let dims = base[0].len();
+    let mut rng = Random(0x5EED);
+    let mut keyed: Vec<(u64, usize)> = (0..chunks).map(|i| (rng.next(), i)).collect();
+    keyed.sort_unstable();
+    keyed.dedup_by_key(|(k, _)| *k);
+    // Row r holds chunk keyed[r].1's vector, drawn from a stream of its own so the order of
+    // drawing does not matter.
+    let mut rows = vec![0f32; keyed.len() * dims];
+    for (row, &(_, i)) in rows.chunks_exact_mut(dims).zip(&keyed) {
+        let mut rng = Random(0xC0FFEE ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        row.copy_from_slice(&perturbed(base, &mut rng, 0.5, 0.8));
+    }
+    let table_rows = keyed
+        .iter()
+        .map(|&(key, i)| {
+            let episode = i / CHUNKS_PER_EPISODE;
+            TableRow {
+                key,
+                episode: format!("syn-{episode}"),
+                podcast: Some(format!("podcast {}", podcast_of(episode, PODCAST_SEED))),
+                lang: if episode % 2 == 0 { Lang::En } else { Lang::Es },
+                kind: if i % 10 == 0 {
+                    ChunkKind::Summary
+                } else {
+                    ChunkKind::Transcript
+                },
+            }
+        })
+        .collect();
+    Corpus {
+        table: ChunkTable::new(table_rows),
+        rows: rows.into(),
+        dims,
+    }
+}
+
+/// The filters measured, named for the share of chunks they keep.
+pub fn filters(corpus: &Corpus) -> Vec<(String, ChunkFilter)> {
+    let n = corpus.table.len().max(1);
+    let share = |f: &ChunkFilter| {
+        let kept = corpus
+            .table
+            .select(f)
+            .map_or(0, |s| corpus.table.matching_rows(&s).len());
+        format!("{:.2}%", 100.0 * kept as f64 / n as f64)
+    };
+    let podcast = |p: usize| ChunkFilter {
+        podcast: Some(format!("Podcast {p}")),
+        ..Default::default()
+    };
+    let episodes = n.div_ceil(CHUNKS_PER_EPISODE);
+    let mut sizes = vec![0usize; PODCASTS];
+    for e in 0..episodes {
+        sizes[podcast_of(e, PODCAST_SEED)] += 1;
+    }
+    // The non-empty podcast whose share is nearest to `share`.
+    let nearest = |share: f64| {
+        (0..PODCASTS)
+            .filter(|&p| sizes[p] > 0)
+            .min_by(|&a, &b| {
+                let off = |p: usize| (sizes[p] as f64 / episodes as f64 - share).abs();
+                off(a).total_cmp(&off(b))
+            })
+            .unwrap_or(0)
+    };
+    let (mid, small) = (nearest(0.015), nearest(0.001));
+    let candidates = vec![
+        (
+            "language es",
+            ChunkFilter {
+                lang: Some(Lang::Es),
+                ..Default::default()
+            },
+        ),
+        ("largest podcast", podcast(0)),
+        ("a mid-sized podcast", podcast(mid)),
+        ("a small podcast", podcast(small)),
+        (
+            "one episode",
+            ChunkFilter {
+                episode: Some("syn-3".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "the mid-sized podcast, es, summaries",
+            ChunkFilter {
+                lang: Some(Lang::Es),
+                kind: Some(ChunkKind::Summary),
+                ..podcast(mid)
+            },
+        ),
+    ];
+    candidates
+        .into_iter()
+        .map(|(name, f)| (format!("{name} ({})", share(&f)), f))
+        .collect()
+}
+
+/// Questions (perturbed real vectors) and their exact top 10, unfiltered and per filter.
+#[derive(Serialize, Deserialize)]
+pub struct Workload {
+    pub queries: Vec<Vec<f32>>,
+    pub truth: Vec<Vec<u64>>,
+    pub filters: Vec<FilterWorkload>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct FilterWorkload {
+    pub name: String,
+    pub lang: Option<Lang>,
+    pub episode: Option<String>,
+    pub podcast: Option<String>,
+    pub kind: Option<ChunkKind>,
+    pub truth: Vec<Vec<u64>>,
+}
+
+impl FilterWorkload {
+    fn filter(&self) -> ChunkFilter {
+        ChunkFilter {
+            lang: self.lang,
+            episode: self.episode.clone(),
+            podcast: self.podcast.clone(),
+            kind: self.kind,
+        }
+    }
+}
+
+pub fn workload(base: &[Vec<f32>], corpus: &Corpus, queries: usize) -> Result<Workload> {
+    let mut rng = Random(0xA5C);
+    let queries: Vec<Vec<f32>> = (0..queries)
+        .map(|_| perturbed(base, &mut rng, 0.0, 0.6))
+        .collect();
+    let exact = crate::index::ExactStore::new(
+        corpus.dims,
+        corpus.table.keys().clone(),
+        Rows::Owned(corpus.rows.clone()),
+    )?;
+    let top10 = |filter: &ChunkFilter| -> Vec<Vec<u64>> {
+        let rows = corpus
+            .table
+            .select(filter)
+            .map(|s| corpus.table.matching_rows(&s));
+        parallel_map(&queries, |q| match &rows {
+            Some(rows) if filter.is_active() => exact
+                .search_rows(q, 10, rows.iter().copied())
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+            Some(_) => exact
+                .search(q, 10, None)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+            None => Vec::new(),
+        })
+    };
+    let truth = top10(&ChunkFilter::default());
+    let filters = filters(corpus)
+        .into_iter()
+        .map(|(name, f)| FilterWorkload {
+            truth: top10(&f),
+            name,
+            lang: f.lang,
+            episode: f.episode,
+            podcast: f.podcast,
+            kind: f.kind,
+        })
+        .collect();
+    Ok(Workload {
+        queries,
+        truth,
+        filters,
+    })
+}
+
+/// `f` over `items` on every core, results in order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(share)
+            .map(|part| {
+                let f = &f;
+                scope.spawn(move || part.iter().map(f).collect::<Vec<R>>())
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("a worker panicked"))
+            .collect()
+    })
+}
+
+/// What building one quantization cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildReport {
+    pub quantization: Quantization,
+    pub chunks: usize,
+    pub build_s: f64,
+    pub vectors_per_s: f64,
+    pub write_s: f64,
+    pub bytes_on_disk: u64,
+    /// Replacing one episode as an upsert does (a new segment, the old copy tombstoned, the
+    /// switch), without embedding.
+    pub upsert_s: f64,
+    /// The written index's first segment (what the serving child opens).
+    pub segment: PathBuf,
+}
+
+fn manifest(dims: usize, params: &HnswParams, chunks: usize) -> Manifest {
+    Manifest {
+        format_version: crate::index::FORMAT_VERSION,
+        model_id: "synthetic".into(),
+        dims,
+        metric: "cosine".into(),
+        chunking: ChunkSettings::default(),
+        hnsw: *params,
+        corpus_hash: String::new(),
+        created_at: 0,
+        episodes: chunks.div_ceil(CHUNKS_PER_EPISODE),
+        chapters: 0,
+        chunks,
+        translation: None,
+        segments: Vec::new(),
+    }
+}
+
+/// Build the corpus's index with these parameters, write it into `dir` as a local index (one
+/// segment; its records hold no text, the bench measures the vector layer), replace one episode
+/// as an upsert would, and report.
+pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildReport> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let table = ChunkTable::from_bytes(&corpus.table.to_bytes(), dir)?;
+    let started = Instant::now();
+    let index = VectorIndex::build(corpus.dims, params, table, corpus.rows.clone())?;
+    let build_s = started.elapsed().as_secs_f64();
+    let chunks = index.len();
+    let template = manifest(corpus.dims, params, chunks);
+    let started = Instant::now();
+    let generation = crate::index::write_one_segment(dir, &template, &Records::default(), &index)?;
+    let write_s = started.elapsed().as_secs_f64();
+    drop(index);
+    let written: Manifest = serde_json::from_slice(
+        &std::fs::read(dir.join(&generation).join("manifest.json")).map_err(Error::io(dir))?,
+    )
+    .map_err(|e| Error::VectorStore(e.to_string()))?;
+    let segment = dir.join(SEGMENTS_DIR).join(&written.segments[0].name);
+    let bytes_on_disk = [GRAPH_FILE, TABLE_FILE, ROWS_FILE]
+        .iter()
+        .map(|f| std::fs::metadata(segment.join(f)).map_or(0, |m| m.len()))
+        .sum();
+    let started = Instant::now();
+    crate::index::append_segment(dir, &replacement_episode(corpus, &template))?;
+    let upsert_s = started.elapsed().as_secs_f64();
+    Ok(BuildReport {
+        quantization: params.quantization,
+        chunks,
+        build_s,
+        vectors_per_s: chunks as f64 / build_s,
+        write_s,
+        bytes_on_disk,
+        upsert_s,
+        segment,
+    })
+}
+
+/// A new version of episode `syn-3`: 50 chunks with new keys and new vectors.
+fn replacement_episode(corpus: &Corpus, template: &Manifest) -> Change {
+    let id = "syn-3";
+    let episode: Episode = serde_json::from_value(serde_json::json!({
+        "id": id, "title": "Replaced", "lang": "es", "description": "", "chapters": [],
+        "entities": [], "feed": {"feed_url": "synthetic", "podcast": "podcast 0", "chapters_from": "none"}
+    }))
+    .expect("a synthetic episode");
+    let mut rng = Random(0xF00D);
+    let base: Vec<Vec<f32>> = (0..8)
+        .map(|r| corpus.rows[r * corpus.dims..(r + 1) * corpus.dims].to_vec())
+        .collect();
+    let chunks: Vec<Chunk> = (0..CHUNKS_PER_EPISODE)
+        .map(|n| {
+            serde_json::from_value(serde_json::json!({
+                "id": format!("{id}/c0/t{n}"), "key": rng.next(), "chapter_id": format!("{id}/c0"),
+                "episode_id": id, "kind": "transcript", "text": "", "embed_text": ""
+            }))
+            .expect("a synthetic chunk")
+        })
+        .collect();
+    let vectors = chunks
+        .iter()
+        .map(|c| (c.key, perturbed(&base, &mut rng, 0.5, 0.8)))
+        .collect();
+    Change {
+        manifest: template.clone(),
+        records: Records {
+            episodes: vec![episode],
+            chunks,
+            episode_hashes: [(id.to_string(), "replaced".to_string())].into(),
+        },
+        upserted: [id.to_string()].into(),
+        deleted: Vec::new(),
+        vectors,
+    }
+}
+
+/// What serving one written index measured, in a process of its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServeReport {
+    pub open_ms: f64,
+    /// Grown by opening.
+    pub rss_open: Rss,
+    /// Grown by the time the unfiltered questions were answered twice (graph walks only).
+    pub rss_unfiltered: Rss,
+    /// Grown by the end, after the filtered ones too (scans touch `vectors.f32`).
+    pub rss_after: Rss,
+    /// The first pass over the questions, pages coming in from the files as they are touched.
+    pub cold_p50_ms: f64,
+    pub cold_p99_ms: f64,
+    /// The second pass: a server that has been answering for a while.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub recall_at_10: f64,
+    /// The same questions at other ef (after the default's passes), labelled by ef.
+    pub sweep: Vec<PassReport>,
+    /// The questions under each filter, labelled by the filter.
+    pub filters: Vec<PassReport>,
+}
+
+/// One pass over the questions: recall and latency.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PassReport {
+    pub label: String,
+    pub recall_at_10: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// This process's resident memory in MB (Linux; zeros elsewhere): its own (heap, stacks) and
+/// mapped file pages (the index's files, shared with the page cache and reclaimable).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Rss {
+    pub anon_mb: f64,
+    pub file_mb: f64,
+}
+
+impl Rss {
+    pub fn now() -> Rss {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                .map_or(0.0, |kb| kb / 1024.0)
+        };
+        Rss {
+            anon_mb: field("RssAnon:"),
+            file_mb: field("RssFile:"),
+        }
+    }
+
+    /// What grew since `before`.
+    pub fn since(self, before: Rss) -> Rss {
+        Rss {
+            anon_mb: self.anon_mb - before.anon_mb,
+            file_mb: self.file_mb - before.file_mb,
+        }
+    }
+}
+
+fn recall(found: &[u64], truth: &[u64]) -> f64 {
+    if truth.is_empty() {
+        return 1.0;
+    }
+    found.iter().filter(|k| truth.contains(k)).count() as f64 / truth.len() as f64
+}
+
+/// Time each query alone (one thread, as a request is served), and its recall@10.
+fn run_queries(
+    index: &VectorIndex,
+    queries: &[Vec<f32>],
+    truth: &[Vec<u64>],
+    filter: &ChunkFilter,
+) -> Result<(f64, f64, f64)> {
+    let mut latencies = Vec::with_capacity(queries.len());
+    let mut recall_sum = 0.0;
+    for (q, t) in queries.iter().zip(truth) {
+        let started = Instant::now();
+        let hits = index.search(q, 10, filter, false)?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        let keys: Vec<u64> = hits.into_iter().map(|(k, _)| k).collect();
+        recall_sum += recall(&keys, t);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok((
+        recall_sum / queries.len().max(1) as f64,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    ))
+}
+
+/// Mean recall@10 of graph searches under one of the workload's filters.
+pub fn filter_recall(index: &VectorIndex, queries: &[Vec<f32>], f: &FilterWorkload) -> Result<f64> {
+    Ok(run_queries(index, queries, &f.truth, &f.filter())?.0)
+}
+
+/// Open the index in `dir` and run the workload against it (in the child process): unfiltered
+/// twice at `params`' ef, then filtered, then unfiltered at each of `sweep`'s ef.
+pub fn serve(
+    dir: &Path,
+    dims: usize,
+    params: &HnswParams,
+    sweep: &[usize],
+    workload: &Workload,
+) -> Result<ServeReport> {
+    let before = Rss::now();
+    let started = Instant::now();
+    let index = VectorIndex::open(dir, dims, params)?;
+    let open_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let rss_open = Rss::now().since(before);
+    let unfiltered = ChunkFilter::default();
+    let (_, cold_p50_ms, cold_p99_ms) =
+        run_queries(&index, &workload.queries, &workload.truth, &unfiltered)?;
+    let (recall_at_10, p50_ms, p99_ms) =
+        run_queries(&index, &workload.queries, &workload.truth, &unfiltered)?;
+    let rss_unfiltered = Rss::now().since(before);
+    let filters = workload
+        .filters
+        .iter()
+        .map(|f| {
+            let (recall_at_10, p50_ms, p99_ms) =
+                run_queries(&index, &workload.queries, &f.truth, &f.filter())?;
+            Ok(PassReport {
+                label: f.name.clone(),
+                recall_at_10,
+                p50_ms,
+                p99_ms,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rss_after = Rss::now().since(before);
+    let sweep = sweep
+        .iter()
+        .map(|&ef| {
+            index.graph().set_expansion_search(ef);
+            let (recall_at_10, p50_ms, p99_ms) =
+                run_queries(&index, &workload.queries, &workload.truth, &unfiltered)?;
+            Ok(PassReport {
+                label: ef.to_string(),
+                recall_at_10,
+                p50_ms,
+                p99_ms,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    debug_assert_eq!(index.graph().dims(), dims);
+    Ok(ServeReport {
+        sweep,
+        open_ms,
+        rss_open,
+        rss_unfiltered,
+        rss_after,
+        cold_p50_ms,
+        cold_p99_ms,
+        p50_ms,
+        p99_ms,
+        recall_at_10,
+        filters,
+    })
+}
+
+/// One table of passes (per ef, or per filter) for every quantization.
+fn passes(
+    what: &str,
+    rows: &[(BuildReport, ServeReport)],
+    pick: impl Fn(&ServeReport) -> &Vec<PassReport>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "\n| {what} | quantization | recall@10 | p50 ms | p99 ms |\n|---|---|---|---|---|\n"
+    );
+    for (b, s) in rows {
+        for p in pick(s) {
+            let _ = writeln!(
+                out,
+                "| {} | {:?} | {:.3} | {:.3} | {:.3} |",
+                p.label, b.quantization, p.recall_at_10, p.p50_ms, p.p99_ms
+            );
+        }
+    }
+    out
+}
+
+/// Where one quantization's index is written under the bench directory.
+pub fn index_dir(root: &Path, q: Quantization) -> PathBuf {
+    root.join(format!("{q:?}").to_lowercase())
+}
+
+/// The report: one table of builds and serving, one of filters.
+pub fn render(chunks: usize, dims: usize, rows: &[(BuildReport, ServeReport)]) -> String {
+    use std::fmt::Write as _;
+    let vector_mb = (chunks * dims * 4) as f64 / 1e6;
+    let mut out = format!(
+        "{chunks} chunks × {dims} dims (f32 vectors {vector_mb:.0} MB); RSS is what serving added, own + mapped file pages (× f32 vector bytes)\n\n| quantization | build vectors/s | write s | upsert ms | on disk MB | open ms | RSS after open | RSS after questions | RSS after filters too | first pass p50 / p99 ms | p50 ms | p99 ms | recall@10 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    );
+    let rss = |r: &Rss| {
+        format!(
+            "{:.0} + {:.0} ({:.2}×)",
+            r.anon_mb,
+            r.file_mb,
+            (r.anon_mb + r.file_mb) / vector_mb
+        )
+    };
+    for (b, s) in rows {
+        let _ = writeln!(
+            out,
+            "| {:?} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.3} / {:.3} | {:.3} | {:.3} | {:.3} |",
+            b.quantization,
+            b.vectors_per_s,
+            b.write_s,
+            b.upsert_s * 1000.0,
+            b.bytes_on_disk as f64 / 1e6,
+            s.open_ms,
+            rss(&s.rss_open),
+            rss(&s.rss_unfiltered),
+            rss(&s.rss_after),
+            s.cold_p50_ms,
+            s.cold_p99_ms,
+            s.p50_ms,
+            s.p99_ms,
+            s.recall_at_10
+        );
+    }
+    out.push_str(&passes("ef", rows, |s| &s.sweep));
+    out.push_str(&passes("filter", rows, |s| &s.filters));
+    out
+}

@@ -1,0 +1,138 @@
+//! Segments: the immutable parts a local index generation is made of. A segment is a directory
+//! under `segments/` holding the records of some episodes and their vector layer (graph, chunk
+//! table, rows). A generation's manifest lists its segments, oldest first, each with the episodes
+//! that later writes replaced or deleted (tombstones). An upsert writes one small segment with the
+//! changed episodes and tombstones their old copies; nothing already written is rewritten, so its
+//! cost follows the change, not the index. Compaction writes all live episodes into one segment.
+//!
+//! Not here: deciding between a small segment and compaction, generations and the switch
+//! (`index/mod.rs`), and how one segment is searched (`vectors.rs`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+use super::table::ChunkTable;
+use super::vectors::{VectorIndex, TABLE_FILE};
+use super::{read_json, sync_dir, write_file, HnswParams, Records};
+
+pub const SEGMENTS_DIR: &str = "segments";
+const RECORDS_FILE: &str = "records.json";
+
+/// A segment as a generation lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRef {
+    pub name: String,
+    /// Chunks written into it, dead or alive.
+    pub chunks: usize,
+    /// Its chunks whose episodes are tombstoned.
+    #[serde(default)]
+    pub dead_chunks: usize,
+    /// Episodes of this segment replaced or deleted by later writes.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub dead: BTreeSet<String>,
+}
+
+pub fn segment_dir(index_dir: &Path, name: &str) -> PathBuf {
+    index_dir.join(SEGMENTS_DIR).join(name)
+}
+
+/// Write a new segment of these records and their vector layer, every file fsynced, then the
+/// segment directory and `segments/` itself. `between_files` runs after each file (a test hook).
+pub fn write_segment(
+    index_dir: &Path,
+    records: &Records,
+    vectors: &VectorIndex,
+    between_files: &dyn Fn(),
+) -> Result<SegmentRef> {
+    let parent = index_dir.join(SEGMENTS_DIR);
+    std::fs::create_dir_all(&parent).map_err(Error::io(&parent))?;
+    let name = super::unique_name("seg");
+    let dir = parent.join(&name);
+    std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
+    let written = (|| {
+        vectors.write(&dir)?;
+        between_files();
+        write_file(
+            &dir.join(RECORDS_FILE),
+            &serde_json::to_vec(records).expect("records serialize"),
+        )?;
+        between_files();
+        sync_dir(&dir)?;
+        sync_dir(&parent)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    Ok(SegmentRef {
+        name,
+        chunks: records.chunks.len(),
+        dead_chunks: 0,
+        dead: BTreeSet::new(),
+    })
+}
+
+/// One opened segment: its vector layer (tombstoned episodes excluded from every search) and its
+/// live records.
+pub fn open_segment(
+    index_dir: &Path,
+    segment: &SegmentRef,
+    dims: usize,
+    params: &HnswParams,
+) -> Result<(VectorIndex, Records)> {
+    let dir = segment_dir(index_dir, &segment.name);
+    let mut vectors = VectorIndex::open(&dir, dims, params)?;
+    let mut records: Records = read_json(&dir.join(RECORDS_FILE))?;
+    if records.chunks.len() != vectors.len() {
+        return Err(Error::Corrupt {
+            path: dir.join(TABLE_FILE),
+            message: format!(
+                "{} vectors, records have {} chunks",
+                vectors.len(),
+                records.chunks.len()
+            ),
+        });
+    }
+    if !segment.dead.is_empty() {
+        vectors.set_dead(&segment.dead);
+        records.episodes.retain(|e| !segment.dead.contains(&e.id));
+        records
+            .chunks
+            .retain(|c| !segment.dead.contains(&c.episode_id));
+        records
+            .episode_hashes
+            .retain(|id, _| !segment.dead.contains(id));
+    }
+    Ok((vectors, records))
+}
+
+/// `segments` with `gone` (episodes replaced or deleted) tombstoned wherever they are alive.
+/// Reads each segment's chunk table (not its records or vectors) to learn its episodes.
+pub fn tombstone(
+    index_dir: &Path,
+    segments: &[SegmentRef],
+    gone: &BTreeSet<String>,
+) -> Result<Vec<SegmentRef>> {
+    segments
+        .iter()
+        .map(|s| {
+            let path = segment_dir(index_dir, &s.name).join(TABLE_FILE);
+            let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
+            let per_episode: HashMap<String, usize> =
+                ChunkTable::from_bytes(&bytes, &path)?.rows_per_episode();
+            let mut next = s.clone();
+            for id in gone {
+                if let Some(rows) = per_episode.get(id) {
+                    if next.dead.insert(id.clone()) {
+                        next.dead_chunks += rows;
+                    }
+                }
+            }
+            Ok(next)
+        })
+        .collect()
+}
