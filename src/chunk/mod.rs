@@ -151,10 +151,31 @@ pub fn chunk_key(id: &str) -> u64 {
     u64::from_le_bytes(d[..8].try_into().expect("8 bytes")).min(u64::MAX - 1)
 }
 
+/// Counts a text's tokens as the embedding model will: chunk sizes are measured in them. A
+/// model's tokenizer is one; a test may count words instead and load no model.
+pub trait TokenCount: Sync {
+    fn tokens(&self, text: &str) -> usize;
+}
+
+impl TokenCount for tokenizers::Tokenizer {
+    fn tokens(&self, text: &str) -> usize {
+        text_splitter::ChunkSizer::size(self, text)
+    }
+}
+
+/// A `TokenCount` as text-splitter's sizer.
+struct Sizer<'t>(&'t dyn TokenCount);
+
+impl text_splitter::ChunkSizer for Sizer<'_> {
+    fn size(&self, chunk: &str) -> usize {
+        self.0.tokens(chunk)
+    }
+}
+
 pub fn chunk_episode(
     episode: &Episode,
     settings: &ChunkSettings,
-    tokenizer: &tokenizers::Tokenizer,
+    tokens: &dyn TokenCount,
     model_window: usize,
 ) -> Vec<Chunk> {
     let capacity = settings.max_tokens.min(model_window).max(16);
@@ -162,13 +183,13 @@ pub fn chunk_episode(
     let config = ChunkConfig::new(capacity)
         .with_overlap(overlap)
         .expect("overlap < capacity")
-        .with_sizer(tokenizer);
+        .with_sizer(Sizer(tokens));
     let splitter = TextSplitter::new(config);
     let spoken = settings.transcript_tokens.min(capacity).max(16);
     let spoken_config = ChunkConfig::new(spoken)
         .with_overlap(spoken / 4)
         .expect("overlap < capacity")
-        .with_sizer(tokenizer);
+        .with_sizer(Sizer(tokens));
     let spoken_splitter = TextSplitter::new(spoken_config);
     let mut out = Vec::new();
     for chapter in &episode.chapters {
@@ -186,7 +207,7 @@ pub fn chunk_episode(
     out
 }
 
-type Splitter<'t> = TextSplitter<&'t tokenizers::Tokenizer>;
+type Splitter<'t> = TextSplitter<Sizer<'t>>;
 
 /// Title + summary, split with overlap; later pieces get the title back as context for the model.
 fn summary_chunks(episode: &Episode, chapter: &Chapter, splitter: &Splitter) -> Vec<Chunk> {

@@ -128,7 +128,7 @@ impl Embedder for FastembedModel {
         self.embed_with_prefix(&self.spec.passage_prefix, texts)
     }
 
-    fn chunk_tokenizer(&self) -> (&Tokenizer, usize) {
+    fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {
         let prefix = token_count(&self.tokenizer, &self.spec.passage_prefix);
         (&self.tokenizer, self.window.saturating_sub(prefix))
     }

@@ -49,8 +49,8 @@ impl Embedder for Ensemble {
     }
 
     /// Chunks must fit the model with the tighter window.
-    fn chunk_tokenizer(&self) -> (&tokenizers::Tokenizer, usize) {
-        let (a, b) = (self.first.chunk_tokenizer(), self.second.chunk_tokenizer());
+    fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {
+        let (a, b) = (self.first.chunk_sizer(), self.second.chunk_sizer());
         if a.1 <= b.1 {
             a
         } else {

@@ -36,8 +36,9 @@ pub trait Embedder: Send + Sync {
     fn embed_query(&self, text: &str) -> Result<Vec<f32>>;
     /// Documents to index; any length (long ones are windowed, never silently cut).
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
-    /// The tokenizer chunk sizes are measured in, and the most tokens one chunk should have.
-    fn chunk_tokenizer(&self) -> (&tokenizers::Tokenizer, usize);
+    /// What chunk sizes are measured in (the model's tokenizer), and the most tokens one chunk
+    /// should have.
+    fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize);
 }
 
 /// Where model folders live: `$PODSEEK_MODELS`, else `./models`, else the source tree's `models/`.

@@ -251,7 +251,7 @@ impl Embedder for SentenceModel {
         self.embed_with_prompt(&self.spec.passage_prefix, texts)
     }
 
-    fn chunk_tokenizer(&self) -> (&Tokenizer, usize) {
+    fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {
         let prompt = token_count(&self.tokenizer, &self.spec.passage_prefix);
         (
             &self.tokenizer,

@@ -120,7 +120,7 @@ impl Embedder for UseM3 {
         )
     }
 
-    fn chunk_tokenizer(&self) -> (&Tokenizer, usize) {
+    fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {
         (&self.tokenizer, CHUNK_TOKENS)
     }
 }

@@ -46,11 +46,8 @@ pub fn bench_embed(
         .map(|c| format!("{}. {}", c.title, c.summary))
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let (tok, _) = ingest.chunk_tokenizer();
-    let tokens: usize = refs
-        .iter()
-        .map(|t| tok.encode(*t, false).map(|e| e.len()).unwrap_or(0))
-        .sum();
+    let (tok, _) = ingest.chunk_sizer();
+    let tokens: usize = refs.iter().map(|t| tok.tokens(t)).sum();
     ingest.embed_passages(&refs[..refs.len().min(8)])?; // warm-up
     let started = Instant::now();
     ingest.embed_passages(&refs)?;

@@ -891,7 +891,7 @@ fn chunks_for(
     options: &IngestOptions,
 ) -> Result<Vec<Chunk>> {
     let previous_chunks = previous.map_or(&[][..], |p| &p.records().chunks[..]);
-    let (tokenizer, window) = embedder.chunk_tokenizer();
+    let (tokenizer, window) = embedder.chunk_sizer();
     let mut fresh: Vec<Chunk> = merged
         .changed
         .iter()

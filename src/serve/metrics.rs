@@ -257,7 +257,7 @@ impl Embedder for TimedEmbedder {
         self.timed(|| self.inner.embed_passages(texts))
     }
 
-    fn chunk_tokenizer(&self) -> (&tokenizers::Tokenizer, usize) {
-        self.inner.chunk_tokenizer()
+    fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {
+        self.inner.chunk_sizer()
     }
 }

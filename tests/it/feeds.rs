@@ -510,7 +510,7 @@ async fn the_page_and_mcp_point_at_the_evidence_second() {
 async fn transcript_chunks_keep_their_times_and_speakers() {
     let parsed = load("feeds/namespace.xml").await;
     let model = tokio::task::spawn_blocking(default_model).await.unwrap();
-    let (tokenizer, window) = model.chunk_tokenizer();
+    let (tokenizer, window) = model.chunk_sizer();
     let chunks = podseek::chunk::chunk_episode(
         &parsed.episodes[0],
         &podseek::chunk::ChunkSettings::default(),

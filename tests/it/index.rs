@@ -230,9 +230,7 @@ fn killed_ingest_leaves_the_previous_index_intact() {
 #[test]
 fn a_repeated_episode_id_is_reported_and_the_first_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let embedder = crate::store::HashingEmbedder {
-        real: crate::fixtures::default_model(),
-    };
+    let embedder = crate::store::HashingEmbedder;
     let first = sample().episodes[0].clone();
     let mut second = first.clone();
     second.title = "The same id, other text".into();
@@ -266,7 +264,7 @@ fn long_quotes_never_share_chunk_ids() {
     next.text = "A short second quote.".into();
     chapter.quotes.push(next);
     let model = crate::fixtures::default_model();
-    let (tokenizer, window) = model.chunk_tokenizer();
+    let (tokenizer, window) = model.chunk_sizer();
     let chunks = podseek::chunk::chunk_episode(
         &episode,
         &podseek::chunk::ChunkSettings::default(),
@@ -451,12 +449,10 @@ fn filtered_searches_keep_recall_on_small_and_large_selections() {
     }
 }
 
-/// Ingest with the hashing embedder (the real tokenizer, vectors from text hashes): storage tests
-/// that need many writes stay fast.
+/// Ingest with the hashing embedder (no model: chunks sized in words, vectors from text hashes):
+/// storage tests that need many writes stay fast.
 fn ingest_hashed(dir: &std::path::Path, episodes: Vec<Episode>) -> index::IngestReport {
-    let embedder = crate::store::HashingEmbedder {
-        real: crate::fixtures::default_model(),
-    };
+    let embedder = crate::store::HashingEmbedder;
     index::ingest(dir, &embedder, episodes, &IngestOptions::default()).expect("ingest")
 }
 
@@ -543,9 +539,7 @@ fn upserts_add_segments_and_compaction_folds_them_with_the_same_answers() {
     ingest_hashed(fresh.path(), expected);
     assert_eq!(answers(dir.path()), answers(fresh.path()));
 
-    let embedder = crate::store::HashingEmbedder {
-        real: crate::fixtures::default_model(),
-    };
+    let embedder = crate::store::HashingEmbedder;
     index::delete(
         dir.path(),
         &embedder,

@@ -1,7 +1,8 @@
 //! One conformance suite for every storage backend: the local index directory always, a Milvus
 //! server when the `milvus` feature is built (the test script starts one and names it in
-//! `PODSEEK_TEST_MILVUS`). Vectors come from a hashing embedder with the real model's tokenizer,
-//! so the suite checks storage, not the model; the end-to-end Milvus tests use the real model.
+//! `PODSEEK_TEST_MILVUS`). Vectors come from a hashing embedder that loads no model (chunks are
+//! sized in words), so the suite checks storage, not the model; the end-to-end Milvus tests use
+//! the real model.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,17 +16,24 @@ use podseek::index::{self, ChunkFilter, IngestOptions, Store};
 use crate::fixtures;
 
 /// Text → a unit vector from its hash: the same text always gives the same vector, different
-/// texts nearly orthogonal ones. Chunking uses the real model's tokenizer.
-pub struct HashingEmbedder {
-    pub real: Arc<dyn Embedder>,
+/// texts nearly orthogonal ones. No model: chunks are sized in words.
+pub struct HashingEmbedder;
+
+/// Counts words, for chunking without a model's tokenizer.
+struct Words;
+
+impl podseek::chunk::TokenCount for Words {
+    fn tokens(&self, text: &str) -> usize {
+        text.split_whitespace().count()
+    }
 }
 
 impl Embedder for HashingEmbedder {
     fn model_id(&self) -> &str {
-        self.real.model_id()
+        "hashing"
     }
     fn dims(&self) -> usize {
-        self.real.dims()
+        128
     }
     fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
         Ok(hash_vector(text, self.dims()))
@@ -33,8 +41,8 @@ impl Embedder for HashingEmbedder {
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         Ok(texts.iter().map(|t| hash_vector(t, self.dims())).collect())
     }
-    fn chunk_tokenizer(&self) -> (&tokenizers::Tokenizer, usize) {
-        self.real.chunk_tokenizer()
+    fn chunk_sizer(&self) -> (&dyn podseek::chunk::TokenCount, usize) {
+        (&Words, 512)
     }
 }
 
@@ -76,9 +84,7 @@ fn cos(a: &[f32], b: &[f32]) -> f32 {
 /// episode (only changed text embedded), delete by episode, refuse a stale write and another
 /// model. Each step is its own function; they run in order on the same store.
 pub fn conformance(store: &dyn Store) {
-    let embedder = HashingEmbedder {
-        real: fixtures::default_model(),
-    };
+    let embedder = HashingEmbedder;
     let episodes = writes_and_reads_back(store, &embedder);
     finds_every_chunk_by_its_own_vector(store, &embedder);
     filters_are_data(store, &embedder);
@@ -374,8 +380,8 @@ impl Embedder for SampleVectors {
             })
             .collect()
     }
-    fn chunk_tokenizer(&self) -> (&tokenizers::Tokenizer, usize) {
-        self.real.chunk_tokenizer()
+    fn chunk_sizer(&self) -> (&dyn podseek::chunk::TokenCount, usize) {
+        self.real.chunk_sizer()
     }
 }
 
@@ -512,9 +518,7 @@ fn store_urls_are_checked() {
 #[test]
 fn milvus_reads_a_corpus_larger_than_one_reply() {
     let store = fixtures::milvus_store("large");
-    let embedder = HashingEmbedder {
-        real: fixtures::default_model(),
-    };
+    let embedder = HashingEmbedder;
     let template = fixtures::sample().episodes[0].clone();
     let words = [
         "river", "orbit", "lantern", "meadow", "copper", "violin", "harbor", "glacier",
