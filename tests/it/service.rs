@@ -310,10 +310,14 @@ async fn faults_leave_the_index_intact_and_errors_clear() {
     drop(server);
 
     // A disk that fills during an ingest (a file-size limit makes writes fail the same way): a
-    // clear error, CURRENT unchanged, no half-written generation left behind.
+    // clear error, CURRENT unchanged, no half-written generation or segment left behind. The
+    // feed's episode is a small new segment: 8 KiB stops its vectors file.
     let feed = data("tests/data/feeds/psc.xml");
+    let segments_before = std::fs::read_dir(dir.path().join(podseek::index::SEGMENTS_DIR))
+        .unwrap()
+        .count();
     let script = format!(
-        "trap '' XFSZ; ulimit -f 64; exec {} ingest {} --index {}",
+        "trap '' XFSZ; ulimit -f 8; exec {} ingest {} --index {}",
         bin().display(),
         feed.display(),
         dir.path().display()
@@ -338,6 +342,13 @@ async fn faults_leave_the_index_intact_and_errors_clear() {
         generations,
         vec![dir.path().join(&good)],
         "only the live generation remains"
+    );
+    let segments_after = std::fs::read_dir(dir.path().join(podseek::index::SEGMENTS_DIR))
+        .unwrap()
+        .count();
+    assert_eq!(
+        segments_after, segments_before,
+        "the unfinished segment was removed"
     );
     let reopened = tokio::task::spawn_blocking({
         let d = dir.path().to_path_buf();
