@@ -410,19 +410,7 @@ pub fn fill_with_sample(store: &dyn Store) {
 fn milvus_answers_like_the_local_index() {
     use podseek::search::{Query, SearchEngine};
     let store = fixtures::milvus_store("dev");
-    let vectors = SampleVectors::new();
-    index::ingest_into(
-        &store,
-        &vectors,
-        fixtures::sample().episodes.clone(),
-        &IngestOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(
-        vectors.misses.into_inner(),
-        0,
-        "every vector came from the sample index"
-    );
+    fill_with_sample(&store);
     let remote = SearchEngine::new(
         index::open_live(&store, None).unwrap(),
         fixtures::default_model(),
