@@ -8,7 +8,10 @@ use std::time::Instant;
 use crate::corpus::Episode;
 use crate::embed::Embedder;
 use crate::error::Result;
-use crate::index::{ExactStore, HnswParams, HnswStore, Index, Quantization, Rows, VectorStore};
+use crate::index::{
+    ChunkFilter, ChunkTable, ExactStore, HnswParams, Index, Quantization, Rows, TableRow,
+    VectorIndex, VectorStore,
+};
 
 pub fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
     if sorted_ms.is_empty() {
@@ -104,7 +107,8 @@ pub struct AnnRow {
     pub build_s: f64,
 }
 
-/// Sweep ef and quantization over the index's vectors; ground truth is the exact top 10.
+/// Sweep ef and quantization over the index's vectors, searched as the index searches them (an
+/// int8 graph's candidates rescored on the f32 rows); ground truth is the exact top 10.
 pub fn bench_ann(
     index: &Index,
     queries: &[Vec<f32>],
@@ -115,8 +119,8 @@ pub fn bench_ann(
     let mut live: Vec<(u64, &[f32])> = index.live_vectors().collect();
     live.sort_by_key(|(k, _)| *k);
     let keys: std::sync::Arc<[u64]> = live.iter().map(|(k, _)| *k).collect();
-    let rows: Vec<f32> = live.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-    let exact = ExactStore::new(dims, keys, Rows::Owned(rows.into()))?;
+    let rows: std::sync::Arc<[f32]> = live.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+    let exact = ExactStore::new(dims, keys.clone(), Rows::Owned(rows.clone()))?;
     let truth: Vec<Vec<u64>> = queries
         .iter()
         .map(|q| {
@@ -125,36 +129,42 @@ pub fn bench_ann(
                 .map(|r| r.into_iter().map(|(k, _)| k).collect())
         })
         .collect::<Result<_>>()?;
-    let items: Vec<(u64, &[f32])> = exact
-        .keys()
-        .iter()
-        .enumerate()
-        .map(|(row, &key)| (key, exact.row(row)))
-        .collect();
-    let mut rows = Vec::new();
+    // Every chunk in one table row of its own: the sweep measures unfiltered search.
+    let table_rows = || {
+        keys.iter()
+            .map(|&key| TableRow {
+                key,
+                episode: "bench".into(),
+                podcast: None,
+                lang: crate::corpus::Lang::En,
+                kind: crate::chunk::ChunkKind::Summary,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut out = Vec::new();
     for &q in quantizations {
         let params = HnswParams {
             quantization: q,
             ..index.manifest.hnsw
         };
         let t = Instant::now();
-        let store = HnswStore::build(dims, &params, &items)?;
+        let store = VectorIndex::build(dims, &params, ChunkTable::new(table_rows()), rows.clone())?;
         let build_s = t.elapsed().as_secs_f64();
         for &ef in efs {
-            store.set_expansion_search(ef);
+            store.graph().set_expansion_search(ef);
             let mut lat = Vec::with_capacity(queries.len());
             let mut hits = 0usize;
             let all = Instant::now();
             for (query, truth) in queries.iter().zip(&truth) {
                 let t = Instant::now();
-                let got = store.search(query, 10, None)?;
+                let got = store.search(query, 10, &ChunkFilter::default(), false)?;
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 hits += got.iter().filter(|(k, _)| truth.contains(k)).count();
             }
             let total = all.elapsed().as_secs_f64();
             lat.sort_by(f64::total_cmp);
             let denominator: usize = truth.iter().map(Vec::len).sum();
-            rows.push(AnnRow {
+            out.push(AnnRow {
                 quantization: q,
                 ef,
                 recall_at_10: hits as f64 / denominator.max(1) as f64,
@@ -165,7 +175,7 @@ pub fn bench_ann(
             });
         }
     }
-    Ok(rows)
+    Ok(out)
 }
 
 pub fn render_ann(rows: &[AnnRow], vectors: usize, queries: usize) -> String {
