@@ -1063,6 +1063,7 @@ fn bench_scale_command(
             "{q:?}: {:.0} vectors/s, written in {:.1} s; serving it in a new process",
             built.vectors_per_s, built.write_s
         );
+        eval::scale::evict_from_page_cache(&built.segment)?;
         let served = scale_serve_child(&built.segment, &workload_path, corpus.dims, p, sweep)?;
         if !keep {
             let _ = std::fs::remove_dir_all(&target);

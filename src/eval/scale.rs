@@ -598,6 +598,28 @@ fn passes(
     out
 }
 
+/// Drop a written segment's files from the page cache (they are fsynced, so their pages are
+/// clean), so the serving child starts as a server on a machine that just booted: its first pass
+/// reads from disk, and RSS counts the pages it touched, not every cached neighbour of them.
+pub fn evict_from_page_cache(segment: &Path) -> Result<()> {
+    for name in [GRAPH_FILE, TABLE_FILE, ROWS_FILE] {
+        let path = segment.join(name);
+        let file = std::fs::File::open(&path).map_err(Error::io(&path))?;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a plain advice call on a file descriptor we own for the call's duration.
+            let rc =
+                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            if rc != 0 {
+                return Err(Error::io(&path)(std::io::Error::from_raw_os_error(rc)));
+            }
+        }
+        drop(file);
+    }
+    Ok(())
+}
+
 /// Where one quantization's index is written under the bench directory.
 pub fn index_dir(root: &Path, q: Quantization) -> PathBuf {
     root.join(format!("{q:?}").to_lowercase())
