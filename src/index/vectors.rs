@@ -222,11 +222,16 @@ impl VectorIndex {
                 .is_some_and(|r| table.accepts(&selection, r) && self.is_live(r))
         };
         // A broad filter: walk the whole graph for enough neighbours that k of them pass (twenty
-        // times the expected number, `POST_FILTER_MARGIN`), and keep those. The walk is not held back by the filter,
-        // so recall stays the graph's own; a walk with the filter as predicate loses recall
-        // around rejected nodes (BENCHMARKS.md, "A million chunks").
-        let share = estimate as f64 / self.table.len().max(1) as f64;
-        let pool = (POST_FILTER_MARGIN * k as f64 / share.max(f64::MIN_POSITIVE)).ceil() as usize;
+        // times the expected number, `POST_FILTER_MARGIN`), and keep those. The walk is not held
+        // back by the filter, so recall stays the graph's own; a walk with the filter as
+        // predicate loses recall around rejected nodes (BENCHMARKS.md, "A million chunks").
+        let pool = if filter.is_active() {
+            let share = estimate as f64 / self.table.len().max(1) as f64;
+            (POST_FILTER_MARGIN * k as f64 / share.max(f64::MIN_POSITIVE)).ceil() as usize
+        } else {
+            // Only tombstones to skip: at most this many of the nearest can be dead.
+            k + self.dead_rows
+        };
         if pool <= POST_FILTER_POOL {
             let passing: Vec<(u64, f32)> = self
                 .walk(query, k, pool, None)?
@@ -276,10 +281,7 @@ impl VectorIndex {
     /// The stored vectors of these keys (unknown keys are left out).
     pub fn vectors(&self, keys: &[u64]) -> HashMap<u64, Vec<f32>> {
         keys.iter()
-            .filter_map(|&k| {
-                let row = self.table.row(k).filter(|&r| self.is_live(r))?;
-                Some((k, self.rows.row(row).to_vec()))
-            })
+            .filter_map(|&k| Some((k, self.vector(k)?.to_vec())))
             .collect()
     }
 }
