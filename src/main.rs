@@ -918,51 +918,14 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
             corpus,
             queries,
             threads,
-        } => {
-            let parsed = load_sources(&[corpus.display().to_string()])?;
-            let texts = question_texts(&queries)?;
-            let mut rows = Vec::new();
-            for m in &models {
-                let ingest = embed::load(m, threads)?;
-                let query = embed::load(m, 1)?;
-                rows.push(eval::bench::bench_embed(
-                    ingest.as_ref(),
-                    query.as_ref(),
-                    threads,
-                    &parsed.episodes,
-                    &texts,
-                )?);
-                eprintln!("{m}: done");
-            }
-            print!("{}", eval::bench::render_embed(&rows));
-            Ok(ExitCode::SUCCESS)
-        }
+        } => bench_embed_command(&models, &corpus, &queries, threads),
         BenchCommand::Http {
             url,
             clients,
             seconds,
             queries,
             unique,
-        } => {
-            let texts = question_texts(&queries)?;
-            let runtime = tokio::runtime::Runtime::new()?;
-            let report = runtime.block_on(serve::loadtest::run(
-                &url,
-                clients,
-                std::time::Duration::from_secs(seconds),
-                &texts,
-                unique,
-            ))?;
-            println!(
-                "{} clients for {:.0}s: {} requests, {} accepted, {} shed (503), {} errors, {:.1} accepted/s, accepted p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-                report.clients, report.seconds, report.requests, report.accepted, report.shed, report.errors, report.requests_per_s, report.p50_ms, report.p99_ms, report.max_ms
-            );
-            Ok(if report.errors == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        } => bench_http_command(&url, clients, seconds, &queries, unique),
         BenchCommand::Ann {
             index,
             queries,
@@ -982,14 +945,7 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
         } => {
             let params = quantization
                 .iter()
-                .map(|q| {
-                    Ok(HnswParams {
-                        quantization: parse_quantizations(std::slice::from_ref(q))?[0],
-                        expansion_search: ef[0],
-                        expansion_add: ef_construction,
-                        connectivity,
-                    })
-                })
+                .map(|q| scale_params(q, ef[0], ef_construction, connectivity))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             bench_scale_command(chunks, &from, &params, &ef[1..], queries, &dir, keep)
         }
@@ -1002,21 +958,92 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
             ef_construction,
             connectivity,
         } => {
-            let params = HnswParams {
-                quantization: parse_quantizations(&[quantization])?[0],
-                expansion_search: ef[0],
-                expansion_add: ef_construction,
-                connectivity,
-            };
-            let workload: eval::scale::Workload = serde_json::from_slice(
-                &std::fs::read(&workload)
-                    .with_context(|| format!("cannot read {}", workload.display()))?,
-            )?;
-            let report = eval::scale::serve(&dir, dims, &params, &ef[1..], &workload)?;
-            println!("{}", serde_json::to_string(&report)?);
-            Ok(ExitCode::SUCCESS)
+            let params = scale_params(&quantization, ef[0], ef_construction, connectivity)?;
+            bench_scale_serve_command(&dir, &workload, dims, &params, &ef[1..])
         }
     }
+}
+
+fn bench_embed_command(
+    models: &[String],
+    corpus: &std::path::Path,
+    queries: &std::path::Path,
+    threads: usize,
+) -> anyhow::Result<ExitCode> {
+    let parsed = load_sources(&[corpus.display().to_string()])?;
+    let texts = question_texts(queries)?;
+    let mut rows = Vec::new();
+    for m in models {
+        let ingest = embed::load(m, threads)?;
+        let query = embed::load(m, 1)?;
+        rows.push(eval::bench::bench_embed(
+            ingest.as_ref(),
+            query.as_ref(),
+            threads,
+            &parsed.episodes,
+            &texts,
+        )?);
+        eprintln!("{m}: done");
+    }
+    print!("{}", eval::bench::render_embed(&rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_http_command(
+    url: &[String],
+    clients: usize,
+    seconds: u64,
+    queries: &std::path::Path,
+    unique: bool,
+) -> anyhow::Result<ExitCode> {
+    let texts = question_texts(queries)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(serve::loadtest::run(
+        url,
+        clients,
+        std::time::Duration::from_secs(seconds),
+        &texts,
+        unique,
+    ))?;
+    println!(
+        "{} clients for {:.0}s: {} requests, {} accepted, {} shed (503), {} errors, {:.1} accepted/s, accepted p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        report.clients, report.seconds, report.requests, report.accepted, report.shed, report.errors, report.requests_per_s, report.p50_ms, report.p99_ms, report.max_ms
+    );
+    Ok(if report.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The HNSW parameters one `bench scale` index is built and served with.
+fn scale_params(
+    quantization: &str,
+    ef: usize,
+    ef_construction: usize,
+    connectivity: usize,
+) -> anyhow::Result<HnswParams> {
+    Ok(HnswParams {
+        quantization: parse_quantizations(&[quantization.to_string()])?[0],
+        expansion_search: ef,
+        expansion_add: ef_construction,
+        connectivity,
+    })
+}
+
+fn bench_scale_serve_command(
+    dir: &std::path::Path,
+    workload: &std::path::Path,
+    dims: usize,
+    params: &HnswParams,
+    sweep: &[usize],
+) -> anyhow::Result<ExitCode> {
+    let workload: eval::scale::Workload = serde_json::from_slice(
+        &std::fs::read(workload).with_context(|| format!("cannot read {}", workload.display()))?,
+    )?;
+    let report = eval::scale::serve(dir, dims, params, sweep, &workload)?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_quantizations(names: &[String]) -> anyhow::Result<Vec<index::Quantization>> {

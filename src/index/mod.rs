@@ -90,8 +90,6 @@ pub struct Index {
     pub records: Records,
     /// The vector layers of the generation's segments, oldest first.
     segments: Vec<VectorIndex>,
-    /// Episode id → its position in `records.episodes`.
-    episode_pos: HashMap<String, usize>,
     /// The generation directory's name.
     version: String,
 }
@@ -239,12 +237,6 @@ impl Index {
         } else {
             open_segments(dir, &manifest)?
         };
-        let episode_pos = records
-            .episodes
-            .iter()
-            .enumerate()
-            .map(|(e, ep)| (ep.id.clone(), e))
-            .collect();
         let version = generation
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -255,7 +247,6 @@ impl Index {
             manifest,
             records,
             segments,
-            episode_pos,
             version,
         })
     }
@@ -268,16 +259,6 @@ impl Index {
     /// Every live chunk's (key, vector), segment by segment.
     pub fn live_vectors(&self) -> impl Iterator<Item = (u64, &[f32])> {
         self.segments.iter().flat_map(|s| s.live_vectors())
-    }
-
-    /// The generation's segments, oldest first.
-    pub fn segments(&self) -> &[VectorIndex] {
-        &self.segments
-    }
-
-    /// The position of an episode in `records.episodes`.
-    pub fn episode_position(&self, id: &str) -> Option<usize> {
-        self.episode_pos.get(id).copied()
     }
 }
 

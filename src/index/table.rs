@@ -50,6 +50,13 @@ pub struct ChunkTable {
     episodes: Vec<String>,
     /// ASCII-lowercased titles.
     podcasts: Vec<String>,
+    /// Name → number, so a filter is resolved without a pass over the dictionaries.
+    episode_numbers: HashMap<String, u32>,
+    podcast_numbers: HashMap<String, u32>,
+}
+
+fn numbers(names: &[String]) -> HashMap<String, u32> {
+    names.iter().cloned().zip(0u32..).collect()
 }
 
 /// A filter resolved against one table: dictionary names turned into the numbers rows hold.
@@ -98,6 +105,8 @@ impl ChunkTable {
             kind: rows.iter().map(|r| kind_code(r.kind)).collect(),
             episodes: Vec::new(),
             podcasts: Vec::new(),
+            episode_numbers: HashMap::new(),
+            podcast_numbers: HashMap::new(),
         };
         for r in rows {
             let next = episodes.len() as u32;
@@ -116,6 +125,8 @@ impl ChunkTable {
             });
             table.podcast.push(p);
         }
+        table.episode_numbers = episodes;
+        table.podcast_numbers = podcasts;
         table
     }
 
@@ -164,16 +175,13 @@ impl ChunkTable {
     /// The filter in this table's numbers; `None` when it names an episode or podcast the table
     /// does not have (nothing can pass).
     pub fn select(&self, filter: &ChunkFilter) -> Option<Selection> {
-        let position = |names: &[String], wanted: &str| {
-            names.iter().position(|n| n == wanted).map(|i| i as u32)
-        };
         Some(Selection {
             episode: match &filter.episode {
-                Some(id) => Some(position(&self.episodes, id)?),
+                Some(id) => Some(*self.episode_numbers.get(id)?),
                 None => None,
             },
             podcast: match &filter.podcast {
-                Some(title) => Some(position(&self.podcasts, &title.to_ascii_lowercase())?),
+                Some(title) => Some(*self.podcast_numbers.get(&title.to_ascii_lowercase())?),
                 None => None,
             },
             lang: filter.lang.map(lang_code),
@@ -192,9 +200,8 @@ impl ChunkTable {
 
     /// The numbers of these episodes (ids the table lacks are skipped).
     pub fn episode_codes<'a>(&self, ids: impl IntoIterator<Item = &'a String>) -> Vec<u32> {
-        let wanted: std::collections::HashSet<&String> = ids.into_iter().collect();
-        (0..self.episodes.len() as u32)
-            .filter(|&e| wanted.contains(&self.episodes[e as usize]))
+        ids.into_iter()
+            .filter_map(|id| self.episode_numbers.get(id).copied())
             .collect()
     }
 
@@ -301,6 +308,8 @@ impl ChunkTable {
             podcast,
             lang,
             kind,
+            episode_numbers: numbers(&dictionaries.episodes),
+            podcast_numbers: numbers(&dictionaries.podcasts),
             episodes: dictionaries.episodes,
             podcasts: dictionaries.podcasts,
         })

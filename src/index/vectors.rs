@@ -186,10 +186,6 @@ impl VectorIndex {
         &self.graph
     }
 
-    pub fn exact(&self) -> &ExactStore {
-        &self.rows
-    }
-
     /// Up to `k` (key, cosine) pairs passing `filter`, best first; `exact` scans instead of
     /// walking the graph.
     pub fn search(
