@@ -340,20 +340,16 @@ enum BenchCommand {
     /// of its own, so RSS and open time are a fresh server's).
     #[command(hide = true)]
     ScaleServe {
+        /// The index directory (served with the parameters its manifest names).
         #[arg(long)]
         dir: PathBuf,
         #[arg(long)]
         workload: PathBuf,
         #[arg(long)]
         dims: usize,
-        #[arg(long)]
-        quantization: String,
+        /// Other ef to measure after the manifest's.
         #[arg(long, value_delimiter = ',')]
-        ef: Vec<usize>,
-        #[arg(long)]
-        ef_construction: usize,
-        #[arg(long)]
-        connectivity: usize,
+        sweep: Vec<usize>,
     },
 }
 
@@ -565,12 +561,13 @@ fn known_feeds(store: &dyn index::Store) -> anyhow::Result<Vec<String>> {
     let Some(stored) = store.open(None)? else {
         return Ok(Vec::new());
     };
-    let mut feeds: Vec<String> = stored
-        .records()
-        .episodes
-        .iter()
-        .filter_map(|e| e.feed.as_ref().map(|f| f.feed_url.clone()))
-        .collect();
+    let catalog = stored.catalog();
+    let mut feeds = Vec::new();
+    for id in catalog.episode_ids() {
+        if let Some(feed) = catalog.episode(id)?.and_then(|e| e.feed) {
+            feeds.push(feed.feed_url);
+        }
+    }
     feeds.sort();
     feeds.dedup();
     Ok(feeds)
@@ -855,8 +852,8 @@ fn eval_command(args: EvalArgs) -> anyhow::Result<ExitCode> {
     } = args;
     let store = index::open_store(store.as_deref(), &index)?;
     let opened = index::open_live(store.as_ref(), model.as_deref())?;
-    let chapter_lang = opened
-        .records()
+    let records = opened.records()?;
+    let chapter_lang = records
         .episodes
         .iter()
         .flat_map(|e| e.chapters.iter().map(|c| (c.id.clone(), c.lang)))
@@ -870,7 +867,7 @@ fn eval_command(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let qrels = eval::load_qrels(&qrels)?;
     let report = match system.as_str() {
         "bm25" => {
-            let bm25 = podseek::search::keyword::Bm25::build(&opened.records().episodes)?;
+            let bm25 = podseek::search::keyword::Bm25::build(&records.episodes)?;
             eval::evaluate(
                 &eval::System::Bm25(&bm25),
                 &queries,
@@ -953,14 +950,8 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
             dir,
             workload,
             dims,
-            quantization,
-            ef,
-            ef_construction,
-            connectivity,
-        } => {
-            let params = scale_params(&quantization, ef[0], ef_construction, connectivity)?;
-            bench_scale_serve_command(&dir, &workload, dims, &params, &ef[1..])
-        }
+            sweep,
+        } => bench_scale_serve_command(&dir, &workload, dims, &sweep),
     }
 }
 
@@ -1035,13 +1026,12 @@ fn bench_scale_serve_command(
     dir: &std::path::Path,
     workload: &std::path::Path,
     dims: usize,
-    params: &HnswParams,
     sweep: &[usize],
 ) -> anyhow::Result<ExitCode> {
     let workload: eval::scale::Workload = serde_json::from_slice(
         &std::fs::read(workload).with_context(|| format!("cannot read {}", workload.display()))?,
     )?;
-    let report = eval::scale::serve(dir, dims, params, sweep, &workload)?;
+    let report = eval::scale::serve(dir, dims, sweep, &workload)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -1067,12 +1057,13 @@ fn bench_scale_command(
 ) -> anyhow::Result<ExitCode> {
     let source = Index::open(from, None)?;
     let base: Vec<Vec<f32>> = source.live_vectors().map(|(_, v)| v.to_vec()).collect();
+    let texts = eval::scale::Texts::of(&index::Snapshot::records(&source)?);
     drop(source);
     eprintln!(
-        "synthesizing {chunks} chunks from {} real vectors",
+        "synthesizing {chunks} chunks from {} real vectors and their texts",
         base.len()
     );
-    let corpus = eval::scale::synthesize(&base, chunks);
+    let corpus = eval::scale::synthesize(&base, texts, chunks);
     eprintln!("exact top 10 for {queries} questions, unfiltered and per filter");
     let workload = eval::scale::workload(&base, &corpus, queries)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -1090,8 +1081,8 @@ fn bench_scale_command(
             "{q:?}: {:.0} vectors/s, written in {:.1} s; serving it in a new process",
             built.vectors_per_s, built.write_s
         );
-        eval::scale::evict_from_page_cache(&built.segment)?;
-        let served = scale_serve_child(&built.segment, &workload_path, corpus.dims, p, sweep)?;
+        eval::scale::evict_from_page_cache(&target)?;
+        let served = scale_serve_child(&target, &workload_path, corpus.dims, sweep)?;
         if !keep {
             let _ = std::fs::remove_dir_all(&target);
         }
@@ -1108,26 +1099,20 @@ fn scale_serve_child(
     target: &std::path::Path,
     workload: &std::path::Path,
     dims: usize,
-    params: &HnswParams,
     sweep: &[usize],
 ) -> anyhow::Result<eval::scale::ServeReport> {
-    let efs: Vec<String> = std::iter::once(params.expansion_search)
-        .chain(sweep.iter().copied())
-        .map(|ef| ef.to_string())
-        .collect();
+    let sweep: Vec<String> = sweep.iter().map(|ef| ef.to_string()).collect();
+    let sweep = (!sweep.is_empty())
+        .then(|| ["--sweep".to_string(), sweep.join(",")])
+        .into_iter()
+        .flatten();
     let output = std::process::Command::new(std::env::current_exe()?)
         .args(["bench", "scale-serve", "--dir"])
         .arg(target)
         .arg("--workload")
         .arg(workload)
         .args(["--dims", &dims.to_string()])
-        .args(["--ef", &efs.join(",")])
-        .args(["--ef-construction", &params.expansion_add.to_string()])
-        .args(["--connectivity", &params.connectivity.to_string()])
-        .args([
-            "--quantization",
-            &format!("{:?}", params.quantization).to_lowercase(),
-        ])
+        .args(sweep)
         .stderr(std::process::Stdio::inherit())
         .output()?;
     if !output.status.success() {
@@ -1159,7 +1144,7 @@ fn bench_ann_command(
     );
     print!(
         "{}",
-        eval::bench::render_ann(&rows, opened.records.chunks.len(), vectors.len())
+        eval::bench::render_ann(&rows, opened.manifest.chunks, vectors.len())
     );
     Ok(ExitCode::SUCCESS)
 }

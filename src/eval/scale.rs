@@ -1,13 +1,16 @@
 //! `podseek bench scale`: the local vector layer at a size the sample corpus cannot show. It makes
 //! N synthetic chunks from a real index's vectors (each one a real chunk vector plus half of
 //! another and Gaussian noise, renormalized, so neighbourhoods look like real data rather than a
-//! uniform sphere), with synthetic episodes (50 chunks each), two languages and podcasts of
-//! Zipf-distributed sizes (the smallest keeps about 0.1% of chunks). It builds the index as
-//! ingest does, writes it, and measures serving in a fresh child process: open time, RSS, vector-in
-//! latency and recall@10 against exact search, unfiltered and under filters.
+//! uniform sphere), with synthetic episodes (50 chunks in 10 chapters each), two languages and
+//! podcasts of Zipf-distributed sizes (the smallest keeps about 0.1% of chunks). Chunks and
+//! chapters carry real text from the same index, so the catalog and keyword index have the sizes
+//! real ones have. It builds the index as ingest does, writes it, and measures serving in a fresh
+//! child process: open time (everything a server opens but the model), RSS, vector-in latency and
+//! recall@10 against exact search, unfiltered and under filters, reading the hits' records, and
+//! keyword search.
 //!
-//! Not here: embedding (no model is loaded; questions are perturbed real vectors too), records
-//! and the HTTP layer.
+//! Not here: embedding (no model is loaded; questions are perturbed real vectors too) and the
+//! HTTP layer.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,16 +18,17 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::chunk::{Chunk, ChunkKind, ChunkSettings};
-use crate::corpus::{Episode, Lang};
+use crate::corpus::{format_timestamp, Chapter, Episode, Lang};
 use crate::error::{Error, Result};
 use crate::index::{
-    Change, ChunkFilter, ChunkTable, HnswParams, Manifest, Quantization, Records, Rows, TableRow,
-    VectorIndex, VectorStore, GRAPH_FILE, ROWS_FILE, SEGMENTS_DIR, TABLE_FILE,
+    Change, ChunkFilter, ChunkTable, HnswParams, Index, Manifest, Quantization, Records, Rows,
+    Snapshot, TableRow, VectorIndex, VectorStore, SEGMENTS_DIR,
 };
 
 use super::bench::percentile;
 
 pub const CHUNKS_PER_EPISODE: usize = 50;
+const CHUNKS_PER_CHAPTER: usize = 5;
 const PODCASTS: usize = 200;
 const PODCAST_SEED: u64 = 7;
 
@@ -94,14 +98,38 @@ fn podcast_of(episode: usize, rng_seed: u64) -> usize {
     PODCASTS - 1
 }
 
-/// The synthetic corpus: its table and one vector per row, in table order.
+/// Real text to dress synthetic records in: chunk texts, and chapter titles with summaries.
+pub struct Texts {
+    pub chunks: Vec<String>,
+    pub chapters: Vec<(String, String)>,
+}
+
+impl Texts {
+    pub fn of(records: &Records) -> Texts {
+        Texts {
+            chunks: records.chunks.iter().map(|c| c.text.clone()).collect(),
+            chapters: records
+                .episodes
+                .iter()
+                .flat_map(|e| e.chapters.iter())
+                .map(|c| (c.title.clone(), c.summary.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The synthetic corpus: its table, one vector per row in table order, and the chunk number of
+/// each row.
 pub struct Corpus {
     pub table: ChunkTable,
     pub rows: std::sync::Arc<[f32]>,
     pub dims: usize,
+    /// (key, chunk number) per row; chunk n is chunk n % 50 of episode n / 50.
+    keyed: Vec<(u64, usize)>,
+    texts: Texts,
 }
 
-pub fn synthesize(base: &[Vec<f32>], chunks: usize) -> Corpus {
+pub fn synthesize(base: &[Vec<f32>], texts: Texts, chunks: usize) -> Corpus {
     let dims = base[0].len();
     let mut rng = Random(0x5EED);
     let mut keyed: Vec<(u64, usize)> = (0..chunks).map(|i| (rng.next(), i)).collect();
@@ -135,6 +163,89 @@ pub fn synthesize(base: &[Vec<f32>], chunks: usize) -> Corpus {
         table: ChunkTable::new(table_rows),
         rows: rows.into(),
         dims,
+        keyed,
+        texts,
+    }
+}
+
+fn synthetic_episode(corpus: &Corpus, e: usize, title: &str, chapters: usize) -> Episode {
+    let id = format!("syn-{e}");
+    let lang = if e % 2 == 0 { Lang::En } else { Lang::Es };
+    let headings = &corpus.texts.chapters;
+    let chapters = (0..chapters)
+        .map(|c| {
+            let (heading, summary) = &headings[(e * 10 + c) % headings.len()];
+            let start_s = (c * 300) as u32;
+            Chapter {
+                id: format!("{id}~{c}"),
+                index: c,
+                title: heading.clone(),
+                start_s,
+                end_s: Some(start_s + 300),
+                timestamp: format_timestamp(start_s),
+                summary: summary.clone(),
+                quotes: Vec::new(),
+                lang,
+                transcript: Vec::new(),
+            }
+        })
+        .collect();
+    let feed = serde_json::json!({
+        "feed_url": "synthetic", "podcast": format!("podcast {}", podcast_of(e, PODCAST_SEED)),
+        "chapters_from": "none"
+    });
+    Episode {
+        id,
+        title: title.to_string(),
+        url: None,
+        lang,
+        description: String::new(),
+        chapters,
+        entities: Vec::new(),
+        feed: Some(serde_json::from_value(feed).expect("a synthetic feed")),
+    }
+}
+
+/// Chunk `n` of episode `e`, in chapter n / 5, with a real chunk's text.
+fn synthetic_chunk(corpus: &Corpus, key: u64, i: usize, e: usize, n: usize) -> Chunk {
+    let chapter_id = format!("syn-{e}~{}", n / CHUNKS_PER_CHAPTER);
+    let text = corpus.texts.chunks[i % corpus.texts.chunks.len()].clone();
+    Chunk {
+        id: format!("{chapter_id}/t{n}"),
+        key,
+        chapter_id,
+        episode_id: format!("syn-{e}"),
+        kind: if i % 10 == 0 {
+            ChunkKind::Summary
+        } else {
+            ChunkKind::Transcript
+        },
+        embed_text: text.clone(),
+        text,
+        speaker: None,
+        times: Vec::new(),
+    }
+}
+
+/// Every synthetic episode and chunk, as ingest would store them.
+fn records(corpus: &Corpus) -> Records {
+    let episodes = corpus.keyed.len().div_ceil(CHUNKS_PER_EPISODE);
+    let chapters = CHUNKS_PER_EPISODE / CHUNKS_PER_CHAPTER;
+    Records {
+        episodes: (0..episodes)
+            .map(|e| synthetic_episode(corpus, e, &format!("Synthetic episode {e}"), chapters))
+            .collect(),
+        chunks: corpus
+            .keyed
+            .iter()
+            .map(|&(key, i)| {
+                let (e, n) = (i / CHUNKS_PER_EPISODE, i % CHUNKS_PER_EPISODE);
+                synthetic_chunk(corpus, key, i, e, n)
+            })
+            .collect(),
+        episode_hashes: (0..episodes)
+            .map(|e| (format!("syn-{e}"), "synthetic".to_string()))
+            .collect(),
     }
 }
 
@@ -182,7 +293,8 @@ pub fn filters(corpus: &Corpus) -> Vec<(String, ChunkFilter)> {
         (
             "one episode",
             ChunkFilter {
-                episode: Some("syn-3".into()),
+                // Not syn-3: the bench's upsert replaces that one.
+                episode: Some("syn-4".into()),
                 ..Default::default()
             },
         ),
@@ -207,6 +319,8 @@ pub struct Workload {
     pub queries: Vec<Vec<f32>>,
     pub truth: Vec<Vec<u64>>,
     pub filters: Vec<FilterWorkload>,
+    /// Keyword questions: a real chapter title and the start of a real chunk.
+    pub questions: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -272,10 +386,22 @@ pub fn workload(base: &[Vec<f32>], corpus: &Corpus, queries: usize) -> Result<Wo
             kind: f.kind,
         })
         .collect();
+    let texts = &corpus.texts;
+    let questions = (0..queries.len())
+        .map(|i| {
+            let title = &texts.chapters[(i * 31) % texts.chapters.len()].0;
+            let words: Vec<&str> = texts.chunks[(i * 7919) % texts.chunks.len()]
+                .split_whitespace()
+                .take(12)
+                .collect();
+            format!("{title} {}", words.join(" "))
+        })
+        .collect();
     Ok(Workload {
         queries,
         truth,
         filters,
+        questions,
     })
 }
 
@@ -310,8 +436,6 @@ pub struct BuildReport {
     /// Replacing one episode as an upsert does (a new segment, the old copy tombstoned, the
     /// switch), without embedding.
     pub upsert_s: f64,
-    /// The written index's first segment (what the serving child opens).
-    pub segment: PathBuf,
 }
 
 fn manifest(dims: usize, params: &HnswParams, chunks: usize) -> Manifest {
@@ -333,8 +457,8 @@ fn manifest(dims: usize, params: &HnswParams, chunks: usize) -> Manifest {
 }
 
 /// Build the corpus's index with these parameters, write it into `dir` as a local index (one
-/// segment; its records hold no text, the bench measures the vector layer), replace one episode
-/// as an upsert would, and report.
+/// segment, with its catalog and keyword index), replace one episode as an upsert would, and
+/// report.
 pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildReport> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
@@ -345,7 +469,7 @@ pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildRe
     let chunks = index.len();
     let template = manifest(corpus.dims, params, chunks);
     let started = Instant::now();
-    let generation = crate::index::write_one_segment(dir, &template, &Records::default(), &index)?;
+    let generation = crate::index::write_one_segment(dir, &template, &records(corpus), &index)?;
     let write_s = started.elapsed().as_secs_f64();
     drop(index);
     let written: Manifest = serde_json::from_slice(
@@ -353,9 +477,9 @@ pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildRe
     )
     .map_err(|e| Error::VectorStore(e.to_string()))?;
     let segment = dir.join(SEGMENTS_DIR).join(&written.segments[0].name);
-    let bytes_on_disk = [GRAPH_FILE, TABLE_FILE, ROWS_FILE]
+    let bytes_on_disk = files_under(&segment)?
         .iter()
-        .map(|f| std::fs::metadata(segment.join(f)).map_or(0, |m| m.len()))
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum();
     let started = Instant::now();
     crate::index::append_segment(dir, &replacement_episode(corpus, &template))?;
@@ -368,30 +492,24 @@ pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildRe
         write_s,
         bytes_on_disk,
         upsert_s,
-        segment,
     })
 }
 
 /// A new version of episode `syn-3`: 50 chunks with new keys and new vectors.
 fn replacement_episode(corpus: &Corpus, template: &Manifest) -> Change {
     let id = "syn-3";
-    let episode: Episode = serde_json::from_value(serde_json::json!({
-        "id": id, "title": "Replaced", "lang": "es", "description": "", "chapters": [],
-        "entities": [], "feed": {"feed_url": "synthetic", "podcast": "podcast 0", "chapters_from": "none"}
-    }))
-    .expect("a synthetic episode");
+    let episode = synthetic_episode(
+        corpus,
+        3,
+        "Replaced",
+        CHUNKS_PER_EPISODE / CHUNKS_PER_CHAPTER,
+    );
     let mut rng = Random(0xF00D);
     let base: Vec<Vec<f32>> = (0..8)
         .map(|r| corpus.rows[r * corpus.dims..(r + 1) * corpus.dims].to_vec())
         .collect();
     let chunks: Vec<Chunk> = (0..CHUNKS_PER_EPISODE)
-        .map(|n| {
-            serde_json::from_value(serde_json::json!({
-                "id": format!("{id}/c0/t{n}"), "key": rng.next(), "chapter_id": format!("{id}/c0"),
-                "episode_id": id, "kind": "transcript", "text": "", "embed_text": ""
-            }))
-            .expect("a synthetic chunk")
-        })
+        .map(|n| synthetic_chunk(corpus, rng.next(), n, 3, n))
         .collect();
     let vectors = chunks
         .iter()
@@ -431,6 +549,10 @@ pub struct ServeReport {
     pub sweep: Vec<PassReport>,
     /// The questions under each filter, labelled by the filter.
     pub filters: Vec<PassReport>,
+    /// p50 and p99 ms of reading the 10 hits' records (chapter, chunk, heading) per question.
+    pub records: (f64, f64),
+    /// p50 and p99 ms of a keyword (BM25) question over every chapter.
+    pub keywords: (f64, f64),
 }
 
 /// One pass over the questions: recall and latency.
@@ -482,9 +604,12 @@ fn recall(found: &[u64], truth: &[u64]) -> f64 {
     found.iter().filter(|k| truth.contains(k)).count() as f64 / truth.len() as f64
 }
 
+/// A nearest-chunks search: a segment's vector layer, or a whole opened index.
+type Search<'a> = &'a dyn Fn(&[f32], &ChunkFilter) -> Result<Vec<(u64, f32)>>;
+
 /// Time each query alone (one thread, as a request is served), and its recall@10.
 fn run_queries(
-    index: &VectorIndex,
+    search: Search,
     queries: &[Vec<f32>],
     truth: &[Vec<u64>],
     filter: &ChunkFilter,
@@ -493,7 +618,7 @@ fn run_queries(
     let mut recall_sum = 0.0;
     for (q, t) in queries.iter().zip(truth) {
         let started = Instant::now();
-        let hits = index.search(q, 10, filter, false)?;
+        let hits = search(q, filter)?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
         let keys: Vec<u64> = hits.into_iter().map(|(k, _)| k).collect();
         recall_sum += recall(&keys, t);
@@ -508,35 +633,39 @@ fn run_queries(
 
 /// Mean recall@10 of graph searches under one of the workload's filters.
 pub fn filter_recall(index: &VectorIndex, queries: &[Vec<f32>], f: &FilterWorkload) -> Result<f64> {
-    Ok(run_queries(index, queries, &f.truth, &f.filter())?.0)
+    let search = |q: &[f32], filter: &ChunkFilter| index.search(q, 10, filter, false);
+    Ok(run_queries(&search, queries, &f.truth, &f.filter())?.0)
 }
 
-/// Open the index in `dir` and run the workload against it (in the child process): unfiltered
-/// twice at `params`' ef, then filtered, then unfiltered at each of `sweep`'s ef.
-pub fn serve(
-    dir: &Path,
-    dims: usize,
-    params: &HnswParams,
-    sweep: &[usize],
-    workload: &Workload,
-) -> Result<ServeReport> {
+/// Open the index in `dir` as a server does (vector layers, catalogs, keyword indexes; no model)
+/// and run the workload against it (in the child process): unfiltered twice at `params`' ef,
+/// then filtered, then the hits' records and keyword questions, then unfiltered at each of
+/// `sweep`'s ef.
+pub fn serve(dir: &Path, dims: usize, sweep: &[usize], workload: &Workload) -> Result<ServeReport> {
     let before = Rss::now();
     let started = Instant::now();
-    let index = VectorIndex::open(dir, dims, params)?;
+    let index = Index::open(dir, None)?;
     let open_ms = started.elapsed().as_secs_f64() * 1000.0;
     let rss_open = Rss::now().since(before);
+    if index.manifest.dims != dims {
+        return Err(Error::invalid(
+            "dims",
+            format!("the index has {}", index.manifest.dims),
+        ));
+    }
+    let search = |q: &[f32], filter: &ChunkFilter| index.search(q, 10, filter, false);
     let unfiltered = ChunkFilter::default();
     let (_, cold_p50_ms, cold_p99_ms) =
-        run_queries(&index, &workload.queries, &workload.truth, &unfiltered)?;
+        run_queries(&search, &workload.queries, &workload.truth, &unfiltered)?;
     let (recall_at_10, p50_ms, p99_ms) =
-        run_queries(&index, &workload.queries, &workload.truth, &unfiltered)?;
+        run_queries(&search, &workload.queries, &workload.truth, &unfiltered)?;
     let rss_unfiltered = Rss::now().since(before);
     let filters = workload
         .filters
         .iter()
         .map(|f| {
             let (recall_at_10, p50_ms, p99_ms) =
-                run_queries(&index, &workload.queries, &f.truth, &f.filter())?;
+                run_queries(&search, &workload.queries, &f.truth, &f.filter())?;
             Ok(PassReport {
                 label: f.name.clone(),
                 recall_at_10,
@@ -545,13 +674,15 @@ pub fn serve(
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let records = records_pass(&index, &workload.queries)?;
+    let keywords = keyword_pass(&index, &workload.questions)?;
     let rss_after = Rss::now().since(before);
     let sweep = sweep
         .iter()
         .map(|&ef| {
-            index.graph().set_expansion_search(ef);
+            index.set_expansion_search(ef);
             let (recall_at_10, p50_ms, p99_ms) =
-                run_queries(&index, &workload.queries, &workload.truth, &unfiltered)?;
+                run_queries(&search, &workload.queries, &workload.truth, &unfiltered)?;
             Ok(PassReport {
                 label: ef.to_string(),
                 recall_at_10,
@@ -560,7 +691,6 @@ pub fn serve(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    debug_assert_eq!(index.graph().dims(), dims);
     Ok(ServeReport {
         sweep,
         open_ms,
@@ -573,7 +703,55 @@ pub fn serve(
         p99_ms,
         recall_at_10,
         filters,
+        records,
+        keywords,
     })
+}
+
+/// p50 and p99 of `f` over `items`, each call timed alone.
+fn timed<T>(items: &[T], f: impl Fn(&T) -> Result<()>) -> Result<(f64, f64)> {
+    let mut latencies = Vec::with_capacity(items.len());
+    for item in items {
+        let started = Instant::now();
+        f(item)?;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
+}
+
+/// What a search reads of its 10 hits' records after the vector search: each chunk's chapter,
+/// the chunk, and the chapter's heading. Measured on the second pass (the first reads the pages
+/// from disk, as the first vector pass does).
+fn records_pass(index: &Index, queries: &[Vec<f32>]) -> Result<(f64, f64)> {
+    let hits: Vec<Vec<u64>> = queries
+        .iter()
+        .map(|q| {
+            let found = index.search(q, 10, &ChunkFilter::default(), false)?;
+            Ok(found.into_iter().map(|(k, _)| k).collect())
+        })
+        .collect::<Result<_>>()?;
+    let catalog = index.catalog();
+    let read = |keys: &Vec<u64>| -> Result<()> {
+        for &key in keys {
+            let chapter = catalog.chunk_chapter(key).ok_or_else(|| Error::NotFound {
+                what: "chunk",
+                id: key.to_string(),
+            })?;
+            catalog.chunk(key)?;
+            catalog.heading(chapter)?;
+        }
+        Ok(())
+    };
+    timed(&hits, read)?;
+    timed(&hits, read)
+}
+
+/// BM25 over every chapter, for questions made of real words (the second pass, as above).
+fn keyword_pass(index: &Index, questions: &[String]) -> Result<(f64, f64)> {
+    let ask = |q: &String| index.keyword_search(q, 100).map(|_| ());
+    timed(questions, ask)?;
+    timed(questions, ask)
 }
 
 /// One table of passes (per ef, or per filter) for every quantization.
@@ -601,9 +779,8 @@ fn passes(
 /// Drop a written segment's files from the page cache (they are fsynced, so their pages are
 /// clean), so the serving child starts as a server on a machine that just booted: its first pass
 /// reads from disk, and RSS counts the pages it touched, not every cached neighbour of them.
-pub fn evict_from_page_cache(segment: &Path) -> Result<()> {
-    for name in [GRAPH_FILE, TABLE_FILE, ROWS_FILE] {
-        let path = segment.join(name);
+pub fn evict_from_page_cache(dir: &Path) -> Result<()> {
+    for path in files_under(dir)? {
         let file = std::fs::File::open(&path).map_err(Error::io(&path))?;
         #[cfg(target_os = "linux")]
         {
@@ -618,6 +795,20 @@ pub fn evict_from_page_cache(segment: &Path) -> Result<()> {
         drop(file);
     }
     Ok(())
+}
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+        let path = entry.map_err(Error::io(dir))?.path();
+        if path.is_dir() {
+            files.extend(files_under(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
 }
 
 /// Where one quantization's index is written under the bench directory.
@@ -662,5 +853,13 @@ pub fn render(chunks: usize, dims: usize, rows: &[(BuildReport, ServeReport)]) -
     }
     out.push_str(&passes("ef", rows, |s| &s.sweep));
     out.push_str(&passes("filter", rows, |s| &s.filters));
+    out.push_str("\n| quantization | the 10 hits' records p50 / p99 ms | keyword question p50 / p99 ms |\n|---|---|---|\n");
+    for (b, s) in rows {
+        let _ = writeln!(
+            out,
+            "| {:?} | {:.3} / {:.3} | {:.3} / {:.3} |",
+            b.quantization, s.records.0, s.records.1, s.keywords.0, s.keywords.1
+        );
+    }
     out
 }

@@ -14,6 +14,7 @@ use crate::chunk::{Chunk, ChunkKind};
 use crate::corpus::{Episode, Lang};
 use crate::error::Result;
 
+use super::catalog::Catalog;
 use super::{Manifest, Records};
 
 /// Which chunks a search may return. Every field that is set must match; a chunk's language and
@@ -52,15 +53,20 @@ impl ChunkFilter {
     }
 }
 
-/// One consistent version of an index: its manifest and records, the nearest chunks to a vector,
-/// and stored vectors by chunk key. Immutable: a new version is a new snapshot.
+/// One consistent version of an index: its manifest, its catalog of records, the nearest chunks
+/// to a vector, keyword search over its chapters, and stored vectors by chunk key. Immutable: a new
+/// version is a new snapshot.
 pub trait Snapshot: Send + Sync {
     /// Where it came from, for messages (`index/gen-…`, `milvus://host:port/collection`).
     fn location(&self) -> String;
     /// Names this version; a store whose `live_version` differs has a newer one.
     fn version(&self) -> &str;
     fn manifest(&self) -> &Manifest;
-    fn records(&self) -> &Records;
+    /// Lookups of episodes, chapters and chunks.
+    fn catalog(&self) -> &dyn Catalog;
+    /// Chapter ids with BM25 scores, best first; tombstoned chapters may be among them (the
+    /// catalog does not know them).
+    fn keyword_search(&self, text: &str, k: usize) -> Result<Vec<(String, f32)>>;
     /// Up to `k` (chunk key, cosine) pairs passing `filter`, best first. `exact` asks for a full
     /// scan instead of the approximate index (a store may refuse it with `Unsupported`).
     fn search(
@@ -74,13 +80,19 @@ pub trait Snapshot: Send + Sync {
     fn vectors(&self, keys: &[u64]) -> Result<HashMap<u64, Vec<f32>>>;
     /// Whether the store still answers (a remote one can go away while a snapshot is served).
     fn health(&self) -> Result<()>;
+
+    /// Every live record, read whole: O(corpus), never on the query path.
+    fn records(&self) -> Result<Records> {
+        self.catalog().records()
+    }
 }
 
 /// The next version, as `ingest` worked it out against the previous snapshot.
 pub struct Change {
+    /// The new version's manifest (its totals and corpus hash count every episode).
     pub manifest: Manifest,
-    /// Every episode and chunk of the new version, episodes in id order, each episode's chunks
-    /// together and in order.
+    /// The upserted episodes, their hashes and chunks (each episode's together and in order):
+    /// a write's records are O(change), never the whole corpus.
     pub records: Records,
     /// Episodes added or changed: their old rows (if any) go, their chunks in `records` come in.
     pub upserted: BTreeSet<String>,

@@ -39,7 +39,10 @@ use milvus::value::{Value, ValueVec};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Change, ChunkFilter, HnswParams, Manifest, Records, Snapshot, Store};
+use super::{
+    Bm25, Catalog, Change, ChunkFilter, HnswParams, Manifest, MemoryCatalog, Records, Snapshot,
+    Store,
+};
 use crate::chunk::Chunk;
 use crate::corpus::Episode;
 use crate::error::{Error, Result};
@@ -688,7 +691,9 @@ struct MilvusSnapshot {
     conn: Conn,
     version: String,
     manifest: Manifest,
-    records: Records,
+    catalog: MemoryCatalog,
+    /// Built by each replica from the episodes, at start and at each new version.
+    keywords: Bm25,
 }
 
 impl MilvusSnapshot {
@@ -704,15 +709,23 @@ impl MilvusSnapshot {
         });
         let (episodes, episode_hashes) = episodes?;
         let chunks = of_known_episodes(chunks?, &episodes);
+        let started = std::time::Instant::now();
+        let keywords = Bm25::build(&episodes)?;
+        tracing::info!(
+            "keyword index of {} episodes built in {} ms",
+            episodes.len(),
+            started.elapsed().as_millis()
+        );
         Ok(MilvusSnapshot {
             conn: conn.clone(),
             version: head.version,
             manifest: head.manifest,
-            records: Records {
+            catalog: MemoryCatalog::new(Records {
                 episodes,
                 chunks,
                 episode_hashes,
-            },
+            }),
+            keywords,
         })
     }
 }
@@ -778,8 +791,12 @@ impl Snapshot for MilvusSnapshot {
         &self.manifest
     }
 
-    fn records(&self) -> &Records {
-        &self.records
+    fn catalog(&self) -> &dyn Catalog {
+        &self.catalog
+    }
+
+    fn keyword_search(&self, text: &str, k: usize) -> Result<Vec<(String, f32)>> {
+        self.keywords.search(text, k)
     }
 
     fn search(
@@ -795,7 +812,7 @@ impl Snapshot for MilvusSnapshot {
                     .into(),
             ));
         }
-        let k = k.min(QUERY_WINDOW).min(self.records.chunks.len());
+        let k = k.min(QUERY_WINDOW).min(self.manifest.chunks);
         if k == 0 {
             return Ok(Vec::new());
         }
@@ -889,8 +906,8 @@ impl Store for MilvusStore {
         let snapshot = MilvusSnapshot::read(&self.conn, head)?;
         tracing::info!(
             "read {} episodes and {} chunks of {} from {} in {} ms",
-            snapshot.records.episodes.len(),
-            snapshot.records.chunks.len(),
+            snapshot.manifest.episodes,
+            snapshot.manifest.chunks,
             snapshot.version,
             self.conn.location,
             started.elapsed().as_millis()

@@ -6,7 +6,8 @@
 //! ```text
 //! index/CURRENT                            name of the live generation (switched by rename)
 //! index/gen-<ms>-<pid>-<n>/manifest.json   what built it, and its segments with their tombstones
-//! index/segments/seg-<ms>-<pid>-<n>/       hnsw.usearch, chunks.tbl, vectors.f32, records.json
+//! index/segments/seg-<ms>-<pid>-<n>/       hnsw.usearch, chunks.tbl, vectors.f32, catalog.bin,
+//!                                          keywords/ (a tantivy index)
 //! ```
 //! A write adds one segment with the changed episodes (or, when segments or tombstones pile up,
 //! compacts everything into one), fsyncs it, writes the generation's manifest, fsyncs that, then
@@ -15,6 +16,8 @@
 //! never writes.
 
 mod backend;
+mod catalog;
+pub mod keywords;
 #[cfg(feature = "milvus")]
 pub mod milvus;
 mod segment;
@@ -32,6 +35,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use backend::{Change, ChunkFilter, SharedStore, Snapshot, Store};
+pub use catalog::{Catalog, ChapterEntry, EpisodeFacts, Heading, MemoryCatalog, CATALOG_FILE};
+pub use keywords::{Bm25, KEYWORDS_DIR};
 pub use segment::{SegmentRef, SEGMENTS_DIR};
 pub use store::{ExactStore, HnswParams, HnswStore, Quantization, Rows, VectorStore};
 pub use table::{ChunkTable, TableRow};
@@ -45,9 +50,11 @@ use crate::progress::{Progress, Silent};
 use crate::translate::Translator;
 
 /// 2: `vectors.f32` in chunk-key order beside a chunk table (`chunks.tbl`), both mapped at open.
-pub const FORMAT_VERSION: u32 = 2;
-/// Format 1 is still read (and rewritten as 2 by the next ingest).
-const READABLE_FORMATS: [u32; 2] = [1, 2];
+/// 3: records in a mapped catalog (`catalog.bin`) and keywords in a tantivy index per segment,
+/// instead of `records.json` parsed whole and a keyword index rebuilt at every start.
+pub const FORMAT_VERSION: u32 = 3;
+/// Formats 1 and 2 are still read (records held in memory) and rewritten as 3 by the next write.
+const READABLE_FORMATS: [u32; 3] = [1, 2, 3];
 pub const DEFAULT_DIR: &str = "index";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,13 +88,14 @@ pub struct Records {
     pub episode_hashes: BTreeMap<String, String>,
 }
 
-/// An opened index: records and the vector layer, ready to search (read-only).
+/// An opened index: catalog, keyword index and vector layer, ready to search (read-only).
 pub struct Index {
     pub dir: PathBuf,
     /// The generation directory this index was opened from.
     pub generation: PathBuf,
     pub manifest: Manifest,
-    pub records: Records,
+    catalog: Box<dyn Catalog>,
+    keywords: Bm25,
     /// The vector layers of the generation's segments, oldest first.
     segments: Vec<VectorIndex>,
     /// The generation directory's name.
@@ -220,22 +228,10 @@ impl Index {
 
     fn open_generation(dir: &Path, generation: &Path, expect_model: Option<&str>) -> Result<Index> {
         let manifest = read_manifest(dir, generation, expect_model)?;
-        let (segments, records) = if manifest.format_version == 1 {
-            let records: Records = read_json(&generation.join("records.json"))?;
-            let vectors = open_legacy_vectors(generation, &manifest, &records)?;
-            if vectors.len() != records.chunks.len() {
-                return Err(Error::Corrupt {
-                    path: generation.join(vectors::GRAPH_FILE),
-                    message: format!(
-                        "{} vectors, records have {} chunks",
-                        vectors.len(),
-                        records.chunks.len()
-                    ),
-                });
-            }
-            (vec![vectors], records)
-        } else {
-            open_segments(dir, &manifest)?
+        let opened = match manifest.format_version {
+            1 => open_format_1(generation, &manifest)?,
+            2 => open_format_2(dir, &manifest)?,
+            _ => open_segments(dir, &manifest)?,
         };
         let version = generation
             .file_name()
@@ -245,8 +241,9 @@ impl Index {
             dir: dir.to_path_buf(),
             generation: generation.to_path_buf(),
             manifest,
-            records,
-            segments,
+            catalog: opened.catalog,
+            keywords: opened.keywords,
+            segments: opened.segments,
             version,
         })
     }
@@ -256,25 +253,83 @@ impl Index {
         self.segments.iter().rev().find_map(|s| s.vector(key))
     }
 
+    /// Walk every segment's graph with this ef from now on.
+    pub fn set_expansion_search(&self, ef: usize) {
+        for s in &self.segments {
+            s.graph().set_expansion_search(ef);
+        }
+    }
+
     /// Every live chunk's (key, vector), segment by segment.
     pub fn live_vectors(&self) -> impl Iterator<Item = (u64, &[f32])> {
         self.segments.iter().flat_map(|s| s.live_vectors())
     }
 }
 
-/// Every segment of a generation opened, and their live records as one (episodes in id order).
-fn open_segments(dir: &Path, manifest: &Manifest) -> Result<(Vec<VectorIndex>, Records)> {
+/// A generation's parts, opened.
+struct Opened {
+    segments: Vec<VectorIndex>,
+    catalog: Box<dyn Catalog>,
+    keywords: Bm25,
+}
+
+/// Records read whole into memory (formats 1 and 2), with a keyword index built from them.
+fn in_memory(segments: Vec<VectorIndex>, records: Records) -> Result<Opened> {
+    let keywords = Bm25::build(&records.episodes)?;
+    Ok(Opened {
+        segments,
+        catalog: Box::new(MemoryCatalog::new(records)),
+        keywords,
+    })
+}
+
+fn open_format_1(generation: &Path, manifest: &Manifest) -> Result<Opened> {
+    let records: Records = read_json(&generation.join("records.json"))?;
+    let vectors = open_legacy_vectors(generation, manifest, &records)?;
+    if vectors.len() != records.chunks.len() {
+        return Err(Error::Corrupt {
+            path: generation.join(vectors::GRAPH_FILE),
+            message: format!(
+                "{} vectors, records have {} chunks",
+                vectors.len(),
+                records.chunks.len()
+            ),
+        });
+    }
+    in_memory(vec![vectors], records)
+}
+
+fn open_format_2(dir: &Path, manifest: &Manifest) -> Result<Opened> {
     let mut records = Records::default();
     let mut segments = Vec::with_capacity(manifest.segments.len());
     for s in &manifest.segments {
-        let (vectors, part) = segment::open_segment(dir, s, manifest.dims, &manifest.hnsw)?;
+        let (vectors, part) = segment::open_legacy_segment(dir, s, manifest.dims, &manifest.hnsw)?;
         segments.push(vectors);
         records.episodes.extend(part.episodes);
         records.chunks.extend(part.chunks);
         records.episode_hashes.extend(part.episode_hashes);
     }
     records.episodes.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok((segments, records))
+    in_memory(segments, records)
+}
+
+/// Every segment of a format 3 generation: vector layers, catalogs and keyword indexes, mapped.
+fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Opened> {
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    let mut catalogs = Vec::with_capacity(manifest.segments.len());
+    let mut keyword_dirs = Vec::with_capacity(manifest.segments.len());
+    for s in &manifest.segments {
+        let (vectors, catalog, keywords) =
+            segment::open_segment(dir, s, manifest.dims, &manifest.hnsw)?;
+        segments.push(vectors);
+        catalogs.push(catalog);
+        keyword_dirs.push(keywords);
+    }
+    Ok(Opened {
+        segments,
+        catalog: Box::new(catalog::SegmentsCatalog::new(catalogs)),
+        keywords: Bm25::open(&keyword_dirs)?,
+    })
 }
 
 impl Snapshot for Index {
@@ -290,8 +345,12 @@ impl Snapshot for Index {
         &self.manifest
     }
 
-    fn records(&self) -> &Records {
-        &self.records
+    fn catalog(&self) -> &dyn Catalog {
+        self.catalog.as_ref()
+    }
+
+    fn keyword_search(&self, text: &str, k: usize) -> Result<Vec<(String, f32)>> {
+        self.keywords.search(text, k)
     }
 
     fn search(
@@ -413,36 +472,40 @@ impl Store for LocalStore {
 
     /// A new generation. Usually one new segment with the upserted episodes (their old copies
     /// tombstoned); when segments or tombstones pile up (`needs_compaction`), or the live
-    /// generation is of format 1, one segment with everything.
+    /// generation is of an older format, one segment with everything.
     fn apply(&self, previous: Option<&dyn Snapshot>, change: &Change) -> Result<String> {
         if self.live_version()?.as_deref() != previous.map(|p| p.version()) {
             return Err(Error::StoreConflict {
                 store: self.location(),
             });
         }
-        let live = live_segments(&self.dir)?;
         let pause = WritePause::from_env();
-        match delta_segments(&self.dir, &live, change, &pause)? {
-            Some(segments) if !needs_compaction(&segments) => {
-                let manifest = Manifest {
+        if let Some(segments) = delta_segments(&self.dir, change, &pause, false)? {
+            return write_generation(
+                &self.dir,
+                &Manifest {
                     segments,
                     ..change.manifest.clone()
-                };
-                write_generation(&self.dir, &manifest)
-            }
-            _ => {
-                let vectors = vectors_of(previous, change)?;
-                write_one_segment(&self.dir, &change.manifest, &change.records, &vectors)
-            }
+                },
+            );
         }
+        let records = full_records(previous, change)?;
+        let vectors = vectors_of(previous, &records, change)?;
+        write_one_segment(&self.dir, &change.manifest, &records, &vectors)
     }
 }
 
-/// The live generation's segments (none for an empty store or format 1).
+/// The live generation's segments (none for an empty store, or one of an older format: a write
+/// rewrites those whole).
 fn live_segments(dir: &Path) -> Result<Vec<SegmentRef>> {
-    Ok(match current_generation(dir)? {
-        Some(g) => read_json::<Manifest>(&g.join("manifest.json"))?.segments,
-        None => Vec::new(),
+    let Some(generation) = current_generation(dir)? else {
+        return Ok(Vec::new());
+    };
+    let manifest: Manifest = read_json(&generation.join("manifest.json"))?;
+    Ok(if manifest.format_version == FORMAT_VERSION {
+        manifest.segments
+    } else {
+        Vec::new()
     })
 }
 
@@ -456,6 +519,7 @@ pub fn write_one_segment(
     let pause = WritePause::from_env();
     let segment = segment::write_segment(dir, records, vectors, &|| pause.now())?;
     let manifest = Manifest {
+        format_version: FORMAT_VERSION,
         segments: vec![segment],
         ..manifest.clone()
     };
@@ -466,9 +530,8 @@ pub fn write_one_segment(
 /// tombstoned), never compacting, switched to: what an upsert costs the local store, for
 /// `bench scale` (ingest chooses between this and compaction).
 pub fn append_segment(dir: &Path, change: &Change) -> Result<String> {
-    let live = live_segments(dir)?;
     let segments =
-        delta_segments(dir, &live, change, &WritePause::from_env())?.ok_or_else(|| {
+        delta_segments(dir, change, &WritePause::from_env(), true)?.ok_or_else(|| {
             Error::invalid(
                 "index",
                 format!("{} has no segments to add to", dir.display()),
@@ -492,14 +555,16 @@ fn needs_compaction(segments: &[SegmentRef]) -> bool {
 }
 
 /// The live segments with the change's episodes tombstoned, plus a new segment holding the
-/// upserted ones (none for a pure delete); `None` when there is nothing to add to (an empty
-/// store, or format 1).
+/// upserted ones (none for a pure delete). `None`, with nothing written, when there is nothing
+/// to add to (an empty store, an older format), or when the result would need compaction and
+/// `never_compact` is false.
 fn delta_segments(
     dir: &Path,
-    live: &[SegmentRef],
     change: &Change,
     pause: &WritePause,
+    never_compact: bool,
 ) -> Result<Option<Vec<SegmentRef>>> {
+    let live = live_segments(dir)?;
     if live.is_empty() {
         return Ok(None);
     }
@@ -509,10 +574,23 @@ fn delta_segments(
         .chain(&change.deleted)
         .cloned()
         .collect();
-    let mut segments = segment::tombstone(dir, live, &gone)?;
-    let added = upserted_records(change);
-    if !added.chunks.is_empty() || !added.episodes.is_empty() {
-        let table = ChunkTable::of_records(&added);
+    let mut segments = segment::tombstone(dir, &live, &gone)?;
+    let added = &change.records;
+    let adds = !added.chunks.is_empty() || !added.episodes.is_empty();
+    let mut planned = segments.clone();
+    if adds {
+        planned.push(SegmentRef {
+            name: String::new(),
+            chunks: added.chunks.len(),
+            dead_chunks: 0,
+            dead: BTreeSet::new(),
+        });
+    }
+    if !never_compact && needs_compaction(&planned) {
+        return Ok(None);
+    }
+    if adds {
+        let table = ChunkTable::of_records(added);
         let dims = change.manifest.dims;
         let mut rows = Vec::with_capacity(table.len() * dims);
         for key in table.keys().iter() {
@@ -522,39 +600,30 @@ fn delta_segments(
             rows.extend_from_slice(v);
         }
         let vectors = VectorIndex::build(dims, &change.manifest.hnsw, table, rows.into())?;
-        segments.push(segment::write_segment(dir, &added, &vectors, &|| {
+        segments.push(segment::write_segment(dir, added, &vectors, &|| {
             pause.now()
         })?);
     }
     Ok(Some(segments))
 }
 
-/// The records of the change's upserted episodes only.
-fn upserted_records(change: &Change) -> Records {
-    let wanted = |id: &String| change.upserted.contains(id);
-    Records {
-        episodes: change
-            .records
-            .episodes
-            .iter()
-            .filter(|e| wanted(&e.id))
-            .cloned()
-            .collect(),
-        chunks: change
-            .records
-            .chunks
-            .iter()
-            .filter(|c| wanted(&c.episode_id))
-            .cloned()
-            .collect(),
-        episode_hashes: change
-            .records
-            .episode_hashes
-            .iter()
-            .filter(|(id, _)| wanted(id))
-            .map(|(id, h)| (id.clone(), h.clone()))
-            .collect(),
-    }
+/// Every live record of the version `change` makes: the previous version's, read whole, less the
+/// episodes it replaces or deletes, plus the ones it brings.
+fn full_records(previous: Option<&dyn Snapshot>, change: &Change) -> Result<Records> {
+    let mut all = match previous {
+        Some(p) => p.records()?,
+        None => Records::default(),
+    };
+    let gone = |id: &String| change.upserted.contains(id) || change.deleted.contains(id);
+    all.episodes.retain(|e| !gone(&e.id));
+    all.chunks.retain(|c| !gone(&c.episode_id));
+    all.episode_hashes.retain(|id, _| !gone(id));
+    all.episodes.extend(change.records.episodes.iter().cloned());
+    all.chunks.extend(change.records.chunks.iter().cloned());
+    all.episode_hashes
+        .extend(change.records.episode_hashes.clone());
+    all.episodes.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(all)
 }
 
 /// `PODSEEK_PAUSE_BETWEEN_FILES_MS` sleeps after each file a write makes, so a test can kill a
@@ -579,10 +648,14 @@ impl WritePause {
     }
 }
 
-/// The vector layer of every chunk in the change: the upserted chunks' new vectors, every other
-/// chunk's from the previous version, and the graph built over all of them.
-fn vectors_of(previous: Option<&dyn Snapshot>, change: &Change) -> Result<VectorIndex> {
-    let table = ChunkTable::of_records(&change.records);
+/// The vector layer of every chunk in `records`: the change's new vectors, every other chunk's
+/// from the previous version, and the graph built over all of them.
+fn vectors_of(
+    previous: Option<&dyn Snapshot>,
+    records: &Records,
+    change: &Change,
+) -> Result<VectorIndex> {
+    let table = ChunkTable::of_records(records);
     let kept: Vec<u64> = table
         .keys()
         .iter()
@@ -670,15 +743,16 @@ pub fn compact(dir: &Path) -> Result<String> {
     let store = LocalStore::new(dir);
     let _lock = store.lock()?;
     let live = Index::open(dir, None)?;
+    let records = live.records()?;
     let change = Change {
         manifest: live.manifest.clone(),
-        records: live.records.clone(),
+        records: Records::default(),
         upserted: BTreeSet::new(),
         deleted: Vec::new(),
         vectors: HashMap::new(),
     };
-    let vectors = vectors_of(Some(&live), &change)?;
-    write_one_segment(dir, &change.manifest, &change.records, &vectors)
+    let vectors = vectors_of(Some(&live), &records, &change)?;
+    write_one_segment(dir, &live.manifest, &records, &vectors)
 }
 
 /// Remove episodes by id from the index directory `dir`; see [`delete_from`].
@@ -702,6 +776,8 @@ pub fn delete_from(
     write(store, embedder, Vec::new(), ids, options)
 }
 
+/// Work out the change against the live version and write it. Reads of the live version are
+/// O(change): the stored hashes, chunks and counts of the episodes the change touches.
 fn write(
     store: &dyn Store,
     embedder: &dyn Embedder,
@@ -712,34 +788,46 @@ fn write(
     let _lock = store.lock()?;
     let previous = open_previous(store, embedder)?;
     let previous = previous.as_deref();
+    let stored = previous.map(|p| p.catalog());
     let chunking = chunking_for(previous.map(|p| p.manifest()), options);
     let mut report = IngestReport::default();
-    let mut merged = merge_episodes(previous.map(|p| p.records()), episodes, &mut report);
-    remove_episodes(&mut merged, removals, &mut report)?;
+    let mut merged = merge_episodes(stored, episodes, &mut report);
+    remove_episodes(stored, &mut merged, removals, &mut report)?;
     let translation = options.translator.as_ref().map(|t| t.id().to_string());
-    if previous.is_some_and(|p| p.manifest().translation != translation) {
+    if let Some(p) = previous.filter(|p| p.manifest().translation != translation) {
         // Twins come or go for every episode: all of them are chunked again.
-        merged.changed.extend(merged.episodes.keys().cloned());
+        rechunk_all(p.catalog(), &mut merged, removals)?;
     }
-    let chunks = chunks_for(&merged, previous, embedder, &chunking, options)?;
+    let previous_chunks = stored_chunks(stored, merged.changed.iter())?;
+    let chunks = chunks_for(&merged, &previous_chunks, embedder, &chunking, options)?;
     let (vectors, embedded) = vectors_for(
         &chunks,
-        &merged.changed,
+        &previous_chunks,
         previous,
         embedder,
         options.progress.as_ref(),
     )?;
+    let totals = totals_after(previous, &merged, removals, &chunks)?;
+    let corpus_hash = corpus_hash(stored, &merged.hashes, removals);
     let records = Records {
-        episodes: merged.episodes.into_values().collect(),
+        episodes: merged
+            .episodes
+            .into_values()
+            .filter(|e| merged.changed.contains(&e.id))
+            .collect(),
         chunks,
-        episode_hashes: merged.hashes,
+        episode_hashes: merged
+            .hashes
+            .into_iter()
+            .filter(|(id, _)| merged.changed.contains(id))
+            .collect(),
     };
     report.chunks_embedded = embedded;
-    report.episodes_total = records.episodes.len();
-    report.chapters_total = records.episodes.iter().map(|e| e.chapters.len()).sum();
-    report.chunks_total = records.chunks.len();
+    report.episodes_total = totals.episodes;
+    report.chapters_total = totals.chapters;
+    report.chunks_total = totals.chunks;
     let change = Change {
-        manifest: manifest_for(&records, embedder, chunking, options),
+        manifest: manifest_for(totals, corpus_hash, embedder, chunking, options),
         records,
         upserted: merged.changed,
         deleted: removals.to_vec(),
@@ -795,8 +883,9 @@ fn chunking_for(previous: Option<&Manifest>, options: &IngestOptions) -> ChunkSe
     p.chunking
 }
 
-/// The episodes after the upsert, by id, with each one's content hash.
+/// The episodes a write brings, by id, with each one's content hash.
 struct Merged {
+    /// The input's episodes (the first of each id), and the stored ones chunked again.
     episodes: BTreeMap<String, Episode>,
     hashes: BTreeMap<String, String>,
     /// Added or changed: chunked and stored again.
@@ -806,7 +895,7 @@ struct Merged {
 /// Upsert by episode: new ids are added, known ids replaced; the report counts which were
 /// unchanged. A repeated id in one call keeps its first occurrence and is reported.
 fn merge_episodes(
-    previous: Option<&Records>,
+    stored: Option<&dyn Catalog>,
     episodes: Vec<Episode>,
     report: &mut IngestReport,
 ) -> Merged {
@@ -815,41 +904,38 @@ fn merge_episodes(
         hashes: BTreeMap::new(),
         changed: BTreeSet::new(),
     };
-    if let Some(p) = previous {
-        merged
-            .episodes
-            .extend(p.episodes.iter().map(|e| (e.id.clone(), e.clone())));
-        merged.hashes.extend(p.episode_hashes.clone());
-    }
-    let mut seen = std::collections::HashSet::new();
     for e in episodes {
-        if !seen.insert(e.id.clone()) {
+        if merged.episodes.contains_key(&e.id) {
             report.duplicates.push(e.id);
             continue;
         }
         let hash = episode_hash(&e);
-        match merged.hashes.get(&e.id) {
-            Some(old) if *old == hash => report.episodes_unchanged += 1,
-            Some(_) => report.episodes_replaced += 1,
-            None => report.episodes_added += 1,
+        let known = stored.is_some_and(|c| c.episode_facts(&e.id).is_some());
+        let same = stored.and_then(|c| c.episode_hash(&e.id)) == Some(hash.as_str());
+        match (known, same) {
+            (true, true) => report.episodes_unchanged += 1,
+            (true, false) => report.episodes_replaced += 1,
+            (false, _) => report.episodes_added += 1,
         }
-        if merged.hashes.get(&e.id) != Some(&hash) {
+        if !same {
             merged.changed.insert(e.id.clone());
         }
         merged.hashes.insert(e.id.clone(), hash);
         merged.episodes.insert(e.id.clone(), e);
     }
-    for e in merged.episodes.values() {
-        if !merged.hashes.contains_key(&e.id) {
-            merged.hashes.insert(e.id.clone(), episode_hash(e));
-        }
-    }
     merged
 }
 
-fn remove_episodes(merged: &mut Merged, ids: &[String], report: &mut IngestReport) -> Result<()> {
+/// Deletions must name stored episodes (or ones this write brings).
+fn remove_episodes(
+    stored: Option<&dyn Catalog>,
+    merged: &mut Merged,
+    ids: &[String],
+    report: &mut IngestReport,
+) -> Result<()> {
     for id in ids {
-        if merged.episodes.remove(id).is_none() {
+        let brought = merged.episodes.remove(id).is_some();
+        if !brought && !stored.is_some_and(|c| c.episode_facts(id).is_some()) {
             return Err(Error::NotFound {
                 what: "episode",
                 id: id.clone(),
@@ -862,57 +948,126 @@ fn remove_episodes(merged: &mut Merged, ids: &[String], report: &mut IngestRepor
     Ok(())
 }
 
-/// Every chunk of the new version, in episode order: changed episodes chunked now (with their
-/// translated twins), unchanged ones as stored.
+/// Every stored episode the write does not bring or remove, read back and marked changed.
+fn rechunk_all(stored: &dyn Catalog, merged: &mut Merged, removals: &[String]) -> Result<()> {
+    for id in stored.episode_ids() {
+        if removals.iter().any(|r| r == id) {
+            continue;
+        }
+        if !merged.episodes.contains_key(id) {
+            if let Some(e) = stored.episode(id)? {
+                merged.hashes.insert(id.to_string(), episode_hash(&e));
+                merged.episodes.insert(id.to_string(), e);
+            }
+        }
+        merged.changed.insert(id.to_string());
+    }
+    Ok(())
+}
+
+/// The stored chunks of these episodes (none for new ones).
+fn stored_chunks<'a>(
+    stored: Option<&dyn Catalog>,
+    ids: impl Iterator<Item = &'a String>,
+) -> Result<Vec<Chunk>> {
+    let Some(catalog) = stored else {
+        return Ok(Vec::new());
+    };
+    let mut chunks = Vec::new();
+    for id in ids {
+        chunks.extend(catalog.episode_chunks(id)?);
+    }
+    Ok(chunks)
+}
+
+/// How many episodes, chapters and chunks a version holds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    episodes: usize,
+    chapters: usize,
+    chunks: usize,
+}
+
+/// The previous version's totals, less the stored copies of what the write replaces or removes,
+/// plus what it brings.
+fn totals_after(
+    previous: Option<&dyn Snapshot>,
+    merged: &Merged,
+    removals: &[String],
+    chunks: &[Chunk],
+) -> Result<Totals> {
+    let mut t = previous.map_or(Totals::default(), |p| Totals {
+        episodes: p.manifest().episodes,
+        chapters: p.manifest().chapters,
+        chunks: p.manifest().chunks,
+    });
+    if let Some(stored) = previous.map(|p| p.catalog()) {
+        for id in merged.changed.iter().chain(removals) {
+            if let Some(e) = stored.episode(id)? {
+                t.episodes -= 1;
+                t.chapters -= e.chapters.len();
+                t.chunks -= stored.episode_chunks(id)?.len();
+            }
+        }
+    }
+    for id in &merged.changed {
+        t.episodes += 1;
+        t.chapters += merged.episodes.get(id).map_or(0, |e| e.chapters.len());
+    }
+    t.chunks += chunks.len();
+    Ok(t)
+}
+
+/// SHA-256 over every episode's id and content hash, in id order, after the write.
+fn corpus_hash(
+    stored: Option<&dyn Catalog>,
+    brought: &BTreeMap<String, String>,
+    removals: &[String],
+) -> String {
+    let mut all: BTreeMap<&str, &str> = BTreeMap::new();
+    if let Some(catalog) = stored {
+        for id in catalog.episode_ids() {
+            all.insert(id, catalog.episode_hash(id).unwrap_or_default());
+        }
+    }
+    for (id, h) in brought {
+        all.insert(id, h);
+    }
+    for id in removals {
+        all.remove(id.as_str());
+    }
+    let mut corpus = Sha256::new();
+    for (id, h) in all {
+        corpus.update(id.as_bytes());
+        corpus.update(h.as_bytes());
+    }
+    hex(&corpus.finalize())
+}
+
+/// The chunks of the changed episodes, in episode order, with their translated twins.
 fn chunks_for(
     merged: &Merged,
-    previous: Option<&dyn Snapshot>,
+    previous_chunks: &[Chunk],
     embedder: &dyn Embedder,
     chunking: &ChunkSettings,
     options: &IngestOptions,
 ) -> Result<Vec<Chunk>> {
-    let previous_chunks = previous.map_or(&[][..], |p| &p.records().chunks[..]);
     let (tokenizer, window) = embedder.chunk_sizer();
-    let mut fresh: Vec<Chunk> = merged
+    let fresh: Vec<Chunk> = merged
         .changed
         .iter()
         .filter_map(|id| merged.episodes.get(id))
         .flat_map(|e| chunk_episode(e, chunking, tokenizer, window))
         .collect();
-    if let Some(translator) = &options.translator {
-        fresh = with_twins(
+    match &options.translator {
+        Some(translator) => with_twins(
             fresh,
             &merged.episodes,
             translator.as_ref(),
             previous_chunks,
-        )?;
+        ),
+        None => Ok(fresh),
     }
-    let mut by_episode: HashMap<&str, Vec<&Chunk>> = HashMap::new();
-    for c in &fresh {
-        by_episode.entry(c.episode_id.as_str()).or_default().push(c);
-    }
-    let mut kept: HashMap<&str, Vec<&Chunk>> = HashMap::new();
-    for c in previous_chunks {
-        if !merged.changed.contains(&c.episode_id) {
-            kept.entry(c.episode_id.as_str()).or_default().push(c);
-        }
-    }
-    Ok(merged
-        .episodes
-        .keys()
-        .flat_map(|id| {
-            let source = if merged.changed.contains(id) {
-                &by_episode
-            } else {
-                &kept
-            };
-            source
-                .get(id.as_str())
-                .into_iter()
-                .flatten()
-                .map(|c| (*c).clone())
-        })
-        .collect())
 }
 
 /// The vectors of the changed episodes' chunks, by key: reused from the previous version when the
@@ -920,16 +1075,13 @@ fn chunks_for(
 /// were embedded now.
 fn vectors_for(
     chunks: &[Chunk],
-    changed: &BTreeSet<String>,
+    previous_chunks: &[Chunk],
     previous: Option<&dyn Snapshot>,
     embedder: &dyn Embedder,
     progress: &dyn Progress,
 ) -> Result<(HashMap<u64, Vec<f32>>, usize)> {
-    let wanted: Vec<&Chunk> = chunks
-        .iter()
-        .filter(|c| changed.contains(&c.episode_id))
-        .collect();
-    let mut vectors = reusable_vectors(&wanted, previous)?;
+    let wanted: Vec<&Chunk> = chunks.iter().collect();
+    let mut vectors = reusable_vectors(&wanted, previous_chunks, previous)?;
     let mut missing: Vec<&Chunk> = wanted
         .into_iter()
         .filter(|c| !vectors.contains_key(&c.key))
@@ -949,16 +1101,18 @@ fn vectors_for(
     Ok((vectors, missing.len()))
 }
 
-/// Stored vectors of the chunks whose id and embedded text are unchanged.
+/// Stored vectors of the chunks whose id and embedded text are unchanged (`previous_chunks` are
+/// the stored chunks of the same episodes).
 fn reusable_vectors(
     chunks: &[&Chunk],
+    previous_chunks: &[Chunk],
     previous: Option<&dyn Snapshot>,
 ) -> Result<HashMap<u64, Vec<f32>>> {
     let Some(p) = previous else {
         return Ok(HashMap::new());
     };
     let stored: std::collections::HashSet<(&str, &str)> =
-        p.records().chunks.iter().map(chunk_vector_key).collect();
+        previous_chunks.iter().map(chunk_vector_key).collect();
     let keys: Vec<u64> = chunks
         .iter()
         .filter(|c| stored.contains(&chunk_vector_key(c)))
@@ -980,16 +1134,12 @@ fn chunk_vector_key(c: &Chunk) -> (&str, &str) {
 }
 
 fn manifest_for(
-    records: &Records,
+    totals: Totals,
+    corpus_hash: String,
     embedder: &dyn Embedder,
     chunking: ChunkSettings,
     options: &IngestOptions,
 ) -> Manifest {
-    let mut corpus = Sha256::new();
-    for (id, h) in &records.episode_hashes {
-        corpus.update(id.as_bytes());
-        corpus.update(h.as_bytes());
-    }
     Manifest {
         format_version: FORMAT_VERSION,
         model_id: embedder.model_id().to_string(),
@@ -997,13 +1147,13 @@ fn manifest_for(
         metric: "cosine".into(),
         chunking,
         hnsw: options.hnsw,
-        corpus_hash: hex(&corpus.finalize()),
+        corpus_hash,
         created_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        episodes: records.episodes.len(),
-        chapters: records.episodes.iter().map(|e| e.chapters.len()).sum(),
-        chunks: records.chunks.len(),
+        episodes: totals.episodes,
+        chapters: totals.chapters,
+        chunks: totals.chunks,
         translation: options.translator.as_ref().map(|t| t.id().to_string()),
         segments: Vec::new(),
     }

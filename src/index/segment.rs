@@ -1,6 +1,6 @@
 //! Segments: the immutable parts a local index generation is made of. A segment is a directory
-//! under `segments/` holding the records of some episodes and their vector layer (graph, chunk
-//! table, rows). A generation's manifest lists its segments, oldest first, each with the episodes
+//! under `segments/` holding some episodes: their vector layer (graph, chunk table, rows), their
+//! catalog (`catalog.bin`) and their keyword index (`keywords/`). A generation's manifest lists its segments, oldest first, each with the episodes
 //! that later writes replaced or deleted (tombstones). An upsert writes one small segment with the
 //! changed episodes and tombstones their old copies; nothing already written is rewritten, so its
 //! cost follows the change, not the index. Compaction writes all live episodes into one segment.
@@ -15,12 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+use super::catalog::{catalog_bytes, CatalogFile, SegmentCatalog, CATALOG_FILE};
+use super::keywords::{Bm25, KEYWORDS_DIR};
 use super::table::ChunkTable;
 use super::vectors::{VectorIndex, TABLE_FILE};
 use super::{read_json, sync_dir, write_file, HnswParams, Records};
 
 pub const SEGMENTS_DIR: &str = "segments";
-const RECORDS_FILE: &str = "records.json";
+/// Format 2 kept a segment's records as one JSON document, parsed whole at open.
+const LEGACY_RECORDS_FILE: &str = "records.json";
 
 /// A segment as a generation lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,9 +60,11 @@ pub fn write_segment(
         vectors.write(&dir)?;
         between_files();
         write_file(
-            &dir.join(RECORDS_FILE),
-            &serde_json::to_vec(records).expect("records serialize"),
+            &dir.join(CATALOG_FILE),
+            &catalog_bytes(records, vectors.keys()),
         )?;
+        between_files();
+        Bm25::write(&dir.join(KEYWORDS_DIR), &records.episodes)?;
         between_files();
         sync_dir(&dir)?;
         sync_dir(&parent)
@@ -76,9 +81,26 @@ pub fn write_segment(
     })
 }
 
-/// One opened segment: its vector layer (tombstoned episodes excluded from every search) and its
-/// live records.
+/// One opened segment (format 3): its vector layer and catalog, tombstoned episodes excluded from
+/// both, and where its keyword index is.
 pub fn open_segment(
+    index_dir: &Path,
+    segment: &SegmentRef,
+    dims: usize,
+    params: &HnswParams,
+) -> Result<(VectorIndex, SegmentCatalog, PathBuf)> {
+    let dir = segment_dir(index_dir, &segment.name);
+    let mut vectors = VectorIndex::open(&dir, dims, params)?;
+    let file = CatalogFile::open(&dir.join(CATALOG_FILE))?;
+    let catalog = SegmentCatalog::new(file, vectors.keys().clone(), &segment.dead)?;
+    if !segment.dead.is_empty() {
+        vectors.set_dead(&segment.dead);
+    }
+    Ok((vectors, catalog, dir.join(KEYWORDS_DIR)))
+}
+
+/// One segment of a format 2 generation: its vector layer and its live records, read whole.
+pub fn open_legacy_segment(
     index_dir: &Path,
     segment: &SegmentRef,
     dims: usize,
@@ -86,7 +108,7 @@ pub fn open_segment(
 ) -> Result<(VectorIndex, Records)> {
     let dir = segment_dir(index_dir, &segment.name);
     let mut vectors = VectorIndex::open(&dir, dims, params)?;
-    let mut records: Records = read_json(&dir.join(RECORDS_FILE))?;
+    let mut records: Records = read_json(&dir.join(LEGACY_RECORDS_FILE))?;
     if records.chunks.len() != vectors.len() {
         return Err(Error::Corrupt {
             path: dir.join(TABLE_FILE),

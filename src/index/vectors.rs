@@ -104,6 +104,11 @@ impl VectorIndex {
         self.dead.is_empty() || !self.dead.contains(&self.table.codes(row).0)
     }
 
+    /// The chunk keys, in row order.
+    pub fn keys(&self) -> &Arc<[u64]> {
+        self.table.keys()
+    }
+
     /// Scan filters keeping at most `rows` rows instead of walking the graph (0: always walk).
     pub fn set_scan_limit(&mut self, rows: usize) {
         self.scan_limit = rows;

@@ -14,10 +14,12 @@ use crate::chunk::{Chunk, ChunkKind};
 use crate::corpus::{format_timestamp, Chapter, Entity, Episode, Lang, Quote};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
-use crate::index::{ChunkFilter, Snapshot};
+use crate::index::{ChunkFilter, Heading, Snapshot};
 use crate::translate::{self, Translator};
 
-pub mod keyword;
+/// Keyword search lives with the index (a local index keeps it on disk); re-exported for the
+/// evaluation's baseline.
+pub use crate::index::keywords as keyword;
 
 pub const MAX_QUERY_CHARS: usize = 2000;
 pub const MAX_K: usize = 100;
@@ -167,10 +169,8 @@ pub struct EpisodeSummary {
 pub struct SearchEngine {
     index: Box<dyn Snapshot>,
     embedder: Arc<dyn Embedder>,
-    chunk_by_key: HashMap<u64, usize>,
-    chapter_pos: HashMap<String, (usize, usize)>,
-    chunks_by_chapter: HashMap<String, Vec<usize>>,
-    keyword: keyword::Bm25,
+    /// A keyword index other than the snapshot's (another analysis, for evaluation).
+    keyword: Option<keyword::Bm25>,
     ranking: Ranking,
     translator: Option<Arc<dyn Translator>>,
     cache: Mutex<HashMap<String, Arc<Vec<f32>>>>,
@@ -219,7 +219,7 @@ pub enum TranslationFusion {
 }
 
 impl TranslationFusion {
-    fn combine(self, a: (f32, usize), b: (f32, usize)) -> (f32, usize) {
+    fn combine(self, a: Scored, b: Scored) -> Scored {
         let best = if b.0 > a.0 { b } else { a };
         match self {
             TranslationFusion::Max => best,
@@ -227,6 +227,9 @@ impl TranslationFusion {
         }
     }
 }
+
+/// A chapter's score and its best chunk's key.
+type Scored = (f32, u64);
 
 /// How many nearest chunks to read, and how many distinct chapters they should reach.
 #[derive(Debug, Clone, Copy)]
@@ -454,40 +457,10 @@ impl SearchEngine {
                 ),
             });
         }
-        let records = index.records();
-        let chunk_by_key = records
-            .chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.key, i))
-            .collect();
-        let mut chapter_pos = HashMap::new();
-        for (e, ep) in records.episodes.iter().enumerate() {
-            for (c, ch) in ep.chapters.iter().enumerate() {
-                chapter_pos.insert(ch.id.clone(), (e, c));
-            }
-        }
-        let mut chunks_by_chapter: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, c) in records.chunks.iter().enumerate() {
-            chunks_by_chapter
-                .entry(c.chapter_id.clone())
-                .or_default()
-                .push(i);
-        }
-        let started = std::time::Instant::now();
-        let keyword = keyword::Bm25::build(&records.episodes)?;
-        tracing::info!(
-            "keyword index of {} episodes built in {} ms",
-            records.episodes.len(),
-            started.elapsed().as_millis()
-        );
         Ok(SearchEngine {
             index,
             embedder,
-            chunk_by_key,
-            chapter_pos,
-            chunks_by_chapter,
-            keyword,
+            keyword: None,
             ranking: Ranking::default(),
             translator: None,
             cache: Mutex::new(HashMap::new()),
@@ -508,9 +481,14 @@ impl SearchEngine {
     /// twin chunks (from `ingest --translate`) under the other language.
     pub fn with_keyword_analysis(mut self, analysis: keyword::Analysis) -> Result<SearchEngine> {
         if analysis == keyword::Analysis::Shared {
-            return Ok(self); // what `new` built
+            return Ok(self); // the snapshot's own
         }
-        let records = self.index.records();
+        let records = self.index.records()?;
+        let lang_of: HashMap<&str, Lang> = records
+            .episodes
+            .iter()
+            .flat_map(|e| e.chapters.iter().map(|c| (c.id.as_str(), c.lang)))
+            .collect();
         let own = keyword::chapter_texts(&records.episodes);
         let mut texts: Vec<keyword::KeywordText> = own
             .iter()
@@ -521,7 +499,7 @@ impl SearchEngine {
             })
             .collect();
         for c in records.chunks.iter().filter(|c| c.is_twin()) {
-            if let Some(lang) = self.chapter_lang(&c.chapter_id) {
+            if let Some(&lang) = lang_of.get(c.chapter_id.as_str()) {
                 texts.push(keyword::KeywordText {
                     chapter_id: &c.chapter_id,
                     lang: translate::other(lang),
@@ -529,7 +507,7 @@ impl SearchEngine {
                 });
             }
         }
-        self.keyword = keyword::Bm25::build_from(&texts, analysis)?;
+        self.keyword = Some(keyword::Bm25::build_from(&texts, analysis)?);
         Ok(self)
     }
 
@@ -584,7 +562,7 @@ impl SearchEngine {
         let episode = match q.episode.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(id) => {
-                if !self.index.records().episodes.iter().any(|e| e.id == id) {
+                if self.index.catalog().episode_facts(id).is_none() {
                     return Err(Error::UnknownFilter {
                         field: "episode".into(),
                         message: format!("no episode with id `{id}` (GET /v1/episodes lists them)"),
@@ -607,18 +585,10 @@ impl SearchEngine {
         let Some(name) = podcast.map(str::trim).filter(|p| !p.is_empty()) else {
             return Ok(None);
         };
-        let known = self
-            .index
-            .records()
-            .episodes
-            .iter()
-            .filter_map(|e| e.podcast());
-        if known.clone().any(|t| t.eq_ignore_ascii_case(name)) {
+        let titles = self.index.catalog().podcasts();
+        if titles.iter().any(|t| t.eq_ignore_ascii_case(name)) {
             return Ok(Some(name.to_string()));
         }
-        let mut titles: Vec<&str> = known.collect();
-        titles.sort_unstable();
-        titles.dedup();
         let listed = if titles.is_empty() {
             "the index has no feed episodes".to_string()
         } else {
@@ -737,11 +707,11 @@ impl SearchEngine {
         if let Some(lang) = vectors.lang {
             self.calibrate_language(&mut scores, lang);
         }
-        let mut ranked: Vec<(&str, (f32, usize))> = scores.into_iter().collect();
+        let mut ranked: Vec<(&str, Scored)> = scores.into_iter().collect();
         ranked.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
         ranked.truncate(q.k);
         let question: Vec<&str> = vectors.texts(q).collect();
-        Ok(self.shape_hits(ranked, &question_terms(&question)))
+        self.shape_hits(ranked, &question_terms(&question))
     }
 
     /// Chapter → keyword bonus, the better of the question's and its translation's.
@@ -767,8 +737,8 @@ impl SearchEngine {
     /// not the other, or named only by the keyword part. One call to the store.
     fn fetch_unscored<'a>(
         &self,
-        original: &HashMap<&str, (f32, usize)>,
-        translated: Option<&HashMap<&str, (f32, usize)>>,
+        original: &HashMap<&str, Scored>,
+        translated: Option<&HashMap<&str, Scored>>,
         named: impl Iterator<Item = &'a String>,
     ) -> Result<Fetched> {
         let lacking = |id: &str| {
@@ -786,12 +756,10 @@ impl SearchEngine {
         }
         chapters.sort_unstable();
         chapters.dedup();
-        let records = self.index.records();
+        let catalog = self.index.catalog();
         let keys: Vec<u64> = chapters
             .iter()
-            .filter_map(|id| self.chunks_by_chapter.get(*id))
-            .flatten()
-            .map(|&i| records.chunks[i].key)
+            .flat_map(|id| catalog.chapter_chunk_keys(id))
             .collect();
         if keys.is_empty() {
             return Ok(Fetched::new());
@@ -808,8 +776,8 @@ impl SearchEngine {
         filter: &ChunkFilter,
         pool: Pool,
         mode: Mode,
-    ) -> Result<HashMap<&str, (f32, usize)>> {
-        let total = self.index.records().chunks.len();
+    ) -> Result<HashMap<&str, Scored>> {
+        let total = self.index.manifest().chunks;
         let mut want = pool.chunks;
         let mut reachable = pool.chapters;
         loop {
@@ -829,22 +797,17 @@ impl SearchEngine {
     /// How many chapters the filter lets through (all of them without a filter).
     fn chapters_passing(&self, filter: &ChunkFilter) -> usize {
         if !filter.is_active() {
-            return self.chapter_pos.len();
+            return self.index.manifest().chapters;
         }
-        self.index
-            .records()
-            .episodes
-            .iter()
-            .filter(|e| filter.accepts(e))
-            .map(|e| e.chapters.len())
-            .sum()
+        self.index.catalog().chapters_passing(filter)
     }
 
     /// Whether a chapter's episode passes the filter.
     fn chapter_passes(&self, filter: &ChunkFilter, chapter_id: &str) -> bool {
-        self.chapter_pos
-            .get(chapter_id)
-            .is_some_and(|&(e, _)| filter.accepts(&self.index.records().episodes[e]))
+        self.index
+            .catalog()
+            .chapter(chapter_id)
+            .is_some_and(|c| filter.accepts_facts(&c.episode))
     }
 
     /// Chapter → its best chunk among the `want` nearest chunks that pass the filter.
@@ -854,34 +817,28 @@ impl SearchEngine {
         filter: &ChunkFilter,
         want: usize,
         mode: Mode,
-    ) -> Result<HashMap<&str, (f32, usize)>> {
-        let records = self.index.records();
-        let mut out: HashMap<&str, (f32, usize)> = HashMap::new();
+    ) -> Result<HashMap<&str, Scored>> {
+        let catalog = self.index.catalog();
+        let mut out: HashMap<&str, Scored> = HashMap::new();
         let exact = mode == Mode::Exact;
         for (key, score) in self.index.search(vector, want, filter, exact)? {
-            if let Some(&i) = self.chunk_by_key.get(&key) {
-                out.entry(records.chunks[i].chapter_id.as_str())
-                    .or_insert((score, i));
+            if let Some(chapter) = catalog.chunk_chapter(key) {
+                out.entry(chapter).or_insert((score, key));
             }
         }
         Ok(out)
     }
 
     /// A chapter's best chunk for `vector`, scored exactly from fetched vectors.
-    fn best_chunk(
-        &self,
-        chapter_id: &str,
-        vector: &[f32],
-        fetched: &Fetched,
-    ) -> Option<(f32, usize)> {
-        let records = self.index.records();
-        self.chunks_by_chapter
-            .get(chapter_id)?
-            .iter()
-            .filter_map(|&i| {
+    fn best_chunk(&self, chapter_id: &str, vector: &[f32], fetched: &Fetched) -> Option<Scored> {
+        self.index
+            .catalog()
+            .chapter_chunk_keys(chapter_id)
+            .into_iter()
+            .filter_map(|key| {
                 fetched
-                    .get(&records.chunks[i].key)
-                    .map(|v| (crate::embed::dot(vector, v), i))
+                    .get(&key)
+                    .map(|v| (crate::embed::dot(vector, v), key))
             })
             .max_by(|a, b| a.0.total_cmp(&b.0))
     }
@@ -889,7 +846,7 @@ impl SearchEngine {
     /// Make sure `chapter_id` has a score (a keyword hit may name a chapter no vector reached).
     fn ensure_scored<'a>(
         &'a self,
-        scores: &mut HashMap<&'a str, (f32, usize)>,
+        scores: &mut HashMap<&'a str, Scored>,
         chapter_id: &str,
         vectors: &QueryVectors,
         fetched: &Fetched,
@@ -897,10 +854,9 @@ impl SearchEngine {
         if scores.contains_key(chapter_id) {
             return;
         }
-        let Some(&(e, c)) = self.chapter_pos.get(chapter_id) else {
+        let Some(id) = self.index.catalog().chapter(chapter_id).map(|c| c.id) else {
             return;
         };
-        let id = self.index.records().episodes[e].chapters[c].id.as_str();
         if let Some(score) = self.fused_score(id, None, None, vectors, fetched) {
             scores.insert(id, score);
         }
@@ -911,11 +867,11 @@ impl SearchEngine {
     fn fused_score(
         &self,
         chapter_id: &str,
-        original: Option<(f32, usize)>,
-        translated: Option<(f32, usize)>,
+        original: Option<Scored>,
+        translated: Option<Scored>,
         vectors: &QueryVectors,
         fetched: &Fetched,
-    ) -> Option<(f32, usize)> {
+    ) -> Option<Scored> {
         let a = original.or_else(|| self.best_chunk(chapter_id, vectors.original, fetched))?;
         let Some((_, t)) = &vectors.translated else {
             return Some(a);
@@ -928,8 +884,8 @@ impl SearchEngine {
     /// found gets both scores (the missing one computed exactly), combined by the fusion rule.
     fn fuse_translation<'a>(
         &'a self,
-        scores: &mut HashMap<&'a str, (f32, usize)>,
-        other: HashMap<&'a str, (f32, usize)>,
+        scores: &mut HashMap<&'a str, Scored>,
+        other: HashMap<&'a str, Scored>,
         vectors: &QueryVectors,
         fetched: &Fetched,
     ) {
@@ -944,9 +900,11 @@ impl SearchEngine {
 
     /// BM25 over the chapters the filter keeps, best first.
     fn keyword_ranking(&self, text: &str, filter: &ChunkFilter) -> Result<Vec<(String, f32)>> {
-        Ok(self
-            .keyword
-            .search(text, 100)?
+        let ranked = match &self.keyword {
+            Some(own) => own.search(text, 100)?,
+            None => self.index.keyword_search(text, 100)?,
+        };
+        Ok(ranked
             .into_iter()
             .filter(|(id, _)| self.chapter_passes(filter, id))
             .collect())
@@ -954,7 +912,7 @@ impl SearchEngine {
 
     /// Language-fair scores: chapters in the question's own language get the calibrated offset
     /// for that language (fit by cross-validation on the tuning half; 0 means no offset needed).
-    fn calibrate_language(&self, scores: &mut HashMap<&str, (f32, usize)>, lang: Lang) {
+    fn calibrate_language(&self, scores: &mut HashMap<&str, Scored>, lang: Lang) {
         let offset = self.ranking.same_language_offset(lang);
         if offset == 0.0 {
             return;
@@ -967,57 +925,37 @@ impl SearchEngine {
     }
 
     fn chapter_lang(&self, chapter_id: &str) -> Option<Lang> {
-        let &(e, c) = self.chapter_pos.get(chapter_id)?;
-        Some(self.index.records().episodes[e].chapters[c].lang)
+        self.index.catalog().chapter(chapter_id).map(|c| c.lang)
     }
 
-    /// Ranked (chapter, (score, best chunk)) pairs into hits with evidence and citation.
-    fn shape_hits(&self, ranked: Vec<(&str, (f32, usize))>, terms: &Terms) -> Vec<Hit> {
-        let records = self.index.records();
+    /// Ranked (chapter, (score, best chunk)) pairs into hits with evidence and citation: the
+    /// only records a search reads whole are its hits' chunks and headings.
+    fn shape_hits(&self, ranked: Vec<(&str, Scored)>, terms: &Terms) -> Result<Vec<Hit>> {
+        let catalog = self.index.catalog();
         let mut hits = Vec::with_capacity(ranked.len());
-        for (chapter_id, (score, i)) in ranked {
-            let chunk = &records.chunks[i];
-            let Some(&(e, c)) = self.chapter_pos.get(chapter_id) else {
+        for (chapter_id, (score, key)) in ranked {
+            let (Some(chunk), Some(heading)) = (catalog.chunk(key)?, catalog.heading(chapter_id)?)
+            else {
                 continue;
             };
-            let (episode, chapter) = (&records.episodes[e], &records.episodes[e].chapters[c]);
-            let evidence = evidence_time(chunk, terms);
-            let at_s = evidence.as_ref().map(|(s, _)| *s);
-            let speaker = match (&evidence, chunk.kind) {
-                (Some((_, who)), _) => who.clone(),
-                (None, ChunkKind::Quote | ChunkKind::Transcript) => chunk.speaker.clone(),
-                _ => None,
-            };
-            hits.push(Hit {
-                rank: hits.len() + 1,
-                score,
-                chapter_id: chapter.id.clone(),
-                chapter_title: chapter.title.clone(),
-                start_s: chapter.start_s,
-                end_s: chapter.end_s,
-                timestamp: chapter.timestamp.clone(),
-                episode_id: episode.id.clone(),
-                episode_title: episode.title.clone(),
-                lang: chapter.lang.code().to_string(),
-                snippet: chunk.text.clone(),
-                snippet_kind: chunk.kind.as_str().to_string(),
-                speaker,
-                evidence_start_s: at_s,
-                evidence_timestamp: at_s.map(format_timestamp),
-                podcast: episode.podcast().map(str::to_string),
-                citation: citation_at(episode, chapter, at_s),
-                url: deep_link_at(episode, at_s.unwrap_or(chapter.start_s)),
-            });
+            hits.push(hit(hits.len() + 1, score, chunk, &heading, terms));
         }
-        hits
+        Ok(hits)
     }
 
     pub fn chapter(&self, id: &str) -> Result<ChapterView> {
-        let &(e, c) = self.chapter_pos.get(id).ok_or_else(|| Error::NotFound {
+        let not_found = || Error::NotFound {
             what: "chapter",
             id: id.to_string(),
-        })?;
-        let episode = &self.index.records().episodes[e];
+        };
+        let catalog = self.index.catalog();
+        let entry = catalog.chapter(id).ok_or_else(not_found)?;
+        let episode = catalog.episode(entry.episode.id)?.ok_or_else(not_found)?;
+        let c = episode
+            .chapters
+            .iter()
+            .position(|c| c.id == id)
+            .ok_or_else(not_found)?;
         let chapter = &episode.chapters[c];
         Ok(ChapterView {
             id: chapter.id.clone(),
@@ -1036,18 +974,25 @@ impl SearchEngine {
                 .checked_sub(1)
                 .map(|p| ChapterRef::from(&episode.chapters[p])),
             next: episode.chapters.get(c + 1).map(ChapterRef::from),
-            citation: citation(episode, chapter),
-            url: deep_link(episode, chapter),
+            citation: citation(&episode, chapter),
+            url: deep_link(&episode, chapter),
             transcript: chapter.transcript.clone(),
         })
     }
 
-    pub fn episodes(&self) -> Vec<EpisodeSummary> {
-        self.index
-            .records()
-            .episodes
-            .iter()
-            .map(|e| EpisodeSummary {
+    pub fn has_episode(&self, id: &str) -> bool {
+        self.index.catalog().episode_facts(id).is_some()
+    }
+
+    /// Every episode with its chapters (reads each episode's record: O(corpus)).
+    pub fn episodes(&self) -> Result<Vec<EpisodeSummary>> {
+        let catalog = self.index.catalog();
+        let mut out = Vec::new();
+        for id in catalog.episode_ids() {
+            let Some(e) = catalog.episode(id)? else {
+                continue;
+            };
+            out.push(EpisodeSummary {
                 id: e.id.clone(),
                 title: e.title.clone(),
                 podcast: e.podcast().map(str::to_string),
@@ -1055,8 +1000,41 @@ impl SearchEngine {
                 url: e.url.clone(),
                 chapters: e.chapters.iter().map(ChapterRef::from).collect(),
                 duration_s: e.duration_s(),
-            })
-            .collect()
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// One hit: the chapter's heading, the evidence chunk and where in it the question is answered.
+fn hit(rank: usize, score: f32, chunk: Chunk, heading: &Heading, terms: &Terms) -> Hit {
+    let (episode, chapter) = (&heading.episode, &heading.chapter);
+    let evidence = evidence_time(&chunk, terms);
+    let at_s = evidence.as_ref().map(|(s, _)| *s);
+    let speaker = match (&evidence, chunk.kind) {
+        (Some((_, who)), _) => who.clone(),
+        (None, ChunkKind::Quote | ChunkKind::Transcript) => chunk.speaker.clone(),
+        _ => None,
+    };
+    Hit {
+        rank,
+        score,
+        chapter_id: chapter.id.clone(),
+        chapter_title: chapter.title.clone(),
+        start_s: chapter.start_s,
+        end_s: chapter.end_s,
+        timestamp: chapter.timestamp.clone(),
+        episode_id: episode.id.clone(),
+        episode_title: episode.title.clone(),
+        lang: chapter.lang.code().to_string(),
+        snippet: chunk.text,
+        snippet_kind: chunk.kind.as_str().to_string(),
+        speaker,
+        evidence_start_s: at_s,
+        evidence_timestamp: at_s.map(format_timestamp),
+        podcast: episode.podcast().map(str::to_string),
+        citation: citation_at(episode, chapter, at_s),
+        url: deep_link_at(episode, at_s.unwrap_or(chapter.start_s)),
     }
 }
 

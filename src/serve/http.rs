@@ -308,8 +308,7 @@ async fn delete_episode(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|e| invalid("id", e.body_text()))?;
-    let known = state.engine()?.episodes().iter().any(|e| e.id == id);
-    if !known {
+    if !state.engine()?.has_episode(&id) {
         return Err(ApiError(Error::NotFound {
             what: "episode",
             id,
@@ -354,7 +353,11 @@ fn body_error(e: BytesRejection, limit: usize) -> Result<Response, ApiError> {
 
 async fn episodes(State(state): State<AppState>) -> Result<Response, ApiError> {
     let engine = state.engine()?;
-    Ok(Json(json!({"episodes": engine.episodes()})).into_response())
+    // Reads every episode's record: off the async workers.
+    let listed = tokio::task::spawn_blocking(move || engine.episodes())
+        .await
+        .unwrap_or_else(|e| Err(Error::Worker(e.to_string())))?;
+    Ok(Json(json!({"episodes": listed})).into_response())
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

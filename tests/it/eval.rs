@@ -78,6 +78,7 @@ pub fn report_for(index: &podseek::search::SearchEngine, set: &str, split: &str)
     let chapter_lang: HashMap<_, _> = index
         .index()
         .records()
+        .unwrap()
         .episodes
         .iter()
         .flat_map(|e| e.chapters.iter().map(|c| (c.id.clone(), c.lang)))

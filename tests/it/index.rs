@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use podseek::corpus::{self, Episode};
-use podseek::index::{self, current_generation, Index, IngestOptions};
+use podseek::index::{self, current_generation, Index, IngestOptions, Snapshot};
 use podseek::Error;
 
 use crate::fixtures::{bin, e5, sample, use_m3};
@@ -51,8 +51,8 @@ fn reingest_is_idempotent_and_upserts_changed_episodes_only() {
     );
     let opened = Index::open(dir.path(), None).unwrap();
     assert_ne!(opened.manifest.corpus_hash, hash);
-    let stored = opened
-        .records
+    let records = opened.records().unwrap();
+    let stored = records
         .episodes
         .iter()
         .find(|e| e.id == changed.id)
@@ -204,7 +204,7 @@ fn killed_ingest_leaves_the_previous_index_intact() {
             after.manifest.corpus_hash, before.manifest.corpus_hash,
             "{point:?}"
         );
-        assert_eq!(after.records.episodes.len(), 3, "{point:?}");
+        assert_eq!(after.records().unwrap().episodes.len(), 3, "{point:?}");
         assert_eq!(after.generation, before.generation, "{point:?}");
         // And the next ingest works (the lock died with the process).
         let report = ingest(dir.path(), sample().episodes[3..4].to_vec());
@@ -244,7 +244,7 @@ fn a_repeated_episode_id_is_reported_and_the_first_kept() {
     assert_eq!(report.duplicates, vec![first.id.clone()]);
     assert_eq!(report.episodes_added, 1);
     let opened = Index::open(dir.path(), None).unwrap();
-    assert_eq!(opened.records.episodes[0].title, first.title);
+    assert_eq!(opened.records().unwrap().episodes[0].title, first.title);
 }
 
 /// A quote long enough to be cut into more than 100 pieces gets ids of its own: the old
@@ -293,8 +293,8 @@ fn long_quotes_never_share_chunk_ids() {
 fn downgrade_to_format_1(generation: &std::path::Path) {
     let dir = generation.parent().unwrap();
     let opened = Index::open(dir, None).unwrap();
-    let bytes: Vec<u8> = opened
-        .records
+    let records = opened.records().unwrap();
+    let bytes: Vec<u8> = records
         .chunks
         .iter()
         .flat_map(|c| opened.vector(c.key).unwrap().to_vec())
@@ -305,46 +305,89 @@ fn downgrade_to_format_1(generation: &std::path::Path) {
         .join(&opened.manifest.segments[0].name);
     drop(opened);
     std::fs::write(generation.join(index::ROWS_FILE), bytes).unwrap();
-    for file in [index::GRAPH_FILE, "records.json"] {
-        std::fs::copy(segment.join(file), generation.join(file)).unwrap();
-    }
+    std::fs::write(
+        generation.join("records.json"),
+        serde_json::to_vec(&records).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(
+        segment.join(index::GRAPH_FILE),
+        generation.join(index::GRAPH_FILE),
+    )
+    .unwrap();
     std::fs::remove_dir_all(dir.join(index::SEGMENTS_DIR)).unwrap();
+    set_format(generation, 1, true);
+}
+
+/// Rewrite a generation's segments as format 2 wrote them: the vector layer as it is, records as
+/// one `records.json` per segment instead of a catalog and a keyword index.
+fn downgrade_to_format_2(generation: &std::path::Path) {
+    let dir = generation.parent().unwrap();
+    let opened = Index::open(dir, None).unwrap();
+    let records = opened.records().unwrap();
+    assert_eq!(opened.manifest.segments.len(), 1);
+    let segment = dir
+        .join(index::SEGMENTS_DIR)
+        .join(&opened.manifest.segments[0].name);
+    drop(opened);
+    std::fs::write(
+        segment.join("records.json"),
+        serde_json::to_vec(&records).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(segment.join(index::CATALOG_FILE)).unwrap();
+    std::fs::remove_dir_all(segment.join(index::KEYWORDS_DIR)).unwrap();
+    set_format(generation, 2, false);
+}
+
+fn set_format(generation: &std::path::Path, version: u32, drop_segments: bool) {
     let manifest_path = generation.join("manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    manifest["format_version"] = 1.into();
-    manifest.as_object_mut().unwrap().remove("segments");
+    manifest["format_version"] = version.into();
+    if drop_segments {
+        manifest.as_object_mut().unwrap().remove("segments");
+    }
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
 }
 
-/// An index written by the previous format answers exactly as before, and the next ingest
-/// stores it in the current one; an unknown format is refused with how to rebuild.
+/// An index written by a previous format answers exactly as before (vectors, filters, keyword
+/// search, hits), and the next ingest stores it in the current one; an unknown format is refused
+/// with how to rebuild.
 #[test]
-fn an_index_of_the_previous_format_is_read_and_upgraded_by_the_next_ingest() {
+fn indexes_of_previous_formats_are_read_and_upgraded_by_the_next_ingest() {
+    for (version, downgrade) in [
+        (1, downgrade_to_format_1 as fn(&std::path::Path)),
+        (2, downgrade_to_format_2),
+    ] {
+        read_and_upgrade(version, downgrade);
+    }
+}
+
+fn read_and_upgrade(version: u32, downgrade: fn(&std::path::Path)) {
     let dir = tempfile::tempdir().unwrap();
     ingest(dir.path(), sample().episodes[..4].to_vec());
     let current = Index::open(dir.path(), None).unwrap();
-    let probe = current
-        .vector(current.records.chunks[7].key)
-        .unwrap()
-        .to_vec();
+    let records = current.records().unwrap();
+    let probe = current.vector(records.chunks[7].key).unwrap().to_vec();
     let filter = index::ChunkFilter {
-        episode: Some(current.records.episodes[1].id.clone()),
+        episode: Some(records.episodes[1].id.clone()),
         ..Default::default()
     };
-    let hits = |i: &Index, f: &index::ChunkFilter| {
-        use podseek::index::Snapshot;
-        i.search(&probe, 10, f, false).unwrap()
-    };
+    let hits = |i: &Index, f: &index::ChunkFilter| i.search(&probe, 10, f, false).unwrap();
+    let words = &records.episodes[2].chapters[0].title;
     let (all, filtered) = (hits(&current, &Default::default()), hits(&current, &filter));
+    let keywords = current.keyword_search(words, 5).unwrap();
     drop(current);
 
     let generation = current_generation(dir.path()).unwrap().unwrap();
-    downgrade_to_format_1(&generation);
-    let legacy = Index::open(dir.path(), None).expect("format 1 opens");
-    assert_eq!(legacy.manifest.format_version, 1);
-    assert_eq!(hits(&legacy, &Default::default()), all);
-    assert_eq!(hits(&legacy, &filter), filtered);
+    downgrade(&generation);
+    let legacy = Index::open(dir.path(), None).expect("the old format opens");
+    assert_eq!(legacy.manifest.format_version, version);
+    assert_eq!(hits(&legacy, &Default::default()), all, "format {version}");
+    assert_eq!(hits(&legacy, &filter), filtered, "format {version}");
+    assert_eq!(legacy.keyword_search(words, 5).unwrap(), keywords);
+    assert_eq!(legacy.records().unwrap().chunks.len(), records.chunks.len());
     drop(legacy);
 
     let report = ingest(dir.path(), sample().episodes[4..5].to_vec());
@@ -357,14 +400,19 @@ fn an_index_of_the_previous_format_is_read_and_upgraded_by_the_next_ingest() {
     assert_eq!(
         upgraded.manifest.segments.len(),
         1,
-        "format 1 is compacted into a segment"
+        "format {version} is compacted into a segment"
     );
+    assert_eq!(hits(&upgraded, &filter), filtered, "format {version}");
+    assert!(upgraded
+        .generation
+        .parent()
+        .unwrap()
+        .join(index::SEGMENTS_DIR)
+        .join(&upgraded.manifest.segments[0].name)
+        .join(index::CATALOG_FILE)
+        .exists());
 
-    let manifest_path = upgraded.generation.join("manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    manifest["format_version"] = 99.into();
-    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    set_format(&upgraded.generation, 99, false);
     let err = Index::open(dir.path(), None).err().unwrap().to_string();
     assert!(
         err.contains("format version 99") && err.contains("podseek ingest"),
@@ -375,14 +423,15 @@ fn an_index_of_the_previous_format_is_read_and_upgraded_by_the_next_ingest() {
 /// Chunks of the four episodes ingested first (their vectors are reused, not embedded).
 fn all_chunks(dir: &tempfile::TempDir) -> usize {
     let opened = Index::open(dir.path(), None).unwrap();
-    let fifth = &opened
-        .records
+    let records = opened.records().unwrap();
+    let fifth = &records
         .episodes
         .iter()
         .find(|e| e.id == sample().episodes[4].id);
     let fifth = fifth.unwrap().id.clone();
     opened
-        .records
+        .records()
+        .unwrap()
         .chunks
         .iter()
         .filter(|c| c.episode_id != fifth)
@@ -391,12 +440,22 @@ fn all_chunks(dir: &tempfile::TempDir) -> usize {
 
 /// A damaged chunk table or vector file is refused naming the file, and a truncated graph too.
 #[test]
-fn damaged_vector_files_are_refused_by_name() {
-    for (file, damage) in [
-        (index::TABLE_FILE, 5usize),
-        (index::ROWS_FILE, 4),
-        (index::GRAPH_FILE, 64),
-    ] {
+fn damaged_segment_files_are_refused_by_name() {
+    let cut = |bytes: usize| {
+        move |path: &std::path::Path| {
+            let kept = std::fs::read(path).unwrap();
+            std::fs::write(path, &kept[..kept.len() - bytes]).unwrap();
+        }
+    };
+    let remove = |path: &std::path::Path| std::fs::remove_file(path).unwrap();
+    let cases: [(&str, &str, Box<dyn Fn(&std::path::Path)>); 5] = [
+        (index::TABLE_FILE, index::TABLE_FILE, Box::new(cut(5))),
+        (index::ROWS_FILE, index::ROWS_FILE, Box::new(cut(4))),
+        (index::GRAPH_FILE, index::GRAPH_FILE, Box::new(cut(64))),
+        (index::CATALOG_FILE, index::CATALOG_FILE, Box::new(cut(8))),
+        ("keywords/meta.json", index::KEYWORDS_DIR, Box::new(remove)),
+    ];
+    for (file, named, damage) in cases {
         let dir = tempfile::tempdir().unwrap();
         ingest(dir.path(), sample().episodes[..1].to_vec());
         let segment = &Index::open(dir.path(), None).unwrap().manifest.segments[0].name;
@@ -405,11 +464,10 @@ fn damaged_vector_files_are_refused_by_name() {
             .join(index::SEGMENTS_DIR)
             .join(segment)
             .join(file);
-        let bytes = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &bytes[..bytes.len() - damage]).unwrap();
+        damage(&path);
         let err = Index::open(dir.path(), None).err().expect(file);
         assert!(matches!(err, Error::Corrupt { .. }), "{file}: {err}");
-        assert!(err.to_string().contains(file), "{file}: {err}");
+        assert!(err.to_string().contains(named), "{file}: {err}");
     }
 }
 
@@ -424,7 +482,8 @@ fn filtered_searches_keep_recall_on_small_and_large_selections() {
         .live_vectors()
         .map(|(_, v)| v.to_vec())
         .collect();
-    let corpus = scale::synthesize(&base, 12_000);
+    let texts = scale::Texts::of(&sample_index.records().unwrap());
+    let corpus = scale::synthesize(&base, texts, 12_000);
     let work = scale::workload(&base, &corpus, 40).unwrap();
     let table = index::ChunkTable::from_bytes(&corpus.table.to_bytes(), "t".as_ref()).unwrap();
     let mut built = index::VectorIndex::build(
@@ -461,7 +520,13 @@ fn ingest_hashed(dir: &std::path::Path, episodes: Vec<Episode>) -> index::Ingest
 fn answers(dir: &std::path::Path) -> Vec<Vec<(u64, i64)>> {
     use podseek::index::Snapshot;
     let opened = Index::open(dir, None).unwrap();
-    let mut keys: Vec<u64> = opened.records.chunks.iter().map(|c| c.key).collect();
+    let mut keys: Vec<u64> = opened
+        .records()
+        .unwrap()
+        .chunks
+        .iter()
+        .map(|c| c.key)
+        .collect();
     keys.sort_unstable();
     let mut out = Vec::new();
     for key in keys.into_iter().step_by(7) {
@@ -521,7 +586,8 @@ fn upserts_add_segments_and_compaction_folds_them_with_the_same_answers() {
     );
     assert!(segments[0].dead.contains(&episodes[1].id));
     let own_chunks = opened
-        .records
+        .records()
+        .unwrap()
         .chunks
         .iter()
         .filter(|c| c.episode_id == episodes[1].id)
@@ -530,7 +596,7 @@ fn upserts_add_segments_and_compaction_folds_them_with_the_same_answers() {
         segments[1].chunks, own_chunks,
         "the new segment holds the changed episode only"
     );
-    assert_eq!(opened.records.episodes.len(), episodes.len());
+    assert_eq!(opened.records().unwrap().episodes.len(), episodes.len());
     drop(opened);
 
     let mut expected = episodes.clone();
@@ -554,13 +620,15 @@ fn upserts_add_segments_and_compaction_folds_them_with_the_same_answers() {
         "a delete writes no segment"
     );
     assert!(after_delete
-        .records
+        .records()
+        .unwrap()
         .chunks
         .iter()
         .all(|c| c.episode_id != episodes[3].id));
     let deleted_keys: Vec<u64> = Index::open(fresh.path(), None)
         .unwrap()
-        .records
+        .records()
+        .unwrap()
         .chunks
         .iter()
         .filter(|c| c.episode_id == episodes[3].id)
@@ -615,7 +683,7 @@ fn many_small_writes_compact_by_themselves() {
         "a write compacted: {counts:?}"
     );
     let opened = Index::open(dir.path(), None).unwrap();
-    assert_eq!(opened.records.episodes.len(), episodes.len());
+    assert_eq!(opened.records().unwrap().episodes.len(), episodes.len());
     let mut expected = episodes.clone();
     expected[0] = episode;
     let fresh = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Search with the real default model over the real sample index: the questions from the issue,
 //! filters, input validation, chapter lookup, and ANN agreeing with exact search.
 
+use podseek::index::Snapshot as _;
 use podseek::search::{Mode, Query};
 use podseek::Error;
 
@@ -231,7 +232,8 @@ fn a_long_transcript_does_not_crowd_out_other_chapters() {
     let index = podseek::index::Index::open(dir.path(), None).unwrap();
     assert!(
         index
-            .records
+            .records()
+            .unwrap()
             .chunks
             .iter()
             .filter(|c| c.chapter_id == "long~0")

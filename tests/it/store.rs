@@ -11,7 +11,7 @@ use podseek::chunk::ChunkKind;
 use podseek::corpus::{Episode, Lang};
 use podseek::embed::Embedder;
 use podseek::error::{Error, Result};
-use podseek::index::{self, ChunkFilter, IngestOptions, Store};
+use podseek::index::{self, ChunkFilter, IngestOptions, Snapshot, Store};
 
 use crate::fixtures;
 
@@ -107,15 +107,11 @@ fn writes_and_reads_back(store: &dyn Store, embedder: &HashingEmbedder) -> Vec<E
         .expect("a version after the first write");
     let snap = store.open(Some(embedder.model_id())).unwrap().unwrap();
     assert_eq!(snap.version(), version);
-    assert_eq!(snap.records().episodes.len(), 3);
-    assert_eq!(snap.records().chunks.len(), first.chunks_total);
+    assert_eq!(snap.records().unwrap().episodes.len(), 3);
+    assert_eq!(snap.records().unwrap().chunks.len(), first.chunks_total);
     assert_eq!(snap.manifest().chunks, first.chunks_total);
-    let ids: Vec<&str> = snap
-        .records()
-        .episodes
-        .iter()
-        .map(|e| e.id.as_str())
-        .collect();
+    let records = snap.records().unwrap();
+    let ids: Vec<&str> = records.episodes.iter().map(|e| e.id.as_str()).collect();
     let mut sorted = ids.clone();
     sorted.sort_unstable();
     assert_eq!(ids, sorted, "episodes in id order");
@@ -124,7 +120,7 @@ fn writes_and_reads_back(store: &dyn Store, embedder: &HashingEmbedder) -> Vec<E
 
 fn finds_every_chunk_by_its_own_vector(store: &dyn Store, embedder: &HashingEmbedder) {
     let snap = store.open(None).unwrap().unwrap();
-    for c in snap.records().chunks.iter().step_by(7) {
+    for c in snap.records().unwrap().chunks.iter().step_by(7) {
         let v = hash_vector(&c.embed_text, embedder.dims());
         let hits = snap.search(&v, 3, &ChunkFilter::default(), false).unwrap();
         assert_eq!(hits[0].0, c.key, "chunk {} is its own nearest", c.id);
@@ -140,7 +136,7 @@ fn finds_every_chunk_by_its_own_vector(store: &dyn Store, embedder: &HashingEmbe
 /// Language, episode, kind and podcast filters, each checked against the records.
 fn filters_are_data(store: &dyn Store, embedder: &HashingEmbedder) {
     let snap = store.open(None).unwrap().unwrap();
-    let records = snap.records();
+    let records = snap.records().unwrap();
     let of_chunk: HashMap<u64, (Lang, &str, ChunkKind)> = records
         .chunks
         .iter()
@@ -228,8 +224,8 @@ fn upserts_embed_only_changed_text(
     );
     assert_ne!(store.live_version().unwrap(), before);
     let snap = store.open(None).unwrap().unwrap();
-    let new_text = snap
-        .records()
+    let records = snap.records().unwrap();
+    let new_text = records
         .chunks
         .iter()
         .find(|c| c.embed_text.contains("tide pools"))
@@ -237,7 +233,7 @@ fn upserts_embed_only_changed_text(
     let v = hash_vector(&new_text.embed_text, embedder.dims());
     let hits = snap.search(&v, 1, &ChunkFilter::default(), false).unwrap();
     assert_eq!(hits[0].0, new_text.key);
-    assert_eq!(snap.records().chunks.len(), report.chunks_total);
+    assert_eq!(snap.records().unwrap().chunks.len(), report.chunks_total);
     changed
 }
 
@@ -260,8 +256,13 @@ fn deletes_by_episode(store: &dyn Store, embedder: &HashingEmbedder, gone: &str)
     )
     .unwrap();
     let snap = store.open(None).unwrap().unwrap();
-    assert_eq!(snap.records().episodes.len(), 2);
-    assert!(snap.records().chunks.iter().all(|c| c.episode_id != gone));
+    assert_eq!(snap.records().unwrap().episodes.len(), 2);
+    assert!(snap
+        .records()
+        .unwrap()
+        .chunks
+        .iter()
+        .all(|c| c.episode_id != gone));
     let probe = hash_vector("a question", embedder.dims());
     let only_gone = ChunkFilter {
         episode: Some(gone.to_string()),
@@ -276,7 +277,7 @@ fn deletes_by_episode(store: &dyn Store, embedder: &HashingEmbedder, gone: &str)
         .unwrap();
     assert_eq!(
         hits.len(),
-        snap.records().chunks.len(),
+        snap.records().unwrap().chunks.len(),
         "deleted rows are gone from the index"
     );
 }
@@ -289,7 +290,7 @@ fn refuses_a_stale_write(store: &dyn Store, embedder: &HashingEmbedder, mut epis
     let live = store.live_version().unwrap();
     let change = index::Change {
         manifest: stale.manifest().clone(),
-        records: stale.records().clone(),
+        records: stale.records().unwrap().clone(),
         upserted: Default::default(),
         deleted: Vec::new(),
         vectors: HashMap::new(),
@@ -340,7 +341,8 @@ impl SampleVectors {
     fn new() -> SampleVectors {
         let local = index::Index::open(fixtures::sample_index_dir(), None).unwrap();
         let by_text = local
-            .records
+            .records()
+            .unwrap()
             .chunks
             .iter()
             .map(|c| {
@@ -418,8 +420,8 @@ fn milvus_answers_like_the_local_index() {
     .unwrap();
     let local = fixtures::engine();
     assert_eq!(
-        remote.index().records().chunks.len(),
-        local.index().records().chunks.len()
+        remote.index().records().unwrap().chunks.len(),
+        local.index().records().unwrap().chunks.len()
     );
     for (set, split) in [("dev", "all"), ("unseen", "test")] {
         let (r, l) = (
@@ -532,6 +534,6 @@ fn milvus_reads_a_corpus_larger_than_one_reply() {
     let report =
         index::ingest_into(&store, &embedder, episodes, &IngestOptions::default()).unwrap();
     let snap = store.open(None).unwrap().unwrap();
-    assert_eq!(snap.records().episodes.len(), 48);
-    assert_eq!(snap.records().chunks.len(), report.chunks_total);
+    assert_eq!(snap.records().unwrap().episodes.len(), 48);
+    assert_eq!(snap.records().unwrap().chunks.len(), report.chunks_total);
 }

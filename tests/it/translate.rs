@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use podseek::corpus::Lang;
+use podseek::index::Snapshot as _;
 use podseek::search::Query;
 use podseek::translate::{Apertium, Translator};
 
@@ -99,7 +100,7 @@ fn twin_chunks_are_translated_once_and_stored() {
         podseek::index::ingest(dir.path(), use_m3().as_ref(), episodes.clone(), &options).unwrap();
     let index = podseek::index::Index::open(dir.path(), None).unwrap();
     assert_eq!(index.manifest.translation.as_deref(), Some("apertium"));
-    let chunks = &index.records.chunks;
+    let chunks = &index.records().unwrap().chunks;
     let twins: Vec<_> = chunks.iter().filter(|c| c.is_twin()).collect();
     let originals = chunks
         .iter()
