@@ -798,7 +798,8 @@ fn write(
         // Twins come or go for every episode: all of them are chunked again.
         rechunk_all(p.catalog(), &mut merged, removals)?;
     }
-    let previous_chunks = stored_chunks(stored, merged.changed.iter())?;
+    // The stored chunks of every episode the write replaces or removes, read once.
+    let previous_chunks = stored_chunks(stored, merged.changed.iter().chain(removals))?;
     let chunks = chunks_for(&merged, &previous_chunks, embedder, &chunking, options)?;
     let (vectors, embedded) = vectors_for(
         &chunks,
@@ -807,7 +808,7 @@ fn write(
         embedder,
         options.progress.as_ref(),
     )?;
-    let totals = totals_after(previous, &merged, removals, &chunks)?;
+    let totals = totals_after(previous, &merged, removals, &previous_chunks, &chunks)?;
     let corpus_hash = corpus_hash(stored, &merged.hashes, removals);
     let records = Records {
         episodes: merged
@@ -988,34 +989,46 @@ struct Totals {
     chunks: usize,
 }
 
-/// The previous version's totals, less the stored copies of what the write replaces or removes,
-/// plus what it brings.
+/// The previous version's totals, less the stored copies of what the write replaces or removes
+/// (`replaced` holds their stored chunks), plus what it brings.
 fn totals_after(
     previous: Option<&dyn Snapshot>,
     merged: &Merged,
     removals: &[String],
+    replaced: &[Chunk],
     chunks: &[Chunk],
 ) -> Result<Totals> {
-    let mut t = previous.map_or(Totals::default(), |p| Totals {
-        episodes: p.manifest().episodes,
-        chapters: p.manifest().chapters,
-        chunks: p.manifest().chunks,
-    });
-    if let Some(stored) = previous.map(|p| p.catalog()) {
-        for id in merged.changed.iter().chain(removals) {
-            if let Some(e) = stored.episode(id)? {
-                t.episodes -= 1;
-                t.chapters -= e.chapters.len();
-                t.chunks -= stored.episode_chunks(id)?.len();
-            }
+    let Some(p) = previous else {
+        return Ok(brought_totals(merged, chunks));
+    };
+    let (m, stored) = (p.manifest(), p.catalog());
+    let mut gone = Totals::default();
+    for id in merged.changed.iter().chain(removals) {
+        if let Some(e) = stored.episode(id)? {
+            gone.episodes += 1;
+            gone.chapters += e.chapters.len();
         }
     }
-    for id in &merged.changed {
-        t.episodes += 1;
-        t.chapters += merged.episodes.get(id).map_or(0, |e| e.chapters.len());
+    gone.chunks = replaced.len();
+    let brought = brought_totals(merged, chunks);
+    Ok(Totals {
+        episodes: m.episodes.saturating_sub(gone.episodes) + brought.episodes,
+        chapters: m.chapters.saturating_sub(gone.chapters) + brought.chapters,
+        chunks: m.chunks.saturating_sub(gone.chunks) + brought.chunks,
+    })
+}
+
+fn brought_totals(merged: &Merged, chunks: &[Chunk]) -> Totals {
+    Totals {
+        episodes: merged.changed.len(),
+        chapters: merged
+            .changed
+            .iter()
+            .filter_map(|id| merged.episodes.get(id))
+            .map(|e| e.chapters.len())
+            .sum(),
+        chunks: chunks.len(),
     }
-    t.chunks += chunks.len();
-    Ok(t)
 }
 
 /// SHA-256 over every episode's id and content hash, in id order, after the write.
