@@ -14,7 +14,7 @@ use crate::chunk::{Chunk, ChunkKind};
 use crate::corpus::{Episode, Lang};
 use crate::error::Result;
 
-use super::catalog::Catalog;
+use super::catalog::{Catalog, EpisodeFacts};
 use super::{Manifest, Records};
 
 /// Which chunks a search may return. Every field that is set must match; a chunk's language and
@@ -44,12 +44,17 @@ impl ChunkFilter {
 
     /// Whether an episode passes the episode-level conditions (language, episode, podcast).
     pub fn accepts(&self, episode: &Episode) -> bool {
-        self.episode.as_deref().is_none_or(|id| id == episode.id)
-            && self.lang.is_none_or(|l| l == episode.lang)
+        self.accepts_facts(&EpisodeFacts::of(episode))
+    }
+
+    /// Whether an episode with these facts passes the episode-level conditions.
+    pub fn accepts_facts(&self, facts: &EpisodeFacts) -> bool {
+        self.episode.as_deref().is_none_or(|id| id == facts.id)
+            && self.lang.is_none_or(|l| l == facts.lang)
             && self
                 .podcast
                 .as_deref()
-                .is_none_or(|p| episode.podcast().is_some_and(|t| t.eq_ignore_ascii_case(p)))
+                .is_none_or(|p| facts.podcast.is_some_and(|t| t.eq_ignore_ascii_case(p)))
     }
 }
 

@@ -5,11 +5,12 @@
 //!
 //! Two implementations: `MemoryCatalog` over records held in memory (a Milvus replica, a format 1
 //! or 2 local index), and `SegmentsCatalog` over each local segment's `catalog.bin`, which is
-//! mapped, never parsed whole: opening it costs the same at 800 chunks as at a million.
+//! mapped, never parsed whole: opening it reads a header, at 800 chunks as at a million.
 //!
 //! `catalog.bin` is a header, a table of sections, and the sections. Rows are in the chunk
 //! table's order (by key), episodes and chapters sorted by id, so every lookup is a binary search
-//! or an array read. Records are JSON, one per chunk and one per episode.
+//! or an array read. Records are JSON: one per chunk, one per chapter (its heading) and one per
+//! episode.
 //!
 //! Not here: vectors and filters over rows (`vectors.rs`, `table.rs`), keyword search
 //! (`keywords.rs`), tombstones as the manifest lists them (`segment.rs`).
@@ -116,23 +117,13 @@ pub trait Catalog: Send + Sync {
     }
 }
 
-impl ChunkFilter {
-    /// Whether an episode with these facts passes the episode-level conditions.
-    pub fn accepts_facts(&self, facts: &EpisodeFacts) -> bool {
-        self.episode.as_deref().is_none_or(|id| id == facts.id)
-            && self.lang.is_none_or(|l| l == facts.lang)
-            && self
-                .podcast
-                .as_deref()
-                .is_none_or(|p| facts.podcast.is_some_and(|t| t.eq_ignore_ascii_case(p)))
-    }
-}
-
-fn facts(e: &Episode) -> EpisodeFacts<'_> {
-    EpisodeFacts {
-        id: &e.id,
-        lang: e.lang,
-        podcast: e.podcast(),
+impl EpisodeFacts<'_> {
+    pub fn of(e: &Episode) -> EpisodeFacts<'_> {
+        EpisodeFacts {
+            id: &e.id,
+            lang: e.lang,
+            podcast: e.podcast(),
+        }
     }
 }
 
@@ -202,7 +193,7 @@ impl Catalog for MemoryCatalog {
         Some(ChapterEntry {
             id,
             lang: episode.chapters[c].lang,
-            episode: facts(episode),
+            episode: EpisodeFacts::of(episode),
         })
     }
 
@@ -231,7 +222,7 @@ impl Catalog for MemoryCatalog {
     }
 
     fn episode_facts(&self, id: &str) -> Option<EpisodeFacts<'_>> {
-        self.episode_ref(id).map(facts)
+        self.episode_ref(id).map(EpisodeFacts::of)
     }
 
     fn episode_hash(&self, id: &str) -> Option<&str> {
