@@ -21,8 +21,8 @@ use crate::chunk::{Chunk, ChunkKind, ChunkSettings};
 use crate::corpus::{format_timestamp, Chapter, Episode, Lang};
 use crate::error::{Error, Result};
 use crate::index::{
-    Change, ChunkFilter, ChunkTable, HnswParams, Index, Manifest, Quantization, Records, Rows,
-    Snapshot, TableRow, VectorIndex, VectorStore, SEGMENTS_DIR,
+    Change, ChunkFilter, ChunkTable, HnswParams, Index, LocalStore, Manifest, Quantization,
+    Records, Rows, Snapshot, Store, TableRow, VectorIndex, VectorStore, SEGMENTS_DIR,
 };
 
 use super::bench::percentile;
@@ -433,8 +433,8 @@ pub struct BuildReport {
     pub vectors_per_s: f64,
     pub write_s: f64,
     pub bytes_on_disk: u64,
-    /// Replacing one episode as an upsert does (a new segment, the old copy tombstoned, the
-    /// switch), without embedding.
+    /// Replacing one episode as ingest does (the live version opened, a new segment, the old
+    /// copy tombstoned, the switch), without embedding.
     pub upsert_s: f64,
 }
 
@@ -482,8 +482,9 @@ pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildRe
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum();
     let started = Instant::now();
-    crate::index::append_segment(dir, &replacement_episode(corpus, &template))?;
+    let segments = upsert(dir, &replacement_episode(corpus, &template))?;
     let upsert_s = started.elapsed().as_secs_f64();
+    check_one_more_segment(dir, segments)?;
     Ok(BuildReport {
         quantization: params.quantization,
         chunks,
@@ -493,6 +494,26 @@ pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildRe
         bytes_on_disk,
         upsert_s,
     })
+}
+
+/// Apply `change` as ingest does: open the live version, then the local store's write. Returns
+/// how many segments the live version had.
+fn upsert(dir: &Path, change: &Change) -> Result<usize> {
+    let live = Index::open(dir, None)?;
+    LocalStore::new(dir).apply(Some(&live), change)?;
+    Ok(live.manifest.segments.len())
+}
+
+/// The bench reports an upsert only if the write added one segment (not a compaction).
+fn check_one_more_segment(dir: &Path, before: usize) -> Result<()> {
+    let after = Index::open(dir, None)?.manifest.segments.len();
+    if after != before + 1 {
+        return Err(Error::invalid(
+            "index",
+            format!("the upsert went from {before} segments to {after}, not one more"),
+        ));
+    }
+    Ok(())
 }
 
 /// A new version of episode `syn-3`: 50 chunks with new keys and new vectors.

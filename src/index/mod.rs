@@ -480,7 +480,7 @@ impl Store for LocalStore {
             });
         }
         let pause = WritePause::from_env();
-        if let Some(segments) = delta_segments(&self.dir, change, &pause, false)? {
+        if let Some(segments) = delta_segments(&self.dir, change, &pause)? {
             return write_generation(
                 &self.dir,
                 &Manifest {
@@ -526,24 +526,6 @@ pub fn write_one_segment(
     write_generation(dir, &manifest)
 }
 
-/// `change` as one new segment on top of the live generation's (its episodes' old copies
-/// tombstoned), never compacting, switched to: what an upsert costs the local store, for
-/// `bench scale` (ingest chooses between this and compaction).
-pub fn append_segment(dir: &Path, change: &Change) -> Result<String> {
-    let segments =
-        delta_segments(dir, change, &WritePause::from_env(), true)?.ok_or_else(|| {
-            Error::invalid(
-                "index",
-                format!("{} has no segments to add to", dir.display()),
-            )
-        })?;
-    let manifest = Manifest {
-        segments,
-        ..change.manifest.clone()
-    };
-    write_generation(dir, &manifest)
-}
-
 /// Past this many segments, or this share of tombstoned chunks, a write compacts.
 const MAX_SEGMENTS: usize = 8;
 const MAX_DEAD_SHARE: f64 = 0.25;
@@ -556,13 +538,11 @@ fn needs_compaction(segments: &[SegmentRef]) -> bool {
 
 /// The live segments with the change's episodes tombstoned, plus a new segment holding the
 /// upserted ones (none for a pure delete). `None`, with nothing written, when there is nothing
-/// to add to (an empty store, an older format), or when the result would need compaction and
-/// `never_compact` is false.
+/// to add to (an empty store, an older format), or when the result would need compaction.
 fn delta_segments(
     dir: &Path,
     change: &Change,
     pause: &WritePause,
-    never_compact: bool,
 ) -> Result<Option<Vec<SegmentRef>>> {
     let live = live_segments(dir)?;
     if live.is_empty() {
@@ -586,7 +566,7 @@ fn delta_segments(
             dead: BTreeSet::new(),
         });
     }
-    if !never_compact && needs_compaction(&planned) {
+    if needs_compaction(&planned) {
         return Ok(None);
     }
     if adds {

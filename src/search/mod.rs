@@ -562,7 +562,7 @@ impl SearchEngine {
         let episode = match q.episode.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(id) => {
-                if self.index.catalog().episode_facts(id).is_none() {
+                if !self.has_episode(id) {
                     return Err(Error::UnknownFilter {
                         field: "episode".into(),
                         message: format!("no episode with id `{id}` (GET /v1/episodes lists them)"),
