@@ -237,7 +237,17 @@ async fn search_post(
         Ok(b) => b,
         Err(e) => return body_error(e, MAX_BODY_BYTES),
     };
-    let b: SearchBody = serde_json::from_slice(&body)
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| invalid("body", format!("malformed JSON: {e}")))?;
+    // serde's derive would also take an array as the fields in order (`["q"]`); the schema says
+    // object.
+    if !value.is_object() {
+        return Err(invalid(
+            "body",
+            "must be a JSON object, such as {\"q\": \"…\"}",
+        ));
+    }
+    let b: SearchBody = serde_json::from_value(value)
         .map_err(|e| invalid("body", format!("malformed JSON: {e}")))?;
     run_search(
         state,

@@ -130,6 +130,12 @@ async fn bad_requests_are_4xx_with_the_field() {
             StatusCode::BAD_REQUEST,
             Some("body"),
         ),
+        // Found by schemathesis: an array was read as the fields in order.
+        (
+            post("/v1/search", r#"["a question"]"#),
+            StatusCode::BAD_REQUEST,
+            Some("body"),
+        ),
         (
             post(
                 "/v1/search",
