@@ -1078,8 +1078,8 @@ fn bench_scale_command(
         eprintln!("{q:?}: building {}", target.display());
         let built = eval::scale::build(&corpus, p, &target)?;
         eprintln!(
-            "{q:?}: {:.0} vectors/s, written in {:.1} s; serving it in a new process",
-            built.vectors_per_s, built.write_s
+            "{q:?}: {:.0} vectors/s (distances on usearch's {} kernels), written in {:.1} s; serving it in a new process",
+            built.vectors_per_s, built.kernels, built.write_s
         );
         eval::scale::evict_from_page_cache(&target)?;
         let served = scale_serve_child(&target, &workload_path, corpus.dims, sweep)?;

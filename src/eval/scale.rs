@@ -436,6 +436,8 @@ pub struct BuildReport {
     /// Replacing one episode as ingest does (the live version opened, a new segment, the old
     /// copy tombstoned, the switch), without embedding.
     pub upsert_s: f64,
+    /// The instruction set usearch ran the graph's distances on.
+    pub kernels: String,
 }
 
 fn manifest(dims: usize, params: &HnswParams, chunks: usize) -> Manifest {
@@ -467,6 +469,7 @@ pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildRe
     let index = VectorIndex::build(corpus.dims, params, table, corpus.rows.clone())?;
     let build_s = started.elapsed().as_secs_f64();
     let chunks = index.len();
+    let kernels = index.graph().kernels();
     let template = manifest(corpus.dims, params, chunks);
     let started = Instant::now();
     let generation = crate::index::write_one_segment(dir, &template, &records(corpus), &index)?;
@@ -493,6 +496,7 @@ pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildRe
         write_s,
         bytes_on_disk,
         upsert_s,
+        kernels,
     })
 }
 

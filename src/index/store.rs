@@ -205,6 +205,12 @@ impl HnswStore {
     pub fn set_expansion_search(&self, ef: usize) {
         self.index.change_expansion_search(ef);
     }
+
+    /// The instruction set this graph's distances run on, as usearch names it ("serial" when no
+    /// SIMD kernel fits the CPU, or the build lacks usearch's `numkong` feature).
+    pub fn kernels(&self) -> String {
+        self.index.hardware_acceleration()
+    }
 }
 
 impl VectorStore for HnswStore {
@@ -373,5 +379,40 @@ impl VectorStore for ExactStore {
     ) -> Result<Vec<(u64, f32)>> {
         let rows = (0..self.keys.len()).filter(|&r| filter.is_none_or(|f| f(self.keys[r])));
         Ok(self.search_rows(query, k, rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without SIMD kernels an int8 graph builds at a third of the speed and searches at half
+    /// (BENCHMARKS.md, "usearch's SIMD distance kernels"); a build that loses them must fail here.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn int8_distances_run_on_simd_kernels() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let dims = 64;
+        let vectors: Vec<Vec<f32>> = (0..32)
+            .map(|i| {
+                let mut v: Vec<f32> = (0..dims).map(|d| ((i * 7 + d) % 13) as f32 - 6.0).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= norm);
+                v
+            })
+            .collect();
+        let items: Vec<(u64, &[f32])> = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v.as_slice()))
+            .collect();
+        let params = HnswParams {
+            quantization: Quantization::I8,
+            ..HnswParams::default()
+        };
+        let graph = HnswStore::build(dims, &params, &items).unwrap();
+        assert_ne!(graph.kernels(), "serial");
     }
 }
