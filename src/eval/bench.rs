@@ -118,7 +118,7 @@ pub fn bench_ann(
     let dims = index.manifest.dims;
     let mut live: Vec<(u64, &[f32])> = index.live_vectors().collect();
     live.sort_by_key(|(k, _)| *k);
-    let keys: std::sync::Arc<[u64]> = live.iter().map(|(k, _)| *k).collect();
+    let keys: crate::index::Column<u64> = live.iter().map(|(k, _)| *k).collect();
     let rows: std::sync::Arc<[f32]> = live.iter().flat_map(|(_, v)| v.iter().copied()).collect();
     let exact = ExactStore::new(dims, keys.clone(), Rows::Owned(rows.clone()))?;
     let truth: Vec<Vec<u64>> = queries

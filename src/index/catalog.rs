@@ -17,12 +17,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use crate::chunk::Chunk;
 use crate::corpus::{Episode, Lang};
 use crate::error::{Error, Result};
 
+use super::column::Column;
 use super::{ChunkFilter, Records};
 
 pub const CATALOG_FILE: &str = "catalog.bin";
@@ -650,7 +651,7 @@ impl CatalogFile {
 /// One segment's catalog with its chunk keys (the chunk table's) and tombstones.
 pub struct SegmentCatalog {
     file: CatalogFile,
-    keys: Arc<[u64]>,
+    keys: Column<u64>,
     /// Per episode number: replaced or deleted by a later write.
     dead: Vec<bool>,
 }
@@ -658,7 +659,7 @@ pub struct SegmentCatalog {
 impl SegmentCatalog {
     pub fn new(
         file: CatalogFile,
-        keys: Arc<[u64]>,
+        keys: Column<u64>,
         tombstones: &BTreeSet<String>,
     ) -> Result<SegmentCatalog> {
         if keys.len() != file.rows() {

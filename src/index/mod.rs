@@ -17,6 +17,7 @@
 
 mod backend;
 mod catalog;
+mod column;
 pub mod keywords;
 #[cfg(feature = "milvus")]
 pub mod milvus;
@@ -36,6 +37,7 @@ use sha2::{Digest, Sha256};
 
 pub use backend::{Change, ChunkFilter, SharedStore, Snapshot, Store};
 pub use catalog::{Catalog, ChapterEntry, EpisodeFacts, Heading, MemoryCatalog, CATALOG_FILE};
+pub use column::Column;
 pub use keywords::{Bm25, KEYWORDS_DIR};
 pub use segment::{SegmentRef, SEGMENTS_DIR};
 pub use store::{ExactStore, HnswParams, HnswStore, Quantization, Rows, VectorStore};
@@ -49,7 +51,7 @@ use crate::error::{Error, Result};
 use crate::progress::{Progress, Silent};
 use crate::translate::Translator;
 
-/// 2: `vectors.f32` in chunk-key order beside a chunk table (`chunks.tbl`), both mapped at open.
+/// 2: `vectors.f32` in chunk-key order beside a chunk table (`chunks.tbl`); both are mapped at open.
 /// 3: records in a mapped catalog (`catalog.bin`) and keywords in a tantivy index per segment,
 /// instead of `records.json` parsed whole and a keyword index rebuilt at every start.
 pub const FORMAT_VERSION: u32 = 3;

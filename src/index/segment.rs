@@ -133,7 +133,8 @@ pub fn open_legacy_segment(
 }
 
 /// `segments` with `gone` (episodes replaced or deleted) tombstoned wherever they are alive.
-/// Reads each segment's chunk table (not its records or vectors) to learn its episodes.
+/// Reads each segment's chunk table dictionaries (not its rows, records or vectors) to learn its
+/// episodes and their sizes.
 pub fn tombstone(
     index_dir: &Path,
     segments: &[SegmentRef],
@@ -143,9 +144,7 @@ pub fn tombstone(
         .iter()
         .map(|s| {
             let path = segment_dir(index_dir, &s.name).join(TABLE_FILE);
-            let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
-            let per_episode: HashMap<String, usize> =
-                ChunkTable::from_bytes(&bytes, &path)?.rows_per_episode();
+            let per_episode: HashMap<String, usize> = ChunkTable::map(&path)?.rows_per_episode();
             let mut next = s.clone();
             for id in gone {
                 if let Some(rows) = per_episode.get(id) {

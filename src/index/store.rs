@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
+use super::column::Column;
 use crate::embed::dot;
 use crate::error::{Error, Result};
 use crate::pool::Pool;
@@ -299,12 +300,12 @@ impl Rows {
 pub struct ExactStore {
     dims: usize,
     /// Ascending; row `i` of `rows` is the vector of `keys[i]`.
-    keys: Arc<[u64]>,
+    keys: Column<u64>,
     rows: Rows,
 }
 
 impl ExactStore {
-    pub fn new(dims: usize, keys: Arc<[u64]>, rows: Rows) -> Result<ExactStore> {
+    pub fn new(dims: usize, keys: Column<u64>, rows: Rows) -> Result<ExactStore> {
         let have = rows.as_slice().len();
         if have != keys.len() * dims {
             return Err(Error::VectorStore(format!(

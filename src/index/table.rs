@@ -1,8 +1,10 @@
 //! The chunk table: what a filter tests about each chunk (its episode, podcast, language and
 //! kind), one row per chunk, sorted by chunk key, with the episode ids and podcast titles as small
 //! dictionaries. It answers "which row is this key" by binary search and "which rows pass this
-//! filter" by a column scan, without the records. Stored as `chunks.tbl` beside the graph; rows of
-//! `vectors.f32` are in the same order.
+//! filter" by a column scan, without the records. Stored as `chunks.tbl` beside the graph (rows of
+//! `vectors.f32` are in the same order) and mapped at open: the columns are read in place, and the
+//! row counts per episode, podcast, language and kind, stored with the dictionaries, bound a
+//! filter's size without a pass over the rows.
 //!
 //! Not here: the vectors themselves (`store.rs`), or how a search chooses between scanning the
 //! selected rows and walking the graph (`vectors.rs`).
@@ -17,6 +19,7 @@ use crate::chunk::ChunkKind;
 use crate::corpus::Lang;
 use crate::error::{Error, Result};
 
+use super::column::Column;
 use super::{ChunkFilter, Records};
 
 const MAGIC: &[u8; 8] = b"PSKTBL01";
@@ -38,21 +41,35 @@ pub struct TableRow {
 struct Dictionaries {
     episodes: Vec<String>,
     podcasts: Vec<String>,
+    /// Absent from tables written before the counts were stored; counted at open then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    counts: Option<Counts>,
+}
+
+/// Rows per episode and podcast (by dictionary number), per language and per kind: an upper bound
+/// on what a filter keeps, known without a pass over the rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Counts {
+    episode: Vec<usize>,
+    podcast: Vec<usize>,
+    lang: [usize; 2],
+    kind: [usize; 4],
 }
 
 #[derive(Debug)]
 pub struct ChunkTable {
-    keys: Arc<[u64]>,
-    episode: Vec<u32>,
-    podcast: Vec<u32>,
-    lang: Vec<u8>,
-    kind: Vec<u8>,
+    keys: Column<u64>,
+    episode: Column<u32>,
+    podcast: Column<u32>,
+    lang: Column<u8>,
+    kind: Column<u8>,
     episodes: Vec<String>,
     /// ASCII-lowercased titles.
     podcasts: Vec<String>,
     /// Name → number, so a filter is resolved without a pass over the dictionaries.
     episode_numbers: HashMap<String, u32>,
     podcast_numbers: HashMap<String, u32>,
+    counts: Counts,
 }
 
 fn numbers(names: &[String]) -> HashMap<String, u32> {
@@ -95,39 +112,52 @@ impl ChunkTable {
     /// A table over these rows, in any order (they are sorted by key here).
     pub fn new(mut rows: Vec<TableRow>) -> ChunkTable {
         rows.sort_by_key(|r| r.key);
-        let mut episodes: HashMap<String, u32> = HashMap::new();
-        let mut podcasts: HashMap<String, u32> = HashMap::new();
-        let mut table = ChunkTable {
-            keys: rows.iter().map(|r| r.key).collect(),
-            episode: Vec::with_capacity(rows.len()),
-            podcast: Vec::with_capacity(rows.len()),
-            lang: rows.iter().map(|r| lang_code(r.lang)).collect(),
-            kind: rows.iter().map(|r| kind_code(r.kind)).collect(),
-            episodes: Vec::new(),
-            podcasts: Vec::new(),
-            episode_numbers: HashMap::new(),
-            podcast_numbers: HashMap::new(),
-        };
+        let mut episode_numbers: HashMap<String, u32> = HashMap::new();
+        let mut podcast_numbers: HashMap<String, u32> = HashMap::new();
+        let (mut episodes, mut podcasts) = (Vec::new(), Vec::new());
+        let keys: Column<u64> = rows.iter().map(|r| r.key).collect();
+        let lang: Column<u8> = rows.iter().map(|r| lang_code(r.lang)).collect();
+        let kind: Column<u8> = rows.iter().map(|r| kind_code(r.kind)).collect();
+        let (mut episode, mut podcast) = (Vec::with_capacity(rows.len()), Vec::new());
         for r in rows {
-            let next = episodes.len() as u32;
-            let e = *episodes.entry(r.episode.clone()).or_insert_with(|| {
-                table.episodes.push(r.episode);
-                next
-            });
-            table.episode.push(e);
-            let p = r.podcast.map_or(NO_PODCAST, |title| {
+            let next = episode_numbers.len() as u32;
+            episode.push(
+                *episode_numbers.entry(r.episode.clone()).or_insert_with(|| {
+                    episodes.push(r.episode);
+                    next
+                }),
+            );
+            podcast.push(r.podcast.map_or(NO_PODCAST, |title| {
                 let title = title.to_ascii_lowercase();
-                let next = podcasts.len() as u32;
-                *podcasts.entry(title.clone()).or_insert_with(|| {
-                    table.podcasts.push(title);
+                let next = podcast_numbers.len() as u32;
+                *podcast_numbers.entry(title.clone()).or_insert_with(|| {
+                    podcasts.push(title);
                     next
                 })
-            });
-            table.podcast.push(p);
+            }));
         }
-        table.episode_numbers = episodes;
-        table.podcast_numbers = podcasts;
-        table
+        let (episode, podcast) = (Column::from(episode), Column::from(podcast));
+        let counts = Counts::of(
+            &episode,
+            &podcast,
+            &lang,
+            &kind,
+            episodes.len(),
+            podcasts.len(),
+        )
+        .expect("codes made here are in range");
+        ChunkTable {
+            keys,
+            episode,
+            podcast,
+            lang,
+            kind,
+            episodes,
+            podcasts,
+            episode_numbers,
+            podcast_numbers,
+            counts,
+        }
     }
 
     /// The table of an index's records (each chunk's language and podcast are its episode's).
@@ -164,7 +194,7 @@ impl ChunkTable {
     }
 
     /// Every key, ascending; row `i` is key `i`.
-    pub fn keys(&self) -> &Arc<[u64]> {
+    pub fn keys(&self) -> &Column<u64> {
         &self.keys
     }
 
@@ -191,11 +221,33 @@ impl ChunkTable {
 
     /// How many rows each episode has.
     pub fn rows_per_episode(&self) -> HashMap<String, usize> {
-        let mut counts = vec![0usize; self.episodes.len()];
-        for &e in &self.episode {
-            counts[e as usize] += 1;
-        }
-        self.episodes.iter().cloned().zip(counts).collect()
+        self.episodes
+            .iter()
+            .cloned()
+            .zip(self.counts.episode.iter().copied())
+            .collect()
+    }
+
+    /// How many rows the episode numbered `code` has.
+    pub fn rows_of_episode(&self, code: u32) -> usize {
+        self.counts.episode.get(code as usize).copied().unwrap_or(0)
+    }
+
+    /// The fewest rows any one condition of the selection keeps: an upper bound on what passes.
+    pub fn at_most(&self, selection: &Selection) -> usize {
+        let c = &self.counts;
+        [
+            selection.episode.map(|e| self.rows_of_episode(e)),
+            selection
+                .podcast
+                .map(|p| c.podcast.get(p as usize).copied().unwrap_or(0)),
+            selection.lang.map(|l| c.lang[l as usize]),
+            selection.kind.map(|k| c.kind[k as usize]),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(usize::MAX)
     }
 
     /// The numbers of these episodes (ids the table lacks are skipped).
@@ -234,9 +286,10 @@ impl ChunkTable {
         let dictionaries = serde_json::to_vec(&Dictionaries {
             episodes: self.episodes.clone(),
             podcasts: self.podcasts.clone(),
+            counts: Some(self.counts.clone()),
         })
         .expect("dictionaries serialize");
-        let mut out = Vec::with_capacity(24 + n * 18 + dictionaries.len());
+        let mut out = Vec::with_capacity(HEADER + n * ROW_BYTES + dictionaries.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(n as u64).to_le_bytes());
         out.extend_from_slice(&(dictionaries.len() as u64).to_le_bytes());
@@ -249,70 +302,221 @@ impl ChunkTable {
         out
     }
 
-    /// Read a table written by `to_bytes`; `path` names it in errors.
+    /// Read a table written by `to_bytes` into memory, checking every row; `path` names it in
+    /// errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<ChunkTable> {
-        let corrupt = |message: String| Error::Corrupt {
-            path: path.to_path_buf(),
-            message,
-        };
-        if bytes.len() < 24 || &bytes[..8] != MAGIC {
-            return Err(corrupt("not a chunk table (bad header)".into()));
-        }
-        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        let (n, dict_len) = (word(8) as usize, word(16) as usize);
-        let expected = n.checked_mul(18).and_then(|b| b.checked_add(24 + dict_len));
-        if expected != Some(bytes.len()) {
-            return Err(corrupt(format!(
-                "{} bytes for {n} rows and {dict_len} bytes of dictionaries",
-                bytes.len()
-            )));
-        }
-        let mut at = 24;
-        let mut take = |len: usize| {
-            let part = &bytes[at..at + len];
-            at += len;
-            part
-        };
-        let keys: Arc<[u64]> = take(n * 8)
-            .chunks_exact(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect();
-        let u32s = |part: &[u8]| -> Vec<u32> {
-            part.chunks_exact(4)
+        let layout = Layout::read(bytes, path)?;
+        let n = layout.rows;
+        let at = |column: usize| layout.offset(column);
+        let u32s = |from: usize| -> Column<u32> {
+            bytes[from..from + n * 4]
+                .chunks_exact(4)
                 .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
                 .collect()
         };
-        let episode = u32s(take(n * 4));
-        let podcast = u32s(take(n * 4));
-        let lang = take(n).to_vec();
-        let kind = take(n).to_vec();
-        let dictionaries: Dictionaries = serde_json::from_slice(take(dict_len))
-            .map_err(|e| corrupt(format!("dictionaries: {e}")))?;
-        if keys.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(corrupt("keys are not strictly ascending".into()));
+        let keys: Column<u64> = bytes[at(0)..at(0) + n * 8]
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect();
+        let columns = Columns {
+            keys,
+            episode: u32s(at(1)),
+            podcast: u32s(at(2)),
+            lang: bytes[at(3)..at(3) + n].to_vec().into(),
+            kind: bytes[at(4)..at(4) + n].to_vec().into(),
+        };
+        if columns.keys.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(layout.corrupt("keys are not strictly ascending"));
         }
-        let episodes_ok = episode
-            .iter()
-            .all(|&e| (e as usize) < dictionaries.episodes.len());
-        let podcasts_ok = podcast
-            .iter()
-            .all(|&p| p == NO_PODCAST || (p as usize) < dictionaries.podcasts.len());
-        if !episodes_ok || !podcasts_ok {
-            return Err(corrupt(
-                "a row names an episode or podcast the dictionaries lack".into(),
-            ));
+        let d = &layout.dictionaries;
+        let counted = Counts::of(
+            &columns.episode,
+            &columns.podcast,
+            &columns.lang,
+            &columns.kind,
+            d.episodes.len(),
+            d.podcasts.len(),
+        )
+        .ok_or_else(|| {
+            layout.corrupt("a row names an episode, podcast, language or kind it lacks")
+        })?;
+        let path = layout.path.clone();
+        let table = ChunkTable::assemble(layout, columns)?;
+        if table.counts != counted {
+            return Err(Error::Corrupt {
+                path,
+                message: "its counts disagree with its rows".into(),
+            });
         }
+        Ok(table)
+    }
+
+    /// Map `path` and read its columns in place: opening reads the header and the dictionaries
+    /// (one entry per episode and podcast), not the rows. Rows are trusted as written; a table
+    /// from before the counts were stored is counted here, in one pass.
+    pub fn map(path: &Path) -> Result<ChunkTable> {
+        let file = std::fs::File::open(path).map_err(Error::io(path))?;
+        // SAFETY: segment files are never written after their switch, so the mapping cannot change
+        // under us; a clean-up that unlinks the file leaves the mapping valid.
+        let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path))?);
+        let layout = Layout::read(&map, path)?;
+        let n = layout.rows;
+        let misaligned = || layout.corrupt("a column is not aligned");
+        let columns = Columns {
+            keys: Column::mapped(&map, layout.offset(0), n).ok_or_else(misaligned)?,
+            episode: Column::mapped(&map, layout.offset(1), n).ok_or_else(misaligned)?,
+            podcast: Column::mapped(&map, layout.offset(2), n).ok_or_else(misaligned)?,
+            lang: Column::mapped(&map, layout.offset(3), n).ok_or_else(misaligned)?,
+            kind: Column::mapped(&map, layout.offset(4), n).ok_or_else(misaligned)?,
+        };
+        ChunkTable::assemble(layout, columns)
+    }
+
+    /// The table from its columns and dictionaries, with its counts checked (or made, for an
+    /// older table), which also checks that every row's numbers are in the dictionaries.
+    fn assemble(layout: Layout, columns: Columns) -> Result<ChunkTable> {
+        let Columns {
+            keys,
+            episode,
+            podcast,
+            lang,
+            kind,
+        } = columns;
+        let Layout {
+            dictionaries:
+                Dictionaries {
+                    episodes,
+                    podcasts,
+                    counts,
+                },
+            path,
+            ..
+        } = layout;
+        let corrupt = |message: &str| Error::Corrupt {
+            path: path.clone(),
+            message: message.to_string(),
+        };
+        let (n, ne, np) = (keys.len(), episodes.len(), podcasts.len());
+        let counts = match counts {
+            Some(c) if c.fit(n, ne, np) => c,
+            Some(_) => return Err(corrupt("its counts do not add up to its rows")),
+            None => Counts::of(&episode, &podcast, &lang, &kind, ne, np).ok_or_else(|| {
+                corrupt("a row names an episode, podcast, language or kind it lacks")
+            })?,
+        };
         Ok(ChunkTable {
             keys,
             episode,
             podcast,
             lang,
             kind,
-            episode_numbers: numbers(&dictionaries.episodes),
-            podcast_numbers: numbers(&dictionaries.podcasts),
-            episodes: dictionaries.episodes,
-            podcasts: dictionaries.podcasts,
+            episode_numbers: numbers(&episodes),
+            podcast_numbers: numbers(&podcasts),
+            episodes,
+            podcasts,
+            counts,
         })
+    }
+}
+
+/// Bytes before the first column: the magic, the row count, the dictionaries' length.
+const HEADER: usize = 24;
+/// Bytes per row over the five columns: key, episode, podcast, language, kind.
+const ROW_BYTES: usize = 8 + 4 + 4 + 1 + 1;
+
+struct Columns {
+    keys: Column<u64>,
+    episode: Column<u32>,
+    podcast: Column<u32>,
+    lang: Column<u8>,
+    kind: Column<u8>,
+}
+
+/// A table file's header, checked against its length, and its parsed dictionaries.
+struct Layout {
+    rows: usize,
+    dictionaries: Dictionaries,
+    path: std::path::PathBuf,
+}
+
+impl Layout {
+    fn read(bytes: &[u8], path: &Path) -> Result<Layout> {
+        let corrupt = |message: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            message,
+        };
+        if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+            return Err(corrupt("not a chunk table (bad header)".into()));
+        }
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let (n, dict_len) = (word(8) as usize, word(16) as usize);
+        let expected = n
+            .checked_mul(ROW_BYTES)
+            .and_then(|b| b.checked_add(HEADER)?.checked_add(dict_len));
+        if expected != Some(bytes.len()) {
+            return Err(corrupt(format!(
+                "{} bytes for {n} rows and {dict_len} bytes of dictionaries",
+                bytes.len()
+            )));
+        }
+        let from = HEADER + n * ROW_BYTES;
+        let dictionaries: Dictionaries = serde_json::from_slice(&bytes[from..from + dict_len])
+            .map_err(|e| corrupt(format!("dictionaries: {e}")))?;
+        Ok(Layout {
+            rows: n,
+            dictionaries,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where column `c` (0 keys, 1 episode, 2 podcast, 3 language, 4 kind) starts.
+    fn offset(&self, c: usize) -> usize {
+        let n = self.rows;
+        HEADER + [0, 8 * n, 12 * n, 16 * n, 17 * n][c]
+    }
+
+    fn corrupt(&self, message: &str) -> Error {
+        Error::Corrupt {
+            path: self.path.clone(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl Counts {
+    /// Count the rows; `None` if a row's number is outside its dictionary or code range.
+    fn of(
+        episode: &[u32],
+        podcast: &[u32],
+        lang: &[u8],
+        kind: &[u8],
+        episodes: usize,
+        podcasts: usize,
+    ) -> Option<Counts> {
+        let mut counts = Counts {
+            episode: vec![0; episodes],
+            podcast: vec![0; podcasts],
+            ..Counts::default()
+        };
+        for row in 0..episode.len() {
+            *counts.episode.get_mut(episode[row] as usize)? += 1;
+            if podcast[row] != NO_PODCAST {
+                *counts.podcast.get_mut(podcast[row] as usize)? += 1;
+            }
+            *counts.lang.get_mut(lang[row] as usize)? += 1;
+            *counts.kind.get_mut(kind[row] as usize)? += 1;
+        }
+        Some(counts)
+    }
+
+    /// Whether stored counts are shaped for this table and add up to its rows.
+    fn fit(&self, rows: usize, episodes: usize, podcasts: usize) -> bool {
+        self.episode.len() == episodes
+            && self.podcast.len() == podcasts
+            && self.episode.iter().sum::<usize>() == rows
+            && self.podcast.iter().sum::<usize>() <= rows
+            && self.lang.iter().sum::<usize>() == rows
+            && self.kind.iter().sum::<usize>() == rows
     }
 }
 
@@ -373,10 +577,111 @@ mod tests {
     }
 
     #[test]
+    fn a_mapped_table_answers_as_the_one_in_memory() {
+        let table = sample();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunks.tbl");
+        std::fs::write(&path, table.to_bytes()).unwrap();
+        let mapped = ChunkTable::map(&path).unwrap();
+        assert!(format!("{:?}", mapped.keys()).contains("mapped"));
+        assert_eq!(&mapped.keys()[..], &table.keys()[..]);
+        assert_eq!(mapped.rows_per_episode(), table.rows_per_episode());
+        for filter in [
+            ChunkFilter {
+                lang: Some(Lang::Es),
+                ..Default::default()
+            },
+            ChunkFilter {
+                podcast: Some("the show".into()),
+                ..Default::default()
+            },
+            ChunkFilter {
+                episode: Some("c".into()),
+                lang: Some(Lang::En),
+                ..Default::default()
+            },
+        ] {
+            let (a, b) = (
+                table.select(&filter).unwrap(),
+                mapped.select(&filter).unwrap(),
+            );
+            assert_eq!(
+                table.matching_rows(&a),
+                mapped.matching_rows(&b),
+                "{filter:?}"
+            );
+            assert_eq!(table.at_most(&a), mapped.at_most(&b), "{filter:?}");
+        }
+        assert_eq!(
+            mapped.at_most(&mapped.select(&ChunkFilter::default()).unwrap()),
+            usize::MAX
+        );
+    }
+
+    /// Tables written before the counts were stored: the same bytes less the `counts` field.
+    #[test]
+    fn a_table_without_stored_counts_is_counted_at_open() {
+        let table = sample();
+        let bytes = table.to_bytes();
+        let n = table.len();
+        let dictionaries: serde_json::Value =
+            serde_json::from_slice(&bytes[HEADER + n * ROW_BYTES..]).unwrap();
+        let mut old = dictionaries.clone();
+        old.as_object_mut().unwrap().remove("counts");
+        let old = serde_json::to_vec(&old).unwrap();
+        let mut legacy = bytes[..HEADER + n * ROW_BYTES].to_vec();
+        legacy[16..24].copy_from_slice(&(old.len() as u64).to_le_bytes());
+        legacy.extend_from_slice(&old);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunks.tbl");
+        std::fs::write(&path, &legacy).unwrap();
+        let mapped = ChunkTable::map(&path).unwrap();
+        assert_eq!(mapped.counts, table.counts);
+        assert_eq!(
+            ChunkTable::from_bytes(&legacy, &path).unwrap().counts,
+            table.counts
+        );
+    }
+
+    #[test]
+    fn counts_that_do_not_add_up_are_refused() {
+        let table = sample();
+        let n = table.len();
+        let mut wrong = table.counts.clone();
+        wrong.episode[0] += 1;
+        let dictionaries = serde_json::to_vec(&Dictionaries {
+            episodes: table.episodes.clone(),
+            podcasts: table.podcasts.clone(),
+            counts: Some(wrong),
+        })
+        .unwrap();
+        let mut bytes = table.to_bytes()[..HEADER + n * ROW_BYTES].to_vec();
+        bytes[16..24].copy_from_slice(&(dictionaries.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&dictionaries);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunks.tbl");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = ChunkTable::map(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("chunks.tbl") && err.contains("counts"),
+            "{err}"
+        );
+        assert!(ChunkTable::from_bytes(&bytes, &path).is_err());
+    }
+
+    #[test]
     fn a_damaged_table_is_refused_with_its_path() {
         let mut bytes = sample().to_bytes();
         bytes.truncate(bytes.len() - 3);
         let err = ChunkTable::from_bytes(&bytes, Path::new("idx/chunks.tbl")).unwrap_err();
         assert!(err.to_string().contains("idx/chunks.tbl"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunks.tbl");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = ChunkTable::map(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("chunks.tbl") && err.contains("bytes for"),
+            "{err}"
+        );
     }
 }

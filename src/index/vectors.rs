@@ -1,5 +1,5 @@
 //! The local store's vector layer, as one generation holds it: the HNSW graph (`hnsw.usearch`,
-//! served memory-mapped), the chunk table (`chunks.tbl`) and the f32 rows in key order
+//! served memory-mapped), the chunk table (`chunks.tbl`, mapped) and the f32 rows in key order
 //! (`vectors.f32`, mapped). It decides how each search runs: a filter that keeps few rows is
 //! answered by scanning exactly those rows (a graph walk with a predicate that rejects nearly
 //! everything loses recall), anything else walks the graph with the filter as its predicate.
@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
+use super::column::Column;
 use super::store::{ExactStore, HnswParams, HnswStore, Rows, VectorStore};
 use super::table::ChunkTable;
 use super::ChunkFilter;
@@ -40,22 +41,11 @@ pub struct VectorIndex {
     graph: HnswStore,
     table: ChunkTable,
     rows: ExactStore,
-    /// Rows per episode, podcast, language and kind: an upper bound on what a filter keeps,
-    /// without scanning.
-    counts: Counts,
     /// Filters keeping at most this many rows are scanned (`SCAN_LIMIT` unless a bench sets it).
     scan_limit: usize,
     /// Episodes (table numbers) tombstoned by later segments: never returned.
     dead: std::collections::HashSet<u32>,
     dead_rows: usize,
-}
-
-#[derive(Default)]
-struct Counts {
-    episode: HashMap<u32, usize>,
-    podcast: HashMap<u32, usize>,
-    lang: [usize; 2],
-    kind: [usize; 4],
 }
 
 impl VectorIndex {
@@ -78,12 +68,10 @@ impl VectorIndex {
     }
 
     fn assemble(graph: HnswStore, table: ChunkTable, rows: ExactStore) -> VectorIndex {
-        let counts = Counts::of(&table);
         VectorIndex {
             graph,
             table,
             rows,
-            counts,
             scan_limit: SCAN_LIMIT,
             dead: Default::default(),
             dead_rows: 0,
@@ -96,7 +84,7 @@ impl VectorIndex {
         self.dead_rows = self
             .dead
             .iter()
-            .map(|e| self.counts.episode.get(e).copied().unwrap_or(0))
+            .map(|&e| self.table.rows_of_episode(e))
             .sum();
     }
 
@@ -105,7 +93,7 @@ impl VectorIndex {
     }
 
     /// The chunk keys, in row order.
-    pub fn keys(&self) -> &Arc<[u64]> {
+    pub fn keys(&self) -> &Column<u64> {
         self.table.keys()
     }
 
@@ -121,12 +109,9 @@ impl VectorIndex {
         super::write_file(&dir.join(ROWS_FILE), self.rows.as_bytes())
     }
 
-    /// Open what `write` wrote: the graph and rows mapped, the table read, sizes checked against
-    /// each other.
+    /// Open what `write` wrote, all three files mapped, sizes checked against each other.
     pub fn open(dir: &Path, dims: usize, params: &HnswParams) -> Result<VectorIndex> {
-        let table_path = dir.join(TABLE_FILE);
-        let bytes = std::fs::read(&table_path).map_err(Error::io(&table_path))?;
-        let table = ChunkTable::from_bytes(&bytes, &table_path)?;
+        let table = ChunkTable::map(&dir.join(TABLE_FILE))?;
         let rows_path = dir.join(ROWS_FILE);
         let rows =
             ExactStore::new(dims, table.keys().clone(), Rows::map(&rows_path)?).map_err(|e| {
@@ -210,7 +195,7 @@ impl VectorIndex {
         let Some(selection) = self.table.select(filter) else {
             return Ok(Vec::new());
         };
-        let estimate = self.counts.at_most(&selection).min(self.len());
+        let estimate = self.table.at_most(&selection).min(self.len());
         if exact || (filter.is_active() && estimate <= self.scan_limit) {
             let rows = self.table.matching_rows(&selection);
             let live = rows.into_iter().filter(|&r| self.is_live(r));
@@ -284,34 +269,5 @@ impl VectorIndex {
         keys.iter()
             .filter_map(|&k| Some((k, self.vector(k)?.to_vec())))
             .collect()
-    }
-}
-
-impl Counts {
-    fn of(table: &ChunkTable) -> Counts {
-        let mut counts = Counts::default();
-        for row in 0..table.len() {
-            let (episode, podcast, lang, kind) = table.codes(row);
-            *counts.episode.entry(episode).or_default() += 1;
-            *counts.podcast.entry(podcast).or_default() += 1;
-            counts.lang[lang as usize] += 1;
-            counts.kind[kind as usize] += 1;
-        }
-        counts
-    }
-
-    /// The fewest rows any one condition of the selection keeps.
-    fn at_most(&self, selection: &super::table::Selection) -> usize {
-        let (episode, podcast, lang, kind) = selection.codes();
-        [
-            episode.map(|e| self.episode.get(&e).copied().unwrap_or(0)),
-            podcast.map(|p| self.podcast.get(&p).copied().unwrap_or(0)),
-            lang.map(|l| self.lang[l as usize]),
-            kind.map(|k| self.kind[k as usize]),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(usize::MAX)
     }
 }

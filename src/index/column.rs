@@ -1,0 +1,84 @@
+//! A column of plain little-endian numbers (chunk keys, dictionary codes), held in memory or read
+//! in place from a mapped file, so that opening a segment does not copy what grows with it.
+//!
+//! Not here: what the columns mean (`table.rs`), or the f32 rows (`store.rs`, which maps them the
+//! same way).
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+#[cfg(target_endian = "big")]
+compile_error!("chunks.tbl is little-endian and mapped as is");
+
+/// Numbers every bit pattern of which is a valid value, so a mapped byte range can be read as them.
+pub trait Plain: Copy + Send + Sync + 'static {}
+impl Plain for u8 {}
+impl Plain for u32 {}
+impl Plain for u64 {}
+
+#[derive(Clone)]
+pub enum Column<T: Plain> {
+    Owned(Arc<[T]>),
+    /// `len` values from byte `offset` of the map, which is aligned for `T`.
+    Mapped {
+        map: Arc<memmap2::Mmap>,
+        offset: usize,
+        len: usize,
+    },
+}
+
+impl<T: Plain> Column<T> {
+    /// `len` values at byte `offset` of `map`; `None` when the range does not fit in the map or is
+    /// not aligned for `T`.
+    pub fn mapped(map: &Arc<memmap2::Mmap>, offset: usize, len: usize) -> Option<Column<T>> {
+        let size = std::mem::size_of::<T>();
+        let end = len.checked_mul(size)?.checked_add(offset)?;
+        // A mapping starts on a page boundary, so the offset alone decides the alignment.
+        if end > map.len() || offset % std::mem::align_of::<T>() != 0 {
+            return None;
+        }
+        Some(Column::Mapped {
+            map: Arc::clone(map),
+            offset,
+            len,
+        })
+    }
+}
+
+impl<T: Plain> Deref for Column<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match self {
+            Column::Owned(values) => values,
+            // SAFETY: `mapped` checked that the range lies inside the map and is aligned for `T`,
+            // `T` is `Plain` (any bits are a value), and the map lives as long as `self`. Segment
+            // files are never written after their switch, so the bytes cannot change under us.
+            Column::Mapped { map, offset, len } => unsafe {
+                std::slice::from_raw_parts(map.as_ptr().add(*offset).cast::<T>(), *len)
+            },
+        }
+    }
+}
+
+impl<T: Plain> From<Vec<T>> for Column<T> {
+    fn from(values: Vec<T>) -> Column<T> {
+        Column::Owned(values.into())
+    }
+}
+
+impl<T: Plain> FromIterator<T> for Column<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(values: I) -> Column<T> {
+        Column::Owned(values.into_iter().collect())
+    }
+}
+
+impl<T: Plain> std::fmt::Debug for Column<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Column::Owned(_) => "owned",
+            Column::Mapped { .. } => "mapped",
+        };
+        write!(f, "Column({} values, {kind})", self.len())
+    }
+}
