@@ -305,7 +305,7 @@ impl ChunkTable {
     /// Read a table written by `to_bytes` into memory, checking every row; `path` names it in
     /// errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<ChunkTable> {
-        let layout = Layout::read(bytes, path)?;
+        let mut layout = Layout::read(bytes, path)?;
         let n = layout.rows;
         let at = |column: usize| layout.offset(column);
         let u32s = |from: usize| -> Column<u32> {
@@ -340,15 +340,17 @@ impl ChunkTable {
         .ok_or_else(|| {
             layout.corrupt("a row names an episode, podcast, language or kind it lacks")
         })?;
-        let path = layout.path.clone();
-        let table = ChunkTable::assemble(layout, columns)?;
-        if table.counts != counted {
-            return Err(Error::Corrupt {
-                path,
-                message: "its counts disagree with its rows".into(),
-            });
+        match &layout.dictionaries.counts {
+            Some(stored) if *stored != counted => {
+                Err(layout.corrupt("its counts disagree with its rows"))
+            }
+            Some(_) => ChunkTable::assemble(layout, columns),
+            None => {
+                // Counted above already: an older table is not counted twice.
+                layout.dictionaries.counts = Some(counted);
+                ChunkTable::assemble(layout, columns)
+            }
         }
-        Ok(table)
     }
 
     /// Map `path` and read its columns in place: opening reads the header and the dictionaries
@@ -618,25 +620,33 @@ mod tests {
         );
     }
 
+    /// `table`'s rows with these dictionaries in place of its own, written to a file.
+    fn with_dictionaries(
+        table: &ChunkTable,
+        counts: Option<Counts>,
+    ) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+        let dictionaries = serde_json::to_vec(&Dictionaries {
+            episodes: table.episodes.clone(),
+            podcasts: table.podcasts.clone(),
+            counts,
+        })
+        .unwrap();
+        let mut bytes = table.to_bytes()[..HEADER + table.len() * ROW_BYTES].to_vec();
+        bytes[16..24].copy_from_slice(&(dictionaries.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&dictionaries);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunks.tbl");
+        std::fs::write(&path, &bytes).unwrap();
+        (dir, path, bytes)
+    }
+
     /// Tables written before the counts were stored: the same bytes less the `counts` field.
     #[test]
     fn a_table_without_stored_counts_is_counted_at_open() {
         let table = sample();
-        let bytes = table.to_bytes();
-        let n = table.len();
-        let dictionaries: serde_json::Value =
-            serde_json::from_slice(&bytes[HEADER + n * ROW_BYTES..]).unwrap();
-        let mut old = dictionaries.clone();
-        old.as_object_mut().unwrap().remove("counts");
-        let old = serde_json::to_vec(&old).unwrap();
-        let mut legacy = bytes[..HEADER + n * ROW_BYTES].to_vec();
-        legacy[16..24].copy_from_slice(&(old.len() as u64).to_le_bytes());
-        legacy.extend_from_slice(&old);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chunks.tbl");
-        std::fs::write(&path, &legacy).unwrap();
-        let mapped = ChunkTable::map(&path).unwrap();
-        assert_eq!(mapped.counts, table.counts);
+        let (_dir, path, legacy) = with_dictionaries(&table, None);
+        assert!(!String::from_utf8_lossy(&legacy).contains("counts"));
+        assert_eq!(ChunkTable::map(&path).unwrap().counts, table.counts);
         assert_eq!(
             ChunkTable::from_bytes(&legacy, &path).unwrap().counts,
             table.counts
@@ -646,21 +656,9 @@ mod tests {
     #[test]
     fn counts_that_do_not_add_up_are_refused() {
         let table = sample();
-        let n = table.len();
         let mut wrong = table.counts.clone();
         wrong.episode[0] += 1;
-        let dictionaries = serde_json::to_vec(&Dictionaries {
-            episodes: table.episodes.clone(),
-            podcasts: table.podcasts.clone(),
-            counts: Some(wrong),
-        })
-        .unwrap();
-        let mut bytes = table.to_bytes()[..HEADER + n * ROW_BYTES].to_vec();
-        bytes[16..24].copy_from_slice(&(dictionaries.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&dictionaries);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chunks.tbl");
-        std::fs::write(&path, &bytes).unwrap();
+        let (_dir, path, bytes) = with_dictionaries(&table, Some(wrong));
         let err = ChunkTable::map(&path).unwrap_err().to_string();
         assert!(
             err.contains("chunks.tbl") && err.contains("counts"),
