@@ -1,20 +1,21 @@
-//! A column of plain little-endian numbers (chunk keys, dictionary codes), held in memory or read
-//! in place from a mapped file, so that opening a segment does not copy what grows with it.
+//! A column of plain little-endian numbers (chunk keys, dictionary codes, f32 vector rows), held
+//! in memory or read in place from a mapped file, so that opening a segment does not copy what
+//! grows with it.
 //!
-//! Not here: what the columns mean (`table.rs`), or the f32 rows (`store.rs`, which maps them the
-//! same way).
+//! Not here: what the columns mean (`table.rs`, and `store.rs` for the rows).
 
 use std::ops::Deref;
 use std::sync::Arc;
 
 #[cfg(target_endian = "big")]
-compile_error!("chunks.tbl is little-endian and mapped as is");
+compile_error!("chunks.tbl and vectors.f32 are little-endian and mapped as is");
 
 /// Numbers every bit pattern of which is a valid value, so a mapped byte range can be read as them.
 pub trait Plain: Copy + Send + Sync + 'static {}
 impl Plain for u8 {}
 impl Plain for u32 {}
 impl Plain for u64 {}
+impl Plain for f32 {}
 
 #[derive(Clone)]
 pub enum Column<T: Plain> {

@@ -8,7 +8,7 @@
 //! Not here: deciding between a small segment and compaction, generations and the switch
 //! (`index/mod.rs`), and how one segment is searched (`vectors.rs`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -144,10 +144,10 @@ pub fn tombstone(
         .iter()
         .map(|s| {
             let path = segment_dir(index_dir, &s.name).join(TABLE_FILE);
-            let per_episode: HashMap<String, usize> = ChunkTable::map(&path)?.rows_per_episode();
+            let table = ChunkTable::map(&path)?;
             let mut next = s.clone();
             for id in gone {
-                if let Some(rows) = per_episode.get(id) {
+                if let Some(rows) = table.rows_of_episode_id(id) {
                     if next.dead.insert(id.clone()) {
                         next.dead_chunks += rows;
                     }

@@ -255,15 +255,9 @@ impl VectorStore for HnswStore {
 }
 
 /// f32 rows, one per key, held in memory or mapped from a file of little-endian f32.
-pub enum Rows {
-    Owned(Arc<[f32]>),
-    Mapped(memmap2::Mmap),
-}
+pub type Rows = Column<f32>;
 
-#[cfg(target_endian = "big")]
-compile_error!("vectors.f32 is little-endian and mapped as is");
-
-impl Rows {
+impl Column<f32> {
     /// Map a file of f32 rows read-only; its length must be a whole number of f32.
     pub fn map(path: &Path) -> Result<Rows> {
         let file = std::fs::File::open(path).map_err(Error::io(path))?;
@@ -275,24 +269,13 @@ impl Rows {
         #[cfg(unix)]
         map.advise(memmap2::Advice::Random)
             .map_err(Error::io(path))?;
-        if map.len() % 4 != 0 {
-            return Err(Error::Corrupt {
+        let (bytes, floats) = (map.len(), map.len() / 4);
+        Column::mapped(&Arc::new(map), 0, floats)
+            .filter(|_| bytes % 4 == 0)
+            .ok_or_else(|| Error::Corrupt {
                 path: path.to_path_buf(),
-                message: format!("{} bytes is not a whole number of f32", map.len()),
-            });
-        }
-        Ok(Rows::Mapped(map))
-    }
-
-    pub fn as_slice(&self) -> &[f32] {
-        match self {
-            Rows::Owned(v) => v,
-            // SAFETY: a mapping starts on a page boundary (aligned for f32) and its length was
-            // checked to be a multiple of 4 when it was made.
-            Rows::Mapped(m) => unsafe {
-                std::slice::from_raw_parts(m.as_ptr().cast::<f32>(), m.len() / 4)
-            },
-        }
+                message: format!("{bytes} bytes is not a whole number of f32"),
+            })
     }
 }
 
@@ -306,7 +289,7 @@ pub struct ExactStore {
 
 impl ExactStore {
     pub fn new(dims: usize, keys: Column<u64>, rows: Rows) -> Result<ExactStore> {
-        let have = rows.as_slice().len();
+        let have = rows.len();
         if have != keys.len() * dims {
             return Err(Error::VectorStore(format!(
                 "{have} floats for {} rows of {dims} dims",
@@ -318,9 +301,9 @@ impl ExactStore {
 
     /// The rows as the bytes of `vectors.f32` (little-endian f32, row after row).
     pub fn as_bytes(&self) -> &[u8] {
-        let floats = self.rows.as_slice();
+        let floats: &[f32] = &self.rows;
         // SAFETY: any f32 is four initialized bytes, u8 has no alignment, and the target is
-        // little-endian (checked at compile time above).
+        // little-endian (checked at compile time in `column.rs`).
         unsafe { std::slice::from_raw_parts(floats.as_ptr().cast::<u8>(), floats.len() * 4) }
     }
 
@@ -330,7 +313,7 @@ impl ExactStore {
     }
 
     pub fn row(&self, row: usize) -> &[f32] {
-        &self.rows.as_slice()[row * self.dims..(row + 1) * self.dims]
+        &self.rows[row * self.dims..(row + 1) * self.dims]
     }
 
     /// The stored vector of a key.

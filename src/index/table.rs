@@ -219,13 +219,10 @@ impl ChunkTable {
         })
     }
 
-    /// How many rows each episode has.
-    pub fn rows_per_episode(&self) -> HashMap<String, usize> {
-        self.episodes
-            .iter()
-            .cloned()
-            .zip(self.counts.episode.iter().copied())
-            .collect()
+    /// How many rows the episode with this id has (`None`: not in this table).
+    pub fn rows_of_episode_id(&self, id: &str) -> Option<usize> {
+        let code = *self.episode_numbers.get(id)?;
+        Some(self.rows_of_episode(code))
     }
 
     /// How many rows the episode numbered `code` has.
@@ -376,7 +373,19 @@ impl ChunkTable {
 
     /// The table from its columns and dictionaries, with its counts checked (or made, for an
     /// older table), which also checks that every row's numbers are in the dictionaries.
-    fn assemble(layout: Layout, columns: Columns) -> Result<ChunkTable> {
+    fn assemble(mut layout: Layout, columns: Columns) -> Result<ChunkTable> {
+        let d = &layout.dictionaries;
+        let (n, ne, np) = (columns.keys.len(), d.episodes.len(), d.podcasts.len());
+        let counts = match layout.dictionaries.counts.take() {
+            Some(c) if c.fit(n, ne, np) => c,
+            Some(_) => return Err(layout.corrupt("its counts do not add up to its rows")),
+            None => {
+                let c = &columns;
+                Counts::of(&c.episode, &c.podcast, &c.lang, &c.kind, ne, np).ok_or_else(|| {
+                    layout.corrupt("a row names an episode, podcast, language or kind it lacks")
+                })?
+            }
+        };
         let Columns {
             keys,
             episode,
@@ -384,28 +393,9 @@ impl ChunkTable {
             lang,
             kind,
         } = columns;
-        let Layout {
-            dictionaries:
-                Dictionaries {
-                    episodes,
-                    podcasts,
-                    counts,
-                },
-            path,
-            ..
-        } = layout;
-        let corrupt = |message: &str| Error::Corrupt {
-            path: path.clone(),
-            message: message.to_string(),
-        };
-        let (n, ne, np) = (keys.len(), episodes.len(), podcasts.len());
-        let counts = match counts {
-            Some(c) if c.fit(n, ne, np) => c,
-            Some(_) => return Err(corrupt("its counts do not add up to its rows")),
-            None => Counts::of(&episode, &podcast, &lang, &kind, ne, np).ok_or_else(|| {
-                corrupt("a row names an episode, podcast, language or kind it lacks")
-            })?,
-        };
+        let Dictionaries {
+            episodes, podcasts, ..
+        } = layout.dictionaries;
         Ok(ChunkTable {
             keys,
             episode,
@@ -587,7 +577,14 @@ mod tests {
         let mapped = ChunkTable::map(&path).unwrap();
         assert!(format!("{:?}", mapped.keys()).contains("mapped"));
         assert_eq!(&mapped.keys()[..], &table.keys()[..]);
-        assert_eq!(mapped.rows_per_episode(), table.rows_per_episode());
+        for id in ["a", "b", "c", "zzz"] {
+            assert_eq!(
+                mapped.rows_of_episode_id(id),
+                table.rows_of_episode_id(id),
+                "{id}"
+            );
+        }
+        assert_eq!(table.rows_of_episode_id("a"), Some(2));
         for filter in [
             ChunkFilter {
                 lang: Some(Lang::Es),
