@@ -1,6 +1,6 @@
 """Compute the SmoothQuant factors that `gemma.py --linear mixed` folds into EmbeddingGemma's weights.
 
-usage: python gemma_smoothing.py SRC_DIR CORPUS_JSON QUERIES_JSONL OUT_JSON [--alpha 0.8]
+usage: python gemma_smoothing.py SRC_DIR CORPUS_JSON QUERIES_JSONL OUT_JSON [--alpha 0.8] [--headroom 1.0]
 
 SRC_DIR is the sentence-transformers folder (as for gemma.py). The calibration text is every chapter of
 CORPUS_JSON (`podseek parse data/podcast-page.txt --json`: title + summary, with the document prompt) and
@@ -11,9 +11,15 @@ For each linear layer's input channel j: s_j = max|x_j|^alpha / max|W_j|^(1-alph
 max|x_j| is taken over every token of the calibration text through the f32 graph and max|W_j| over the
 weights that read channel j. The factors are stored as float16, so the conversion that uses them is
 deterministic on any machine (the calibration itself runs ONNX Runtime and may differ in the last bits).
+
+Then the activation bounds: the same text through the smoothed f32 graph, and for each layer's qkv, o_proj
+and gate_up input the largest |x| over every token and channel, times --headroom. `gemma.py --linear mixed`
+quantizes those inputs with the bound / 127 as one static scale (the down projection keeps 8-bit blocks
+with scales computed at run time, so it needs no bound).
 Needs numpy, onnx, tokenizers and onnxruntime (1.32.0, the wheel fetch.sh takes the library from).
 alpha 0.8 was chosen by cosine to the fp32 reference on this calibration text (0.5: 0.9990 mean on
-documents, 0.75-0.85: 0.9993, 1.0: 0.9993 with a worse minimum); see BENCHMARKS.md.
+documents, 0.75-0.85: 0.9993, 1.0: 0.9993 with a worse minimum); see BENCHMARKS.md, which also gives
+how the headroom was chosen.
 """
 import argparse
 import base64
@@ -88,6 +94,15 @@ def factors(x_max, weights, alpha):
     return np.clip(s, 1e-2, 1e3).astype(np.float16)
 
 
+def bounds(src, cfg, spec, texts, headroom):
+    """Per layer, the largest |activation| at each statically quantized input of the smoothed graph."""
+    w, dense = gemma.load_weights(src)
+    gemma.apply_smoothing(w, cfg, spec)
+    maxima = activation_maxima(src, cfg, w, dense, texts)
+    return [{kind: float(f"{float(maxima[(layer, kind)].max()) * headroom:.6g}") for kind in ("qkv", "o_proj", "gate_up")}
+            for layer in range(cfg["num_hidden_layers"])]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("src")
@@ -95,6 +110,7 @@ def main():
     ap.add_argument("queries")
     ap.add_argument("out")
     ap.add_argument("--alpha", type=float, default=0.8)
+    ap.add_argument("--headroom", type=float, default=1.0)
     args = ap.parse_args()
     cfg = gemma.read_config(args.src)
     w, dense = gemma.load_weights(args.src)
@@ -110,8 +126,11 @@ def main():
                 x_max = x_max.reshape(-1, D).max(axis=0)
             entry[kind] = base64.b64encode(factors(x_max, weights_reading(w, cfg, layer, kind), args.alpha).astype("<f2").tobytes()).decode()
         layers.append(entry)
-    json.dump({"alpha": args.alpha, "calibration_texts": len(texts), "layers": layers}, open(args.out, "w"), indent=0)
-    print(f"gemma_smoothing: {len(texts)} texts, alpha {args.alpha}, wrote {args.out}")
+    spec = {"alpha": args.alpha, "calibration_texts": len(texts), "layers": layers}
+    spec["headroom"] = args.headroom
+    spec["bounds"] = bounds(args.src, cfg, spec, texts, args.headroom)
+    json.dump(spec, open(args.out, "w"), indent=0)
+    print(f"gemma_smoothing: {len(texts)} texts, alpha {args.alpha}, headroom {args.headroom}, wrote {args.out}")
 
 
 if __name__ == "__main__":

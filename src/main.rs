@@ -965,11 +965,9 @@ fn bench_embed_command(
     let texts = question_texts(queries)?;
     let mut rows = Vec::new();
     for m in models {
-        let ingest = embed::load(m, threads)?;
-        let query = embed::load(m, 1)?;
+        let model = embed::load(m, threads)?;
         rows.push(eval::bench::bench_embed(
-            ingest.as_ref(),
-            query.as_ref(),
+            model.as_ref(),
             threads,
             &parsed.episodes,
             &texts,

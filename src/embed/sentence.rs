@@ -5,7 +5,8 @@
 //! concurrent questions. There is no waiting window: a question asked alone runs at once on a
 //! session that uses every core; under load, one session per core (one intra-op thread each) takes
 //! the eight oldest waiting questions per call, sorted by length. The graph quantizes activations
-//! per token, so a text's vector does not depend on what else shares its call.
+//! with stored scales (or per block), never per call, so a text's vector does not depend on what
+//! else shares its call.
 
 use std::path::Path;
 use std::sync::{mpsc, Condvar, Mutex};

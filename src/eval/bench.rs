@@ -34,11 +34,10 @@ pub struct EmbedBench {
     pub query_p99_ms: f64,
 }
 
-/// Embed every chapter (title + summary) as passages with `ingest` (its thread count), then time
-/// single queries one by one on `query` (one intra-op thread, as when serving).
+/// Embed every chapter (title + summary) as passages, then time single queries one by one on the
+/// same model: a question asked alone gets all `threads`, as when serving.
 pub fn bench_embed(
-    ingest: &dyn Embedder,
-    query: &dyn Embedder,
+    model: &dyn Embedder,
     threads: usize,
     episodes: &[Episode],
     queries: &[String],
@@ -49,22 +48,22 @@ pub fn bench_embed(
         .map(|c| format!("{}. {}", c.title, c.summary))
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let (tok, _) = ingest.chunk_sizer();
+    let (tok, _) = model.chunk_sizer();
     let tokens: usize = refs.iter().map(|t| tok.tokens(t)).sum();
-    ingest.embed_passages(&refs[..refs.len().min(8)])?; // warm-up
+    model.embed_passages(&refs[..refs.len().min(8)])?; // warm-up
     let started = Instant::now();
-    ingest.embed_passages(&refs)?;
+    model.embed_passages(&refs)?;
     let seconds = started.elapsed().as_secs_f64();
-    query.embed_query("warm up")?;
+    model.embed_query("warm up")?;
     let mut lat: Vec<f64> = Vec::new();
     for q in queries {
         let t = Instant::now();
-        query.embed_query(q)?;
+        model.embed_query(q)?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     lat.sort_by(f64::total_cmp);
     Ok(EmbedBench {
-        model: ingest.model_id().to_string(),
+        model: model.model_id().to_string(),
         threads,
         passages: refs.len(),
         tokens,

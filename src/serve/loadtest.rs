@@ -27,8 +27,12 @@ pub struct LoadReport {
 /// `duration`. A 503 counts as shed (and the client waits its `Retry-After` before asking again,
 /// as a well-behaved client does), any other non-200 answer or transport error as an error;
 /// latencies are those of the accepted requests.
-/// With `unique`, each request's question gets a distinct suffix so the query cache never answers
-/// and every request pays for embedding.
+/// With `unique`, each request's question gets a short word distinct within the run and, but for a
+/// 1-in-676 chance, from earlier runs against the same server (two letters from the run's start
+/// time, then the request's number in letters), so the query cache does not answer and every request
+/// pays for embedding. Letters, not digits: the model's tokenizer splits digits one by one, and
+/// every token of suffix is time the question would not cost a real user (about 3 tokens here,
+/// against 5.6 for ` (1234)` and 21 for a timestamp).
 pub async fn run(
     base_urls: &[String],
     clients: usize,
@@ -52,6 +56,10 @@ pub async fn run(
         })?;
     let started = Instant::now();
     let deadline = started + duration;
+    let run_seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let run = format!("{:a>2}", letters(run_seconds % 676));
     let urls: Vec<String> = base_urls
         .iter()
         .map(|u| format!("{}/v1/search", u.trim_end_matches('/')))
@@ -64,7 +72,7 @@ pub async fn run(
                 questions: questions.to_vec(),
                 first: c,
                 step: clients,
-                unique,
+                unique: unique.then(|| run.clone()),
             };
             tokio::spawn(one.run_until(deadline))
         })
@@ -101,7 +109,8 @@ struct Client {
     /// This client's first question, and how far it steps (the number of clients).
     first: usize,
     step: usize,
-    unique: bool,
+    /// The run's two-letter tag, when every question must be new to the server.
+    unique: Option<String>,
 }
 
 #[derive(Default)]
@@ -118,16 +127,29 @@ enum Outcome {
     Failed,
 }
 
+/// `n` in base 26, written with the letters a-z (0 is "a").
+fn letters(mut n: u64) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + (n % 26) as u8);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII letters")
+}
+
 impl Client {
     async fn run_until(self, deadline: Instant) -> Tally {
         let mut tally = Tally::default();
         let mut i = self.first;
         while Instant::now() < deadline {
             let q = &self.questions[i % self.questions.len()];
-            let q = if self.unique {
-                format!("{q} ({i})")
-            } else {
-                q.clone()
+            let q = match &self.unique {
+                Some(run) => format!("{q} {run}{}", letters(i as u64)),
+                None => q.clone(),
             };
             i += self.step;
             let t = Instant::now();
@@ -173,5 +195,19 @@ impl Client {
             reqwest::StatusCode::SERVICE_UNAVAILABLE => Outcome::Shed(retry_after),
             _ => Outcome::Failed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::letters;
+
+    #[test]
+    fn request_numbers_become_short_distinct_words() {
+        for (n, word) in [(0, "a"), (25, "z"), (26, "ba"), (675, "zz"), (676, "baa")] {
+            assert_eq!(letters(n), word);
+        }
+        let words: std::collections::HashSet<String> = (0..20_000).map(letters).collect();
+        assert_eq!(words.len(), 20_000);
     }
 }

@@ -62,15 +62,21 @@ fn embeddinggemma_parity_with_numpy_reference() {
     for (got, want) in d.iter().zip(vectors(&r, "document_vectors")) {
         assert!(cos(got, &want) >= 0.999, "document cos {}", cos(got, &want));
     }
-    // Model card: "Which planet is known as the Red Planet?" vs four planets.
+    // Model card: "Which planet is known as the Red Planet?" vs four planets. A wiring check, not the
+    // fidelity bar (the cosines above are): int8 rounding moves these four dot products by up to
+    // 0.006 between graphs of like fidelity (static-scale graphs with bounds 0.8-1.15 times the
+    // calibrated maxima: 0.0023-0.0056, each with mean cosine ≥ 0.9990 to fp32 over 608 texts), and
+    // Mars must stay first.
     let card = [0.3011, 0.6359, 0.4930, 0.4889];
     for (doc, want) in d.iter().zip(card) {
         let got = dot(&q[0], doc);
         assert!(
-            (got - want).abs() < 0.005,
+            (got - want).abs() < 0.01,
             "card similarity {got:.4} vs {want}"
         );
     }
+    let best = (0..4).max_by(|&a, &b| dot(&q[0], &d[a]).total_cmp(&dot(&q[0], &d[b])));
+    assert_eq!(best, Some(1), "Mars is the Red Planet");
 }
 
 #[test]
@@ -271,8 +277,9 @@ fn concurrent_questions_get_their_own_vectors() {
     assert!(cos(&together[0], &together[1]) < 0.9999);
 }
 
-/// The default graph quantizes activations per token, not per tensor: a passage's vector must not
-/// depend on the other passages in its call, nor on the padding a longer one forces on it.
+/// The default graph quantizes activations with stored scales, not scales computed over each call's
+/// tensor: a passage's vector must not depend on the other passages in its call, nor on the padding
+/// a longer one forces on it.
 #[test]
 fn passages_do_not_depend_on_their_batch() {
     let m = default_model();
