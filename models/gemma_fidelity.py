@@ -11,7 +11,7 @@ Each MODEL_DIR holds a model.onnx (and uses models/embeddinggemma/tokenizer.json
   questions (never its test half);
 - batch-stable: the lowest cosine between one of 64 unseen-set questions embedded alone and inside a call of 8.
 The fp32 reference vectors are cached in MODEL_DOWNLOAD_DIR/../fidelity-reference.npz (about a minute to make).
-Needs numpy, onnxruntime 1.32.0 and tokenizers.
+Needs numpy, onnx, onnxruntime 1.32.0 and tokenizers (as gemma_smoothing.py, whose calibration text it reads).
 """
 import ast
 import json
@@ -21,6 +21,8 @@ import sys
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+from gemma_smoothing import calibration_documents, calibration_questions
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 QUERY, DOCUMENT = "task: search result | query: ", "title: none | text: "
@@ -37,8 +39,8 @@ def texts(corpus_path):
             quotes = ast.literal_eval(c["quotes"]) if isinstance(c["quotes"], str) else c["quotes"]
             held_docs += [q["text"] for q in quotes if len(q["text"]) > 40]
     return {
-        "calibration documents": [f"{c['title']}. {c['summary']}" for e in corpus["episodes"] for c in e["chapters"]],
-        "calibration questions": [json.loads(l)["text"] for l in open(os.path.join(HERE, "../tests/data/dev/queries.jsonl"))],
+        "calibration documents": calibration_documents(corpus_path),
+        "calibration questions": calibration_questions(os.path.join(HERE, "../tests/data/dev/queries.jsonl")),
         "held-out documents": held_docs,
         "held-out questions": [q["text"] for q in unseen if q["split"] == "tune"],
     }, [QUERY + q["text"] for q in unseen[:64]]

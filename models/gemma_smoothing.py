@@ -47,11 +47,19 @@ class Tapped(gemma.Builder):
         return super().matmul(x, w_in_out, hint)
 
 
-def calibration_texts(corpus_path, queries_path):
+def calibration_documents(corpus_path):
+    """Every chapter of the parsed corpus as a document: title and summary."""
     corpus = json.load(open(corpus_path))
-    docs = [f"{c['title']}. {c['summary']}" for e in corpus["episodes"] for c in e["chapters"]]
-    questions = [json.loads(line)["text"] for line in open(queries_path) if line.strip()]
-    return ["title: none | text: " + d for d in docs] + ["task: search result | query: " + q for q in questions]
+    return [f"{c['title']}. {c['summary']}" for e in corpus["episodes"] for c in e["chapters"]]
+
+
+def calibration_questions(queries_path):
+    return [json.loads(line)["text"] for line in open(queries_path) if line.strip()]
+
+
+def calibration_texts(corpus_path, queries_path):
+    return (["title: none | text: " + d for d in calibration_documents(corpus_path)]
+            + ["task: search result | query: " + q for q in calibration_questions(queries_path)])
 
 
 def activation_maxima(src, cfg, w, dense, texts):
@@ -126,8 +134,7 @@ def main():
                 x_max = x_max.reshape(-1, D).max(axis=0)
             entry[kind] = base64.b64encode(factors(x_max, weights_reading(w, cfg, layer, kind), args.alpha).astype("<f2").tobytes()).decode()
         layers.append(entry)
-    spec = {"alpha": args.alpha, "calibration_texts": len(texts), "layers": layers}
-    spec["headroom"] = args.headroom
+    spec = {"alpha": args.alpha, "calibration_texts": len(texts), "layers": layers, "headroom": args.headroom}
     spec["bounds"] = bounds(args.src, cfg, spec, texts, args.headroom)
     json.dump(spec, open(args.out, "w"), indent=0)
     print(f"gemma_smoothing: {len(texts)} texts, alpha {args.alpha}, headroom {args.headroom}, wrote {args.out}")
