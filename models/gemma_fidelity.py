@@ -10,10 +10,12 @@ Each MODEL_DIR holds a model.onnx (and uses models/embeddinggemma/tokenizer.json
 - held out from calibration: the 212 quotes and episode descriptions as documents, the unseen set's 114 tuning-half
   questions (never its test half);
 - batch-stable: the lowest cosine between one of 64 unseen-set questions embedded alone and inside a call of 8.
-The fp32 reference vectors are cached in MODEL_DOWNLOAD_DIR/../fidelity-reference.npz (about a minute to make).
+The fp32 reference vectors are cached in MODEL_DOWNLOAD_DIR/../fidelity-reference-<digest of the texts>.npz
+(about a minute to make).
 Needs numpy, onnx, onnxruntime 1.32.0 and tokenizers (as gemma_smoothing.py, whose calibration text it reads).
 """
 import ast
+import hashlib
 import json
 import os
 import sys
@@ -47,7 +49,9 @@ def texts(corpus_path):
 
 
 def reference(reference_dir, src, sets):
-    cache = os.path.join(os.path.dirname(os.path.abspath(src)), "fidelity-reference.npz")
+    # keyed by the texts, so a changed corpus or question set never meets stale vectors
+    digest = hashlib.sha256(json.dumps(sets, sort_keys=True).encode()).hexdigest()[:16]
+    cache = os.path.join(os.path.dirname(os.path.abspath(src)), f"fidelity-reference-{digest}.npz")
     if os.path.exists(cache):
         return dict(np.load(cache))
     sys.path.insert(0, reference_dir)

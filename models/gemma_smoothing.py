@@ -102,9 +102,9 @@ def factors(x_max, weights, alpha):
     return np.clip(s, 1e-2, 1e3).astype(np.float16)
 
 
-def bounds(src, cfg, spec, texts, headroom):
-    """Per layer, the largest |activation| at each statically quantized input of the smoothed graph."""
-    w, dense = gemma.load_weights(src)
+def bounds(src, cfg, w, dense, spec, texts, headroom):
+    """Per layer, the largest |activation| at each statically quantized input of the smoothed graph.
+    Smooths `w` in place."""
     gemma.apply_smoothing(w, cfg, spec)
     maxima = activation_maxima(src, cfg, w, dense, texts)
     return [{kind: float(f"{float(maxima[(layer, kind)].max()) * headroom:.6g}") for kind in ("qkv", "o_proj", "gate_up")}
@@ -135,7 +135,7 @@ def main():
             entry[kind] = base64.b64encode(factors(x_max, weights_reading(w, cfg, layer, kind), args.alpha).astype("<f2").tobytes()).decode()
         layers.append(entry)
     spec = {"alpha": args.alpha, "calibration_texts": len(texts), "layers": layers, "headroom": args.headroom}
-    spec["bounds"] = bounds(args.src, cfg, spec, texts, args.headroom)
+    spec["bounds"] = bounds(args.src, cfg, w, dense, spec, texts, args.headroom)
     json.dump(spec, open(args.out, "w"), indent=0)
     print(f"gemma_smoothing: {len(texts)} texts, alpha {args.alpha}, headroom {args.headroom}, wrote {args.out}")
 
