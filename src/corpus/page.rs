@@ -410,7 +410,7 @@ fn split_quotes(text: &str) -> (String, Vec<QuoteBlock>) {
         let speaker = ["—", "–", "-"]
             .iter()
             .find_map(|d| after.strip_prefix(d))
-            .map(|s| clean(s))
+            .map(clean)
             .filter(|s| !s.is_empty());
         blocks.push(QuoteBlock {
             text: clean(body),

@@ -918,7 +918,7 @@ fn remove_episodes(
 ) -> Result<()> {
     for id in ids {
         let brought = merged.episodes.remove(id).is_some();
-        if !brought && !stored.is_some_and(|c| c.episode_facts(id).is_some()) {
+        if !brought && stored.is_none_or(|c| c.episode_facts(id).is_none()) {
             return Err(Error::NotFound {
                 what: "episode",
                 id: id.clone(),

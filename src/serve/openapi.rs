@@ -28,15 +28,63 @@ fn responses(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .collect()
 }
 
+/// What `str::trim` removes: Unicode White_Space, as `char::is_whitespace` defines it.
+const WHITESPACE: &[(char, char)] = &[
+    ('\t', '\r'),
+    (' ', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{A0}', '\u{A0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200A}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202F}', '\u{202F}'),
+    ('\u{205F}', '\u{205F}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// The whitespace characters as a regex class body, each one spelled as `\uXXXX`, because regex
+/// engines disagree on `\s` (ECMAScript leaves out U+0085 and adds U+FEFF) and on `\d`.
+fn whitespace_class() -> String {
+    WHITESPACE
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                format!("\\u{:04X}", a as u32)
+            } else {
+                format!("\\u{:04X}-\\u{:04X}", a as u32, b as u32)
+            }
+        })
+        .collect()
+}
+
+/// The `pattern` of a text the server trims and then requires: at least one character the trim
+/// keeps. schemathesis sent `q=%C2%85`, which `\S` allowed and the server refused as empty.
+fn not_only_whitespace() -> String {
+    format!("[^{}]", whitespace_class())
+}
+
+/// A chapter start as `parse_timestamp` reads it: `M:SS` (up to four digits of minutes) or
+/// `H:MM:SS` (up to two of hours), with whitespace around.
+fn timestamp_pattern() -> String {
+    let ws = format!("[{}]*", whitespace_class());
+    format!("^{ws}([0-9]{{1,4}}:[0-5][0-9]|[0-9]{{1,2}}:[0-5][0-9]:[0-5][0-9]){ws}$")
+}
+
 fn search_params() -> Value {
     json!([
-        {"name": "q", "in": "query", "required": true, "description": "The question, English or Spanish (1–2000 characters, not only spaces).", "schema": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S"}},
+        {"name": "q", "in": "query", "required": true, "description": "The question, English or Spanish (1–2000 characters, not only spaces).", "schema": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": not_only_whitespace()}},
         {"name": "k", "in": "query", "description": "Chapters to return.", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
         {"name": "lang", "in": "query", "description": "Only chapters in this language; `all` or empty for both.", "schema": {"type": "string", "enum": ["en", "es", "all", ""]}},
         {"name": "episode", "in": "query", "description": "Only chapters of this episode id.", "schema": {"type": "string"}},
         {"name": "podcast", "in": "query", "description": "Only episodes of this podcast (its title, any case; feed episodes).", "schema": {"type": "string"}},
         {"name": "mode", "in": "query", "description": "`ann` (HNSW, default) or `exact` (scan all vectors).", "schema": {"type": "string", "enum": ["ann", "exact"]}}
     ])
+}
+
+/// Job ids are `u64`s.
+fn job_id_param() -> Value {
+    json!([{"name": "id", "in": "path", "required": true, "description": "A job number from a 202 answer",
+        "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}}])
 }
 
 fn id_param(what: &str) -> Value {
@@ -86,14 +134,18 @@ fn paths() -> Value {
             "get": {"summary": "All episodes with their chapters",
                 "responses": guarded(responses(&[("200", object("Episodes", "Episodes")), ("503", busy.clone())]))},
             "post": {"summary": "Add or replace episodes (JSON input format) or a feed (`{\"feed\": URL}`); admin key",
+                "description": "All or nothing: a body with any episode or chapter the parser would skip is a 400 naming it. One rule is beyond the schema: two chapters of an episode may not start at the same second.",
+                "security": [{"key": []}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WriteRequest"}}}},
                 "responses": guarded(responses(&[("202", accepted.clone()), ("400", error("Invalid body: the error names the episode and field")), ("413", error("Body over 8 MiB")), ("503", error("The write queue is full (with Retry-After), or the model is loading"))]))}
         },
         "/v1/episodes/{id}": {"delete": {"summary": "Delete an episode; admin key",
+            "security": [{"key": []}],
             "parameters": id_param("An episode id"),
             "responses": guarded(responses(&[("202", accepted), ("400", error("Malformed id")), ("404", error("Unknown episode id")), ("503", busy)]))}},
         "/v1/jobs/{id}": {"get": {"summary": "A write job's state and report; admin key",
-            "parameters": id_param("A job number from a 202 answer"),
+            "security": [{"key": []}],
+            "parameters": job_id_param(),
             "responses": guarded(responses(&[("200", object("The job", "JobAnswer")), ("400", error("Not a job number")), ("404", error("Unknown job"))]))}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The process is up", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/readyz": {"get": {"summary": "Readiness: model loaded; the generation served, translation, writes, last reload error",
@@ -110,10 +162,34 @@ fn paths() -> Value {
     })
 }
 
+/// An episode in the JSON input format, as `corpus::json` reads it (unknown fields refused;
+/// `language` and its alias `lang` not both).
+fn episode_input() -> Value {
+    let optional_text = json!({"type": ["string", "null"]});
+    json!({"type": "object", "required": ["title"], "additionalProperties": false,
+        "dependentSchemas": {"language": {"properties": {"lang": false}}},
+        "properties": {
+            "title": {"type": "string", "pattern": not_only_whitespace()},
+            "url": optional_text, "language": optional_text, "lang": optional_text,
+            "description": {"type": "string"},
+            "chapters": {"type": "array", "items": {"$ref": "#/components/schemas/ChapterInput"}},
+            "entities": {"type": "array", "items": {"type": "object", "required": ["name", "type", "description"], "properties": {
+                "name": {"type": "string"}, "type": {"type": "string"}, "description": {"type": "string"}}}}}})
+}
+
+fn chapter_input() -> Value {
+    json!({"type": "object", "required": ["title", "start"], "additionalProperties": false, "properties": {
+        "title": {"type": "string", "pattern": not_only_whitespace()},
+        "start": {"oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": timestamp_pattern()}]},
+        "summary": {"type": "string"},
+        "quotes": {"type": "array", "items": {"oneOf": [{"type": "string"},
+            {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}, "speaker": {"type": ["string", "null"]}}}]}}}})
+}
+
 fn schemas() -> Value {
     json!({
         "SearchRequest": {"type": "object", "required": ["q"], "additionalProperties": false, "properties": {
-            "q": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S"}, "k": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+            "q": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": not_only_whitespace()}, "k": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
             "lang": {"enum": ["en", "es", "all", "", null]}, "episode": {"type": ["string", "null"]}, "podcast": {"type": ["string", "null"]},
             "mode": {"enum": ["ann", "exact", null]}}},
         "SearchResponse": {"type": "object", "required": ["query", "count", "hits"], "properties": {"query": {"type": "string"}, "count": {"type": "integer"}, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
@@ -131,10 +207,12 @@ fn schemas() -> Value {
         "Episodes": {"type": "object", "required": ["episodes"], "properties": {"episodes": {"type": "array", "items": {"type": "object"}}}},
         "WriteRequest": {"description": "`{\"feed\": \"https://…\"}`, or episodes in the JSON input format (one object, an array, or `{\"episodes\": [...]}`)",
             "oneOf": [
-                {"type": "object", "required": ["feed"], "additionalProperties": false, "properties": {"feed": {"type": "string", "format": "uri"}}},
-                {"type": "object", "required": ["title"], "properties": {"title": {"type": "string"}, "chapters": {"type": "array"}}},
-                {"type": "array", "items": {"type": "object"}},
-                {"type": "object", "required": ["episodes"], "properties": {"episodes": {"type": "array"}}}]},
+                {"type": "object", "required": ["feed"], "additionalProperties": false, "properties": {"feed": {"type": "string", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}}},
+                {"$ref": "#/components/schemas/EpisodeInput"},
+                {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EpisodeInput"}},
+                {"type": "object", "required": ["episodes"], "additionalProperties": false, "properties": {"episodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EpisodeInput"}}}}]},
+        "EpisodeInput": episode_input(),
+        "ChapterInput": chapter_input(),
         "JobAnswer": {"type": "object", "required": ["job"], "properties": {"job": {"type": "object", "required": ["id", "kind", "state"], "properties": {
             "id": {"type": "integer"}, "kind": {"type": "string"}, "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
             "submitted_at": {"type": "integer"}, "report": {"type": "object"}, "notes": {"type": "array", "items": {"type": "string"}}, "error": {"type": "string"}}}}},
@@ -154,4 +232,57 @@ pub fn document() -> Value {
             "securitySchemes": {"key": {"type": "http", "scheme": "bearer", "description": "The admin key (writes) or the search key (reads, when required)"}}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::parse_timestamp;
+    use regex::Regex;
+
+    #[test]
+    fn the_text_pattern_refuses_exactly_what_trim_removes() {
+        let pattern = Regex::new(&not_only_whitespace()).unwrap();
+        let disagree: Vec<char> = (0..=0x10FFFF_u32)
+            .filter_map(char::from_u32)
+            .filter(|&c| pattern.is_match(&c.to_string()) == c.is_whitespace())
+            .collect();
+        assert!(disagree.is_empty(), "{disagree:?}");
+    }
+
+    /// Every string of up to eight characters over digits that straddle the limits, the colon and
+    /// two kinds of whitespace.
+    #[test]
+    fn the_timestamp_pattern_accepts_exactly_what_the_parser_reads() {
+        let pattern = Regex::new(&timestamp_pattern()).unwrap();
+        let alphabet = ['0', '6', ':', ' ', '\u{85}'];
+        let mut strings = vec![String::new()];
+        let mut disagree = Vec::new();
+        for _ in 0..8 {
+            strings = strings
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            disagree.extend(
+                strings
+                    .iter()
+                    .filter(|s| pattern.is_match(s) != parse_timestamp(s).is_some())
+                    .cloned(),
+            );
+        }
+        for s in [
+            "59:59",
+            "9999:00",
+            "99:59:59",
+            "100:00:00",
+            "10000:00",
+            "1:60",
+            "a1:00",
+        ] {
+            if pattern.is_match(s) != parse_timestamp(s).is_some() {
+                disagree.push(s.to_string());
+            }
+        }
+        assert!(disagree.is_empty(), "{disagree:?}");
+    }
 }

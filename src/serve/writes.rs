@@ -155,6 +155,7 @@ pub async fn run(state: AppState, writes: Writes, mut queue: mpsc::Receiver<(u64
                 j.notes = notes;
             }
             Err(e) => {
+                tracing::warn!("job {id} ({}) failed: {e}", j.kind);
                 j.state = JobState::Failed;
                 j.error = Some(e.to_string());
             }
@@ -210,6 +211,8 @@ pub fn parse_body(body: &[u8]) -> Result<Work> {
             .as_str()
             .filter(|u| crate::fetch::is_url(u))
             .ok_or_else(|| Error::invalid("feed", "must be an http(s) URL"))?;
+        reqwest::Url::parse(url)
+            .map_err(|e| Error::invalid("feed", format!("`{url}` is not a valid URL: {e}")))?;
         if value.as_object().is_some_and(|o| o.len() > 1) {
             return Err(Error::invalid(
                 "body",
@@ -218,13 +221,26 @@ pub fn parse_body(body: &[u8]) -> Result<Work> {
         }
         return Ok(Work::Feed(url.to_string()));
     }
-    let episodes = value.get("episodes").cloned().unwrap_or(value);
+    let episodes = match value.get("episodes") {
+        None => value,
+        Some(list) if !list.is_array() => {
+            return Err(Error::invalid("episodes", "must be an array of episodes"))
+        }
+        Some(_) if value.as_object().is_some_and(|o| o.len() > 1) => {
+            return Err(Error::invalid(
+                "body",
+                "`episodes` goes alone: {\"episodes\": [...]}",
+            ))
+        }
+        Some(list) => list.clone(),
+    };
     let text = serde_json::to_vec(&episodes).expect("re-serializes");
     let parsed = corpus::parse_file("body.json", &text);
     if let Some(d) = parsed.diagnostics.iter().find(|d| d.skipped) {
         let field = d
             .episode
             .clone()
+            .filter(|e| !e.trim().is_empty())
             .map_or("body".to_string(), |e| format!("episode \"{e}\""));
         return Err(Error::invalid(field, d.message.clone()));
     }

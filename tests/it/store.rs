@@ -5,13 +5,12 @@
 //! the real model.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use podseek::chunk::ChunkKind;
 use podseek::corpus::{Episode, Lang};
 use podseek::embed::Embedder;
 use podseek::error::{Error, Result};
-use podseek::index::{self, ChunkFilter, IngestOptions, Snapshot, Store};
+use podseek::index::{self, ChunkFilter, IngestOptions, Store};
 
 use crate::fixtures;
 
