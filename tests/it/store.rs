@@ -5,11 +5,15 @@
 //! the real model.
 
 use std::collections::HashMap;
+#[cfg(feature = "milvus")]
+use std::sync::Arc;
 
 use podseek::chunk::ChunkKind;
 use podseek::corpus::{Episode, Lang};
 use podseek::embed::Embedder;
 use podseek::error::{Error, Result};
+#[cfg(feature = "milvus")]
+use podseek::index::Snapshot;
 use podseek::index::{self, ChunkFilter, IngestOptions, Store};
 
 use crate::fixtures;
