@@ -47,7 +47,7 @@ stage() {
   set -e
 }
 stage "tests" cargo test --all-features -- --test-threads=2
-stage "the server judged from outside (schemathesis, wrk)" \
+stage "the server judged from outside (wrk, then schemathesis with the admin key)" \
   bash scripts/judge_server.sh "$CARGO_TARGET_DIR/debug/podseek" "$JUDGES/bin/python"
 stage "Milvus stopped and started under load (two replicas)" \
   bash scripts/milvus_outage.sh "$CARGO_TARGET_DIR/debug/podseek" "$MILVUS_DATA"

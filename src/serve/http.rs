@@ -136,8 +136,11 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = error_status(&self.0);
-        if status.is_server_error() {
-            tracing::error!("{}", self.0);
+        match &self.0 {
+            // Shedding is the designed answer to overload (counted in /metrics), not a fault.
+            Error::Overloaded { .. } => tracing::warn!("{}", self.0),
+            _ if status.is_server_error() => tracing::error!("{}", self.0),
+            _ => {}
         }
         let field = match &self.0 {
             Error::InvalidInput { field, .. } | Error::UnknownFilter { field, .. } => {
