@@ -465,9 +465,7 @@ pub struct CatalogFile {
 impl CatalogFile {
     /// Map and check the header and section table (the sections themselves are read on use).
     pub fn open(path: &Path) -> Result<CatalogFile> {
-        let file = std::fs::File::open(path).map_err(Error::io(path))?;
-        // SAFETY: segment files are immutable once written; writers make new segments.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path))?;
+        let map = super::column::map_file(path)?;
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Random);
         let corrupt = |message: String| Error::Corrupt {

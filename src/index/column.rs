@@ -2,13 +2,25 @@
 //! in memory or read in place from a mapped file, so that opening a segment does not copy what
 //! grows with it.
 //!
-//! Not here: what the columns mean (`table.rs`, and `store.rs` for the rows).
+//! Also the one place segment files are mapped (`map_file`). Not here: what the columns mean
+//! (`table.rs`, and `store.rs` for the rows).
 
 use std::ops::Deref;
+use std::path::Path;
 use std::sync::Arc;
+
+use crate::error::{Error, Result};
 
 #[cfg(target_endian = "big")]
 compile_error!("chunks.tbl and vectors.f32 are little-endian and mapped as is");
+
+/// Map a segment or generation file read-only.
+pub fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path).map_err(Error::io(path))?;
+    // SAFETY: segment and generation files are never written after their switch, so the mapping
+    // cannot change under us; a clean-up that unlinks the file leaves the mapping valid.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path))
+}
 
 /// Numbers every bit pattern of which is a valid value, so a mapped byte range can be read as them.
 pub trait Plain: Copy + Send + Sync + 'static {}

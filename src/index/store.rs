@@ -260,10 +260,7 @@ pub type Rows = Column<f32>;
 impl Column<f32> {
     /// Map a file of f32 rows read-only; its length must be a whole number of f32.
     pub fn map(path: &Path) -> Result<Rows> {
-        let file = std::fs::File::open(path).map_err(Error::io(path))?;
-        // SAFETY: generations are never written after their switch, so the mapping cannot change
-        // under us; a clean-up that unlinks the file leaves the mapping valid.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path))?;
+        let map = super::column::map_file(path)?;
         // Rows are read a few at a time at random places (rescoring, small filtered scans):
         // without this, each touch maps the 64 KiB around it too.
         #[cfg(unix)]

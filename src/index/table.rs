@@ -354,10 +354,7 @@ impl ChunkTable {
     /// (one entry per episode and podcast), not the rows. Rows are trusted as written; a table
     /// from before the counts were stored is counted here, in one pass.
     pub fn map(path: &Path) -> Result<ChunkTable> {
-        let file = std::fs::File::open(path).map_err(Error::io(path))?;
-        // SAFETY: segment files are never written after their switch, so the mapping cannot change
-        // under us; a clean-up that unlinks the file leaves the mapping valid.
-        let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path))?);
+        let map = Arc::new(super::column::map_file(path)?);
         let layout = Layout::read(&map, path)?;
         let n = layout.rows;
         let misaligned = || layout.corrupt("a column is not aligned");

@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document for the JSON API, served at `/openapi.json`: every route, every status
 //! it can answer (errors included), and the key scheme. schemathesis checks the server against it.
 
+use std::sync::OnceLock;
+
 use serde_json::{json, Map, Value};
 
 fn error(description: &str) -> Value {
@@ -28,33 +30,34 @@ fn responses(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .collect()
 }
 
-/// What `str::trim` removes: Unicode White_Space, as `char::is_whitespace` defines it.
-const WHITESPACE: &[(char, char)] = &[
-    ('\t', '\r'),
-    (' ', ' '),
-    ('\u{85}', '\u{85}'),
-    ('\u{A0}', '\u{A0}'),
-    ('\u{1680}', '\u{1680}'),
-    ('\u{2000}', '\u{200A}'),
-    ('\u{2028}', '\u{2029}'),
-    ('\u{202F}', '\u{202F}'),
-    ('\u{205F}', '\u{205F}'),
-    ('\u{3000}', '\u{3000}'),
-];
-
-/// The whitespace characters as a regex class body, each one spelled as `\uXXXX`, because regex
-/// engines disagree on `\s` (ECMAScript leaves out U+0085 and adds U+FEFF) and on `\d`.
-fn whitespace_class() -> String {
-    WHITESPACE
-        .iter()
-        .map(|&(a, b)| {
-            if a == b {
-                format!("\\u{:04X}", a as u32)
-            } else {
-                format!("\\u{:04X}-\\u{:04X}", a as u32, b as u32)
+/// The whitespace characters as a regex class body: the ranges of `char::is_whitespace` (what
+/// `str::trim` removes), each end spelled as `\uXXXX`, because regex engines disagree on `\s`
+/// (ECMAScript leaves out U+0085 and adds U+FEFF) and on `\d`. Derived, so a new Unicode version
+/// cannot leave it behind; computed once.
+fn whitespace_class() -> &'static str {
+    static CLASS: OnceLock<String> = OnceLock::new();
+    CLASS.get_or_init(|| {
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
+            if !c.is_whitespace() {
+                continue;
             }
-        })
-        .collect()
+            match ranges.last_mut() {
+                Some((_, end)) if *end + 1 == c as u32 => *end = c as u32,
+                _ => ranges.push((c as u32, c as u32)),
+            }
+        }
+        ranges
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    format!("\\u{a:04X}")
+                } else {
+                    format!("\\u{a:04X}-\\u{b:04X}")
+                }
+            })
+            .collect()
+    })
 }
 
 /// The `pattern` of a text the server trims and then requires: at least one character the trim
