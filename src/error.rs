@@ -50,6 +50,10 @@ pub enum Error {
     #[error("{url}: {message}")]
     Fetch { url: String, message: String },
 
+    /// An audio file could not be decoded (not audio, corrupt, or a codec podseek does not read).
+    #[error("{file}: {message}")]
+    Audio { file: String, message: String },
+
     #[error("vector index: {0}")]
     VectorStore(String),
 

@@ -16,6 +16,8 @@ use podseek::progress;
 use podseek::search::keyword::Analysis;
 use podseek::search::{Mode, Query, Ranking, SearchEngine, TranslationFusion};
 use podseek::serve;
+use podseek::transcribe::hear::{self, HearOptions};
+use podseek::transcribe::store::TranscriptStore;
 use podseek::translate::Apertium;
 use std::sync::Arc;
 
@@ -40,6 +42,12 @@ enum Command {
     /// Read pages, JSON/JSONL files or RSS feeds (files or URLs), embed their chunks and add them
     /// to the index (upsert by episode).
     Ingest(IngestArgs),
+    /// Transcribe feeds' audio-only episodes into a transcript folder (Whisper base, on this
+    /// machine), for a later `ingest --transcripts DIR`; `--shard i/n` splits a catalogue over
+    /// machines. Indexes nothing.
+    Transcribe(TranscribeArgs),
+    /// Print an indexed episode's transcript as WebVTT, SRT or Podcasting 2.0 JSON.
+    Transcript(TranscriptArgs),
     /// Remove episodes from the index by id (a new generation, switched atomically).
     Delete(DeleteArgs),
     /// Fold a local index's segments into one, dropping replaced and deleted chunks (writes do
@@ -111,6 +119,65 @@ struct IngestArgs {
     /// are stored in the index, so re-ingesting unchanged text does not translate again.
     #[arg(long)]
     translate: bool,
+    #[command(flatten)]
+    hearing: HearingArgs,
+}
+
+/// How episodes with audio and no transcript are heard.
+#[derive(Args)]
+struct HearingArgs {
+    /// Do not transcribe audio-only episodes (transcripts already in the folder are still used).
+    #[arg(long)]
+    no_transcribe: bool,
+    /// The transcript folder: transcripts made here or by `podseek transcribe`, one per enclosure
+    /// and model. Default: `INDEX/transcripts` for a local index, `./transcripts` otherwise.
+    #[arg(long)]
+    transcripts: Option<PathBuf>,
+    /// Episodes transcribed at once (each with its own model and `--threads` threads).
+    #[arg(long, default_value_t = 1)]
+    transcribe_jobs: usize,
+}
+
+#[derive(Args)]
+struct TranscribeArgs {
+    /// RSS feed files or feed URLs.
+    #[arg(required = true)]
+    sources: Vec<String>,
+    /// The transcript folder to fill.
+    #[arg(long)]
+    out: PathBuf,
+    /// Take only shard I of N (`0/4` … `3/4`), by a hash of each enclosure's URL.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// Threads each transcriber uses.
+    #[arg(long, default_value_t = default_threads())]
+    threads: usize,
+    /// Episodes transcribed at once.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+}
+
+#[derive(Args)]
+struct TranscriptArgs {
+    /// The episode id, as `podseek search` and `GET /v1/episodes` show it.
+    episode: String,
+    #[arg(long, value_enum, default_value = "vtt")]
+    format: podseek::transcribe::export::Format,
+    #[arg(long, default_value = index::DEFAULT_DIR)]
+    index: PathBuf,
+    /// Where the index lives when not in `--index`: `milvus://HOST:PORT/COLLECTION`.
+    #[arg(long)]
+    store: Option<String>,
+}
+
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`{text}`: a shard is I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n) = (
+        i.trim().parse::<usize>().map_err(|_| bad())?,
+        n.trim().parse::<usize>().map_err(|_| bad())?,
+    );
+    (i < n).then_some((i, n)).ok_or_else(bad)
 }
 
 #[derive(Args)]
@@ -587,6 +654,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Parse(args) => parse_command(args),
         Command::Embed(args) => embed_command(args),
         Command::Ingest(args) => ingest_command(args),
+        Command::Transcribe(args) => transcribe_command(args),
+        Command::Transcript(args) => transcript_command(args),
         Command::Delete(args) => delete_command(args),
         Command::Compact(CompactArgs { index }) => {
             let before = Index::open(&index, None)?.manifest.segments.len();
@@ -662,6 +731,7 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
         chunk_tokens,
         no_quotes,
         translate,
+        hearing,
     } = args;
     let store = index::open_store(store.as_deref(), &index)?;
     if refresh {
@@ -675,11 +745,31 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let parsed = load_sources(&sources)?;
+    let mut parsed = load_sources(&sources)?;
     if parsed.episodes.is_empty() {
         bail!("no episodes to ingest (see the messages above); the index was not changed");
     }
+    let transcripts = hearing.transcripts.unwrap_or_else(|| {
+        if store_is_local(store.as_ref()) {
+            index.join("transcripts")
+        } else {
+            "transcripts".into()
+        }
+    });
+    let options = HearOptions {
+        transcribe: !hearing.no_transcribe,
+        jobs: hearing.transcribe_jobs,
+        threads,
+        ..HearOptions::default()
+    };
+    let heard = hear_all(
+        &mut parsed,
+        &TranscriptStore::new(transcripts),
+        &options,
+        None,
+    )?;
     let embedder = embed::load(&model, threads)?;
+    chapter_heard(&mut parsed, &heard, embedder.as_ref())?;
     let mut options = IngestOptions::default();
     options.chunking.max_tokens = chunk_tokens;
     options.chunking.quotes = !no_quotes;
@@ -713,6 +803,118 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     Ok(parse_exit(&parsed))
+}
+
+fn store_is_local(store: &dyn index::Store) -> bool {
+    !store.location().starts_with("milvus://")
+}
+
+/// Find or make transcripts for the episodes that have audio and nothing it says, attach them,
+/// and print what was heard; returns the transcripts by episode position.
+fn hear_all(
+    parsed: &mut Parsed,
+    store: &TranscriptStore,
+    options: &HearOptions,
+    shard: Option<(usize, usize)>,
+) -> anyhow::Result<Vec<(usize, podseek::transcribe::Transcript)>> {
+    let wanted: Vec<usize> = parsed
+        .episodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| hear::needs_hearing(e).map(|url| (i, url)))
+        .filter(|(_, url)| shard.is_none_or(|(s, n)| hear::in_shard(url, s, n)))
+        .map(|(i, _)| i)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let progress = progress::for_stderr();
+    let heard = hear::hear(&parsed.episodes, &wanted, store, options, progress.as_ref())?;
+    print_diagnostics(&heard.diagnostics);
+    eprintln!(
+        "heard {} of {} audio-only episodes ({} transcribed now, {} from {})",
+        heard.transcripts.len(),
+        wanted.len(),
+        heard.transcribed,
+        heard.reused,
+        store.dir().display()
+    );
+    parsed.diagnostics.extend(heard.diagnostics);
+    for (i, t) in &heard.transcripts {
+        hear::attach(&mut parsed.episodes[*i], t);
+    }
+    Ok(heard.transcripts)
+}
+
+/// Episodes that had no chapters get chapters made from what was heard.
+fn chapter_heard(
+    parsed: &mut Parsed,
+    heard: &[(usize, podseek::transcribe::Transcript)],
+    embedder: &dyn embed::Embedder,
+) -> anyhow::Result<()> {
+    for (i, transcript) in heard {
+        let episode = &mut parsed.episodes[*i];
+        if episode
+            .feed
+            .as_ref()
+            .is_some_and(|f| f.chapters_from == "none")
+        {
+            podseek::topics::give_chapters(episode, transcript, embedder)?;
+        }
+    }
+    Ok(())
+}
+
+fn transcribe_command(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
+    let TranscribeArgs {
+        sources,
+        out,
+        shard,
+        threads,
+        jobs,
+    } = args;
+    let mut parsed = load_sources(&sources)?;
+    let options = HearOptions {
+        jobs,
+        threads,
+        ..HearOptions::default()
+    };
+    let store = TranscriptStore::new(&out);
+    let heard = hear_all(&mut parsed, &store, &options, shard)?;
+    let seconds: f64 = heard.iter().map(|(_, t)| t.duration_s).sum();
+    println!(
+        "{} transcripts in {} ({:.0} s of audio)",
+        heard.len(),
+        out.display(),
+        seconds
+    );
+    Ok(parse_exit(&parsed))
+}
+
+fn transcript_command(args: TranscriptArgs) -> anyhow::Result<ExitCode> {
+    let TranscriptArgs {
+        episode,
+        format,
+        index,
+        store,
+    } = args;
+    let store = index::open_store(store.as_deref(), &index)?;
+    let Some(opened) = store.open(None)? else {
+        bail!("the index at {} is empty", store.location());
+    };
+    let Some(found) = opened.catalog().episode(&episode)? else {
+        bail!("no episode with id `{episode}` in {}", store.location());
+    };
+    let cues: Vec<corpus::Cue> = found
+        .chapters
+        .iter()
+        .flat_map(|c| c.transcript.clone())
+        .collect();
+    if cues.is_empty() {
+        bail!("episode `{episode}` has no transcript");
+    }
+    print!("{}", podseek::transcribe::export::render(&cues, format));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn delete_command(args: DeleteArgs) -> anyhow::Result<ExitCode> {

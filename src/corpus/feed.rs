@@ -453,7 +453,7 @@ fn chapter_of(mark: &ChapterMark) -> Chapter {
 
 /// Each cue goes to the chapter it starts in (cues before the first chapter go to the first).
 /// Untimed cues all go to the first chapter.
-fn place_cues(chapters: &mut [Chapter], cues: &[Cue], timed: bool) {
+pub fn place_cues(chapters: &mut [Chapter], cues: &[Cue], timed: bool) {
     if chapters.is_empty() {
         return;
     }
@@ -540,6 +540,7 @@ mod tests {
             url: "uno.vtt".into(),
             format: TranscriptFormat::Vtt,
             cues: 2,
+            heard_by: None,
         };
         let fetched = Fetched {
             chapters: Some(vec![

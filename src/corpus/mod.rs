@@ -21,6 +21,10 @@ use sha2::{Digest, Sha256};
 
 pub use timestamp::{format_timestamp, parse_timestamp};
 
+/// Words too common to say what a text is about: left out of keyword search and chapter titles.
+pub const STOP_WORDS_EN: &str = "a an and are as at be but by for from has have he her his i if in into is it its me my no not of on or our she so than that the their them then there these they this those to was we were what when where which who why will with would you your";
+pub const STOP_WORDS_ES: &str = "al algo como con de del desde donde el ella ellos en entre era es esa ese eso esta este esto estos fue ha hay la las le les lo los mas me mi muy no nos o para pero por que se ser si sin sobre su sus te tiene todo tu un una uno unos y ya";
+
 /// Episode language. Only the languages podseek's models and filters are tuned for.
 #[derive(
     Debug,
@@ -161,6 +165,10 @@ pub struct TranscriptSource {
     pub url: String,
     pub format: transcript::TranscriptFormat,
     pub cues: usize,
+    /// The speech model that made it from the audio (`whisper-base`), for transcripts podseek
+    /// heard itself; `None` for one the feed published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard_by: Option<String>,
 }
 
 impl Episode {

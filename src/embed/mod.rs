@@ -8,7 +8,7 @@
 
 mod e5;
 mod ensemble;
-mod runtime;
+pub mod runtime;
 mod sentence;
 mod spec;
 mod use_m3;

@@ -63,7 +63,7 @@ pub fn ort_environment() -> Result<Environment> {
 /// copy with optimization off. The key covers the model file, the runtime library and the CPU's
 /// feature flags, because an optimized graph may use kernels specific to them. Saving is best
 /// effort: a read-only models folder only costs the optimization at every start.
-pub(crate) fn session(env: &Environment, model: &Path, threads: usize) -> Result<Session> {
+pub fn session(env: &Environment, model: &Path, threads: usize) -> Result<Session> {
     if !model.is_file() {
         return Err(Error::Missing {
             what: "the model file",

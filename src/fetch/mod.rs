@@ -235,6 +235,7 @@ impl Fetcher {
             url: name,
             format,
             cues: parsed.cues.len(),
+            heard_by: None,
         };
         Some((source, parsed.cues))
     }
@@ -308,6 +309,54 @@ impl Fetcher {
             }
         }
         Ok(body)
+    }
+}
+
+/// Limits for an episode's audio: episodes are 50-300 MB, and a slow host gets minutes, not seconds.
+pub fn audio_limits() -> Limits {
+    Limits {
+        timeout: Duration::from_secs(30 * 60),
+        max_bytes: 512 * 1024 * 1024,
+        ..Limits::default()
+    }
+}
+
+impl Fetcher {
+    /// Stream `url` into the file `dest` (created or truncated), at most `max_bytes`; nothing is
+    /// held in memory but one network chunk. On failure the file's contents are unspecified.
+    pub async fn download(&self, url: &str, dest: &Path) -> Result<u64> {
+        use std::io::Write;
+        let fail = |message: String| Error::Fetch {
+            url: url.to_string(),
+            message,
+        };
+        let parsed = Url::parse(url).map_err(|e| fail(format!("not a valid URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(fail("only http and https are fetched".to_string()));
+        }
+        let mut response = self
+            .client
+            .get(parsed)
+            .send()
+            .await
+            .map_err(|e| fail(describe(&e)))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("the server answered {}", response.status())));
+        }
+        let max = self.limits.max_bytes;
+        if response.content_length().is_some_and(|n| n > max) {
+            return Err(fail(format!("larger than the {max}-byte limit")));
+        }
+        let mut file = std::fs::File::create(dest).map_err(Error::io(dest))?;
+        let mut written = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(|e| fail(describe(&e)))? {
+            written += chunk.len() as u64;
+            if written > max {
+                return Err(fail(format!("larger than the {max}-byte limit")));
+            }
+            file.write_all(&chunk).map_err(Error::io(dest))?;
+        }
+        Ok(written)
     }
 }
 

@@ -27,11 +27,8 @@ use tantivy::tokenizer::{
 };
 use tantivy::{doc, Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument, Term};
 
-use crate::corpus::{Episode, Lang};
+use crate::corpus::{Episode, Lang, STOP_WORDS_EN, STOP_WORDS_ES};
 use crate::error::{Error, Result};
-
-const STOP_WORDS_EN: &str = "a an and are as at be but by for from has have he her his i if in into is it its me my no not of on or our she so than that the their them then there these they this those to was we were what when where which who why will with would you your";
-const STOP_WORDS_ES: &str = "al algo como con de del desde donde el ella ellos en entre era es esa ese eso esta este esto estos fue ha hay la las le les lo los mas me mi muy no nos o para pero por que se ser si sin sobre su sus te tiene todo tu un una uno unos y ya";
 
 /// How text is analyzed for BM25.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -90,6 +90,7 @@ pub fn error_status(e: &Error) -> StatusCode {
         Error::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
         Error::Fetch { .. } => StatusCode::BAD_GATEWAY,
         Error::IndexMismatch { .. }
+        | Error::Audio { .. }
         | Error::Io { .. }
         | Error::Corrupt { .. }
         | Error::Inference(_)
@@ -115,6 +116,9 @@ pub fn public_message(e: &Error) -> String {
         }
         Error::Inference(_) => "the model failed on this request (see the server log)".into(),
         Error::Translation(_) => "translation failed (see the server log)".into(),
+        Error::Audio { .. } => {
+            "an episode's audio could not be decoded (see the server log)".into()
+        }
         Error::VectorStore(_) => "the vector index failed (see the server log)".into(),
         Error::Keyword(_) => "the keyword index failed (see the server log)".into(),
         Error::Worker(_) => "a worker thread failed (see the server log)".into(),

@@ -1,0 +1,645 @@
+//! Whisper base as two ONNX graphs (`models/whisper.py`): the encoder turns 30 s of 16 kHz audio
+//! into every decoder layer's cross-attention keys and values; the decoder takes new tokens and the
+//! self-attention caches and gives logits, the grown caches and the alignment heads' attention.
+//!
+//! Owns one window's decoding: language detection among the languages podseek serves, greedy
+//! decoding with Whisper's timestamp rules and suppressed tokens, and the guards against its known
+//! failures (the no-speech probability, temperature fallback when the text's compression ratio or
+//! mean log-probability says it is a hallucination or a loop, and a repetition stop). It follows
+//! openai/whisper's `decoding.py` and faster-whisper's `transcribe.py` in what it decides, not in
+//! code. Not here: audio, windows, or what becomes of the text (`transcribe`).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use ort::session::Session;
+use ort::value::{DynValue, Tensor, ValueType};
+use tokenizers::Tokenizer;
+
+use crate::audio::windows::MAX_SAMPLES;
+use crate::audio::RATE;
+use crate::corpus::Lang;
+use crate::error::{Error, Result};
+
+/// Whisper's text context is 448 tokens; it samples at most half of it per window.
+const MAX_NEW_TOKENS: usize = 224;
+/// Seconds per timestamp token step.
+const TIME_STEP: f32 = 0.02;
+/// The first timestamp may be at most 1 s into the window.
+const MAX_INITIAL_TIMESTAMP_STEPS: usize = 50;
+/// Guards, as openai/whisper and faster-whisper set them.
+const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
+const COMPRESSION_RATIO_LIMIT: f32 = 2.4;
+const LOGPROB_LIMIT: f32 = -1.0;
+const NO_SPEECH_LIMIT: f32 = 0.6;
+/// A period of at most this many tokens repeated this often at the end of the text is a loop.
+const LOOP_PERIOD: usize = 12;
+const LOOP_REPEATS: usize = 4;
+
+/// One stretch of text with its time inside the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub start_s: f32,
+    pub end_s: f32,
+    pub text: String,
+}
+
+/// What one window gave.
+#[derive(Debug, Clone)]
+pub struct WindowText {
+    pub lang: Lang,
+    pub segments: Vec<Segment>,
+    pub no_speech_prob: f32,
+    pub avg_logprob: f32,
+    pub compression_ratio: f32,
+    pub temperature: f32,
+    /// Seconds of the window the text accounts for. Whisper closes its last segment with a pair of
+    /// timestamps when it stopped before the window's end; the audio after that is heard again.
+    pub consumed_s: f32,
+    /// True when the guards judged the window silent or its text a hallucination; `segments` is
+    /// then empty.
+    pub rejected: bool,
+}
+
+struct Special {
+    eot: u32,
+    sot: u32,
+    transcribe: u32,
+    no_timestamps: u32,
+    no_speech: u32,
+    timestamp_begin: u32,
+}
+
+#[derive(serde::Deserialize)]
+struct Config {
+    suppress_ids: Vec<u32>,
+    suppress_ids_begin: Vec<u32>,
+}
+
+pub struct Whisper {
+    encoder: Mutex<Session>,
+    decoder: Mutex<Session>,
+    tokenizer: Tokenizer,
+    special: Special,
+    suppress: Vec<u32>,
+    suppress_begin: Vec<u32>,
+    languages: Vec<(Lang, u32)>,
+    layers: usize,
+    heads: usize,
+    head_dim: usize,
+}
+
+/// A decoder's self-attention caches, per layer: keys transposed [1, H, D, past], values [1, H, past, D].
+struct SelfCache {
+    keys: Vec<DynValue>,
+    values: Vec<DynValue>,
+}
+
+/// The encoder's output for one window: per layer, cross-attention keys (transposed) and values.
+struct CrossCache {
+    keys: Vec<DynValue>,
+    values: Vec<DynValue>,
+}
+
+fn err(e: ort::Error) -> Error {
+    Error::Inference(format!("whisper: {e}"))
+}
+
+impl Whisper {
+    /// Load `dir` (`models/whisper-base`): encoder/, decoder/, tokenizer.json, config.json.
+    pub fn load(dir: &Path, threads: usize) -> Result<Whisper> {
+        let env = crate::embed::runtime::ort_environment()?;
+        let encoder =
+            crate::embed::runtime::session(&env, &dir.join("encoder/model.onnx"), threads)?;
+        let decoder =
+            crate::embed::runtime::session(&env, &dir.join("decoder/model.onnx"), threads)?;
+        let missing =
+            |what: &'static str, path: std::path::PathBuf, reason: String| Error::Missing {
+                what,
+                path,
+                reason,
+                fix: crate::embed::FETCH_HINT.to_string(),
+            };
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| {
+            missing(
+                "the Whisper tokenizer",
+                tokenizer_path.clone(),
+                e.to_string(),
+            )
+        })?;
+        let config_path = dir.join("config.json");
+        let config: Config = std::fs::read(&config_path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            .map_err(|e| missing("the Whisper config", config_path.clone(), e))?;
+        let id = |token: &str| {
+            tokenizer.token_to_id(token).ok_or_else(|| {
+                missing(
+                    "a Whisper special token",
+                    tokenizer_path.clone(),
+                    token.to_string(),
+                )
+            })
+        };
+        let special = Special {
+            eot: id("<|endoftext|>")?,
+            sot: id("<|startoftranscript|>")?,
+            transcribe: id("<|transcribe|>")?,
+            no_timestamps: id("<|notimestamps|>")?,
+            no_speech: id("<|nospeech|>").or_else(|_| id("<|nocaptions|>"))?,
+            timestamp_begin: id("<|0.00|>")?,
+        };
+        let languages = vec![(Lang::En, id("<|en|>")?), (Lang::Es, id("<|es|>")?)];
+        let (layers, heads, head_dim) = cache_shape(&decoder)?;
+        Ok(Whisper {
+            encoder: Mutex::new(encoder),
+            decoder: Mutex::new(decoder),
+            tokenizer,
+            special,
+            suppress: config.suppress_ids,
+            suppress_begin: config.suppress_ids_begin,
+            languages,
+            layers,
+            heads,
+            head_dim,
+        })
+    }
+
+    /// Transcribe one window of at most 30 s of 16 kHz audio.
+    pub fn transcribe(&self, samples: &[f32]) -> Result<WindowText> {
+        let started = std::time::Instant::now();
+        let cross = self.encode(samples)?;
+        tracing::debug!("encoder: {:.0} ms", started.elapsed().as_secs_f64() * 1e3);
+        let mut decoder = self.decoder.lock().unwrap_or_else(|e| e.into_inner());
+        let (lang, no_speech_prob) = self.detect(&mut decoder, &cross)?;
+        let duration = samples.len() as f32 / RATE as f32;
+        let mut best: Option<WindowText> = None;
+        for (attempt, &temperature) in TEMPERATURES.iter().enumerate() {
+            let decoded = self.decode(&mut decoder, &cross, lang, temperature, attempt as u64)?;
+            let text = self.text_of(&decoded.tokens);
+            tracing::debug!(
+                "window of {duration:.1} s, {lang:?}, t={temperature}, {} tokens after {:.0} ms: {}",
+                decoded.tokens.len(),
+                started.elapsed().as_secs_f64() * 1e3,
+                self.tokenizer.decode(&decoded.tokens, false).unwrap_or_default()
+            );
+            let compression_ratio = compression_ratio(&text);
+            let avg_logprob = decoded.sum_logprob / (decoded.tokens.len() + 1) as f32;
+            let result = WindowText {
+                lang,
+                consumed_s: self.consumed(&decoded.tokens, duration),
+                segments: self.segments(&decoded.tokens, duration),
+                no_speech_prob,
+                avg_logprob,
+                compression_ratio,
+                temperature,
+                rejected: false,
+            };
+            // Silence: Whisper says "no speech" and is unsure of what it wrote.
+            if no_speech_prob > NO_SPEECH_LIMIT && avg_logprob < LOGPROB_LIMIT {
+                return Ok(rejected(result));
+            }
+            let loops = decoded.looped || compression_ratio > COMPRESSION_RATIO_LIMIT;
+            if !loops && avg_logprob >= LOGPROB_LIMIT {
+                return Ok(result);
+            }
+            if best
+                .as_ref()
+                .is_none_or(|b| result.avg_logprob > b.avg_logprob)
+                && !loops
+            {
+                best = Some(result);
+            }
+        }
+        // Every temperature failed a guard: keep the most confident text that is not a loop, if any.
+        Ok(match best {
+            Some(b) if b.avg_logprob > 2.0 * LOGPROB_LIMIT => b,
+            Some(b) => rejected(b),
+            None => WindowText {
+                lang,
+                segments: Vec::new(),
+                no_speech_prob,
+                avg_logprob: f32::NEG_INFINITY,
+                compression_ratio: 0.0,
+                temperature: 1.0,
+                consumed_s: duration,
+                rejected: true,
+            },
+        })
+    }
+
+    fn encode(&self, samples: &[f32]) -> Result<CrossCache> {
+        let mut audio = vec![0.0f32; MAX_SAMPLES as usize];
+        let n = samples.len().min(audio.len());
+        audio[..n].copy_from_slice(&samples[..n]);
+        let mut encoder = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
+        let mut outputs = encoder
+            .run(ort::inputs!["audio" => Tensor::from_array(([1usize, MAX_SAMPLES as usize], audio)).map_err(err)?])
+            .map_err(err)?;
+        let mut take = |name: String| {
+            outputs
+                .remove(&name)
+                .ok_or_else(|| Error::Inference(format!("whisper: the encoder has no `{name}`")))
+        };
+        let mut cross = CrossCache {
+            keys: Vec::with_capacity(self.layers),
+            values: Vec::with_capacity(self.layers),
+        };
+        for layer in 0..self.layers {
+            cross.keys.push(take(format!("cross_k_{layer}"))?);
+            cross.values.push(take(format!("cross_v_{layer}"))?);
+        }
+        Ok(cross)
+    }
+
+    fn empty_cache(&self) -> Result<SelfCache> {
+        let (h, d) = (self.heads, self.head_dim);
+        let mut cache = SelfCache {
+            keys: Vec::new(),
+            values: Vec::new(),
+        };
+        for _ in 0..self.layers {
+            cache.keys.push(
+                Tensor::from_array(([1usize, h, d, 0], Vec::<f32>::new()))
+                    .map_err(err)?
+                    .into_dyn(),
+            );
+            cache.values.push(
+                Tensor::from_array(([1usize, h, 0, d], Vec::<f32>::new()))
+                    .map_err(err)?
+                    .into_dyn(),
+            );
+        }
+        Ok(cache)
+    }
+
+    /// Run the decoder on `tokens` after `cache`; returns the logits of every new position (rows of
+    /// the vocabulary) and leaves the grown caches in `cache`.
+    fn step(
+        &self,
+        decoder: &mut Session,
+        tokens: &[u32],
+        cache: &mut SelfCache,
+        cross: &CrossCache,
+    ) -> Result<Vec<f32>> {
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> = vec![(
+            "tokens".into(),
+            Tensor::from_array(([1usize, ids.len()], ids))
+                .map_err(err)?
+                .into(),
+        )];
+        let old_keys = std::mem::take(&mut cache.keys);
+        let old_values = std::mem::take(&mut cache.values);
+        for (layer, (k, v)) in old_keys.into_iter().zip(old_values).enumerate() {
+            inputs.push((format!("self_k_{layer}"), k.into()));
+            inputs.push((format!("self_v_{layer}"), v.into()));
+            inputs.push((format!("cross_k_{layer}"), (&cross.keys[layer]).into()));
+            inputs.push((format!("cross_v_{layer}"), (&cross.values[layer]).into()));
+        }
+        let mut outputs = decoder.run(inputs).map_err(err)?;
+        for layer in 0..self.layers {
+            for (name, into) in [
+                ("new_self_k", &mut cache.keys),
+                ("new_self_v", &mut cache.values),
+            ] {
+                let value = outputs.remove(format!("{name}_{layer}")).ok_or_else(|| {
+                    Error::Inference(format!("whisper: the decoder has no `{name}_{layer}`"))
+                })?;
+                into.push(value);
+            }
+        }
+        let (_, logits) = outputs["logits"].try_extract_tensor::<f32>().map_err(err)?;
+        Ok(logits.to_vec())
+    }
+
+    /// The window's language among the ones podseek serves, and the no-speech probability, both
+    /// from the logits after the start-of-transcript token.
+    fn detect(&self, decoder: &mut Session, cross: &CrossCache) -> Result<(Lang, f32)> {
+        let mut cache = self.empty_cache()?;
+        let logits = self.step(decoder, &[self.special.sot], &mut cache, cross)?;
+        let lang = self
+            .languages
+            .iter()
+            .max_by(|a, b| logits[a.1 as usize].total_cmp(&logits[b.1 as usize]))
+            .map_or(Lang::En, |(l, _)| *l);
+        let probs = softmax(&logits, 1.0);
+        Ok((lang, probs[self.special.no_speech as usize]))
+    }
+
+    fn decode(
+        &self,
+        decoder: &mut Session,
+        cross: &CrossCache,
+        lang: Lang,
+        temperature: f32,
+        seed: u64,
+    ) -> Result<Decoded> {
+        let lang_token = self
+            .languages
+            .iter()
+            .find(|(l, _)| *l == lang)
+            .map_or(0, |(_, t)| *t);
+        let prompt = [self.special.sot, lang_token, self.special.transcribe];
+        let mut cache = self.empty_cache()?;
+        let all = self.step(decoder, &prompt, &mut cache, cross)?;
+        let vocab = all.len() / prompt.len();
+        let mut logits = all[all.len() - vocab..].to_vec();
+        let mut out = Decoded::default();
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ seed);
+        for _ in 0..MAX_NEW_TOKENS {
+            self.filter(&mut logits, &out.tokens);
+            let logprobs = log_softmax(&logits);
+            let token = if temperature == 0.0 {
+                argmax(&logits)
+            } else {
+                rng.sample(&softmax(&logits, temperature))
+            };
+            out.sum_logprob += logprobs[token];
+            if token as u32 == self.special.eot {
+                break;
+            }
+            out.tokens.push(token as u32);
+            if is_looping(&out.tokens) {
+                out.looped = true;
+                break;
+            }
+            logits = self.step(decoder, &[token as u32], &mut cache, cross)?;
+        }
+        Ok(out)
+    }
+
+    /// Suppressed tokens and the timestamp rules, applied to the next token's logits in place.
+    fn filter(&self, logits: &mut [f32], sampled: &[u32]) {
+        let s = &self.special;
+        let ts = s.timestamp_begin as usize;
+        for &t in &self.suppress {
+            logits[t as usize] = f32::NEG_INFINITY;
+        }
+        logits[s.no_timestamps as usize] = f32::NEG_INFINITY;
+        if sampled.is_empty() {
+            for &t in &self.suppress_begin {
+                logits[t as usize] = f32::NEG_INFINITY;
+            }
+        }
+        let is_ts = |t: u32| t >= s.timestamp_begin;
+        let last_ts = sampled.last().is_some_and(|&t| is_ts(t));
+        let penultimate_ts = sampled.len() < 2 || is_ts(sampled[sampled.len() - 2]);
+        if last_ts {
+            if penultimate_ts {
+                logits[ts..].fill(f32::NEG_INFINITY);
+            } else {
+                logits[..s.eot as usize].fill(f32::NEG_INFINITY);
+            }
+        }
+        if let Some(&last) = sampled.iter().rev().find(|&&t| is_ts(t)) {
+            // timestamps never go back (and a closed pair is followed by a later one)
+            let floor = if last_ts && !penultimate_ts {
+                last
+            } else {
+                last + 1
+            };
+            let n = logits.len();
+            logits[ts..(floor as usize).min(n)].fill(f32::NEG_INFINITY);
+        }
+        if sampled.is_empty() {
+            logits[..ts].fill(f32::NEG_INFINITY);
+            let n = logits.len();
+            logits[(ts + MAX_INITIAL_TIMESTAMP_STEPS + 1).min(n)..].fill(f32::NEG_INFINITY);
+        }
+        // When time is more likely than any one word, it is time.
+        let logprobs = log_softmax(logits);
+        let time = log_sum_exp(&logprobs[ts..]);
+        let best_text = logprobs[..ts]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        if time > best_text {
+            logits[..ts].fill(f32::NEG_INFINITY);
+        }
+    }
+
+    fn text_of(&self, tokens: &[u32]) -> String {
+        let text: Vec<u32> = tokens
+            .iter()
+            .copied()
+            .filter(|&t| t < self.special.eot)
+            .collect();
+        self.tokenizer.decode(&text, true).unwrap_or_default()
+    }
+
+    /// How far into the window the text goes: to the last closed segment when the text ends in a
+    /// timestamp pair (openai/whisper's seek), else the whole window.
+    fn consumed(&self, tokens: &[u32], duration: f32) -> f32 {
+        let is_ts = |t: &u32| *t >= self.special.timestamp_begin;
+        let ends_single = tokens.len() >= 2
+            && !is_ts(&tokens[tokens.len() - 2])
+            && is_ts(&tokens[tokens.len() - 1]);
+        let last_pair = tokens
+            .windows(2)
+            .rposition(|w| is_ts(&w[0]) && is_ts(&w[1]));
+        match last_pair {
+            Some(i) if !ends_single => {
+                ((tokens[i] - self.special.timestamp_begin) as f32 * TIME_STEP).min(duration)
+            }
+            _ => duration,
+        }
+    }
+
+    /// Text between timestamp tokens, as segments clamped to the window's length.
+    fn segments(&self, tokens: &[u32], duration: f32) -> Vec<Segment> {
+        let mut out = Vec::new();
+        let (mut open, mut text, mut last_end) = (None::<f32>, Vec::new(), 0.0f32);
+        let close = |start: f32, end: f32, text: &mut Vec<u32>, out: &mut Vec<Segment>| {
+            let words = self.tokenizer.decode(text, true).unwrap_or_default();
+            let words = words.trim();
+            if !words.is_empty() {
+                out.push(Segment {
+                    start_s: start.min(duration),
+                    end_s: end.clamp(start, duration.max(start)),
+                    text: words.to_string(),
+                });
+            }
+            text.clear();
+        };
+        for &t in tokens {
+            if t >= self.special.timestamp_begin {
+                let at = (t - self.special.timestamp_begin) as f32 * TIME_STEP;
+                match open {
+                    Some(start) if !text.is_empty() => {
+                        close(start, at, &mut text, &mut out);
+                        open = None;
+                        last_end = at;
+                    }
+                    _ => open = Some(at),
+                }
+            } else if t < self.special.eot {
+                open.get_or_insert(last_end);
+                text.push(t);
+            }
+        }
+        if let Some(start) = open.filter(|_| !text.is_empty()) {
+            close(start, duration, &mut text, &mut out);
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct Decoded {
+    tokens: Vec<u32>,
+    sum_logprob: f32,
+    looped: bool,
+}
+
+fn rejected(mut w: WindowText) -> WindowText {
+    w.segments.clear();
+    w.rejected = true;
+    w
+}
+
+/// Layers, heads and head size from the decoder's cache inputs (`self_k_L`: [batch, heads, dim, past]).
+fn cache_shape(decoder: &Session) -> Result<(usize, usize, usize)> {
+    let keys: Vec<_> = decoder
+        .inputs()
+        .iter()
+        .filter(|i| i.name().starts_with("self_k_"))
+        .collect();
+    let dims = keys.first().and_then(|i| match i.dtype() {
+        ValueType::Tensor { shape, .. } => Some(shape.iter().copied().collect::<Vec<i64>>()),
+        _ => None,
+    });
+    match dims.as_deref() {
+        Some([_, heads, dim, _]) if *heads > 0 && *dim > 0 => {
+            Ok((keys.len(), *heads as usize, *dim as usize))
+        }
+        _ => Err(Error::Inference(
+            "whisper: the decoder's cache inputs are not [batch, heads, dim, past]".into(),
+        )),
+    }
+}
+
+/// Text that compresses this well repeats itself (Whisper's loop and hallucination signal).
+pub fn compression_ratio(text: &str) -> f32 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = z.write_all(text.as_bytes());
+    let compressed = z.finish().map_or(text.len(), |c| c.len());
+    text.len() as f32 / compressed.max(1) as f32
+}
+
+/// The same short run of tokens again and again at the end.
+fn is_looping(tokens: &[u32]) -> bool {
+    (1..=LOOP_PERIOD).any(|period| {
+        let span = period * LOOP_REPEATS;
+        tokens.len() >= span && {
+            let tail = &tokens[tokens.len() - span..];
+            tail.chunks(period).all(|c| c == &tail[..period])
+        }
+    })
+}
+
+fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+fn log_sum_exp(values: &[f32]) -> f32 {
+    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + values.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
+}
+
+fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let norm = log_sum_exp(logits);
+    logits.iter().map(|l| l - norm).collect()
+}
+
+fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut p: Vec<f32> = logits
+        .iter()
+        .map(|l| ((l - max) / temperature).exp())
+        .collect();
+    let sum: f32 = p.iter().sum();
+    p.iter_mut().for_each(|x| *x /= sum);
+    p
+}
+
+/// xorshift64*: sampling at a temperature is reproducible for a given window.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    fn next_f32(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    fn sample(&mut self, probs: &[f32]) -> usize {
+        let mut r = self.next_f32();
+        for (i, p) in probs.iter().enumerate() {
+            r -= p;
+            if r <= 0.0 {
+                return i;
+            }
+        }
+        argmax(probs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_text_compresses_well_and_prose_does_not() {
+        let prose = "The history of coffee begins in the highlands of Ethiopia, where goat herders noticed their animals dancing.";
+        assert!(
+            compression_ratio(prose) < 2.0,
+            "{}",
+            compression_ratio(prose)
+        );
+        let looped = "thank you so much. ".repeat(20);
+        assert!(compression_ratio(&looped) > COMPRESSION_RATIO_LIMIT);
+    }
+
+    #[test]
+    fn a_short_cycle_at_the_end_is_a_loop() {
+        let mut t: Vec<u32> = (0..30).collect();
+        assert!(!is_looping(&t));
+        for _ in 0..4 {
+            t.extend([7, 8, 9]);
+        }
+        assert!(is_looping(&t));
+        assert!(is_looping(&[5; 4]));
+    }
+
+    #[test]
+    fn sampling_is_reproducible_and_follows_the_probabilities() {
+        let probs = [0.1, 0.0, 0.9];
+        let (mut a, mut b) = (Rng::new(3), Rng::new(3));
+        let draws: Vec<usize> = (0..1000).map(|_| a.sample(&probs)).collect();
+        assert_eq!(
+            draws,
+            (0..1000).map(|_| b.sample(&probs)).collect::<Vec<_>>()
+        );
+        let twos = draws.iter().filter(|&&d| d == 2).count();
+        assert!((850..950).contains(&twos), "{twos}");
+        assert!(!draws.contains(&1));
+    }
+}
