@@ -403,6 +403,19 @@ enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Transcription on read-aloud episodes (`scripts/speech_corpus.py`): speed as audio seconds
+    /// per second, word error rate per language, peak memory, and chapter segmentation (Pk,
+    /// WindowDiff) with the default settings and, with `--sweep`, a grid chosen on the tune split.
+    Transcribe {
+        /// The folder with truth.json and the episodes' audio.
+        dir: PathBuf,
+        /// Threads Whisper uses.
+        #[arg(long, default_value_t = default_threads())]
+        threads: usize,
+        /// Also try segmentation settings on the tune split and report the best on the test split.
+        #[arg(long)]
+        sweep: bool,
+    },
     /// One written `bench scale` index served and measured (run by `bench scale` in a process
     /// of its own, so RSS and open time are a fresh server's).
     #[command(hide = true)]
@@ -528,7 +541,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "podseek=info,warn".into()),
+                .unwrap_or_else(|_| "podseek=info,warn,symphonia=error".into()),
         )
         .init();
     match run(Cli::parse()) {
@@ -1154,6 +1167,110 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
             dims,
             sweep,
         } => bench_scale_serve_command(&dir, &workload, dims, &sweep),
+        BenchCommand::Transcribe {
+            dir,
+            threads,
+            sweep,
+        } => bench_transcribe_command(&dir, threads, sweep),
+    }
+}
+
+fn bench_transcribe_command(
+    dir: &std::path::Path,
+    threads: usize,
+    sweep: bool,
+) -> anyhow::Result<ExitCode> {
+    use podseek::eval::hearing;
+    let truth = hearing::read_truth(dir)?;
+    let transcriber = podseek::transcribe::Transcriber::load(&embed::models_root(), threads)?;
+    let heard = hearing::hear(dir, &truth, &transcriber)?;
+    let embedder = embed::load(embed::DEFAULT_MODEL, threads)?;
+    let embedded = hearing::embed_all(&heard, embedder.as_ref())?;
+    println!(
+        "episode\tlang\tsplit\taudio_s\twall_s\tx_real_time\twer\tchapters\tfound\tpk\twindowdiff"
+    );
+    let mut totals: std::collections::BTreeMap<String, [f64; 4]> = Default::default();
+    for (h, e) in heard.iter().zip(&embedded) {
+        let (errors, words) = h.word_errors();
+        let seg = hearing::segmentation(h, e.as_ref(), &podseek::topics::Settings::default());
+        println!(
+            "{}\t{}\t{}\t{:.0}\t{:.1}\t{:.1}\t{:.3}\t{}\t{}\t{:.3}\t{:.3}",
+            h.truth.file,
+            h.truth.lang.code(),
+            h.truth.split,
+            h.transcript.duration_s,
+            h.wall_s,
+            h.transcript.duration_s / h.wall_s,
+            errors as f64 / words as f64,
+            h.truth.chapter_starts_s.len(),
+            seg.found,
+            seg.pk,
+            seg.windowdiff
+        );
+        for key in [
+            format!("{} {}", h.truth.lang.code(), h.truth.split),
+            "all".to_string(),
+        ] {
+            let t = totals.entry(key).or_default();
+            t[0] += h.transcript.duration_s;
+            t[1] += h.wall_s;
+            t[2] += errors as f64;
+            t[3] += words as f64;
+        }
+    }
+    for (key, [audio, wall, errors, words]) in &totals {
+        println!("total {key}: {audio:.0} s of audio in {wall:.1} s ({:.1}x real time), WER {:.3} over {words:.0} words", audio / wall, errors / words);
+    }
+    println!(
+        "peak RSS: {:.0} MB (Whisper, VAD and the embedding model loaded)",
+        hearing::peak_rss_mb().unwrap_or(0.0)
+    );
+    if sweep {
+        sweep_segmentation(&heard, &embedded);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Segmentation settings tried on the tune split; the best by mean WindowDiff is reported on test.
+fn sweep_segmentation(
+    heard: &[podseek::eval::hearing::Heard],
+    embedded: &[Option<podseek::topics::Embedded>],
+) {
+    use podseek::eval::hearing;
+    use podseek::topics::Settings;
+    let mean = |split: &str, settings: &Settings| -> (f32, f32) {
+        let part: Vec<_> = heard
+            .iter()
+            .zip(embedded)
+            .filter(|(h, _)| h.truth.split == split)
+            .collect();
+        let sum = part.iter().fold((0.0, 0.0), |acc, (h, e)| {
+            let s = hearing::segmentation(h, e.as_ref(), settings);
+            (acc.0 + s.pk, acc.1 + s.windowdiff)
+        });
+        let n = part.len().max(1) as f32;
+        (sum.0 / n, sum.1 / n)
+    };
+    let mut best: Option<(f32, Settings)> = None;
+    println!("\nsweep on the tune split: window_s\tmin_chapter_s\tpk\twindowdiff");
+    for window_s in [10.0, 20.0, 30.0, 45.0, 60.0] {
+        for min_chapter_s in [20.0, 30.0, 60.0] {
+            let settings = Settings {
+                window_s,
+                min_chapter_s,
+                ..Default::default()
+            };
+            let (pk, wd) = mean("tune", &settings);
+            println!("{window_s}\t{min_chapter_s}\t{pk:.3}\t{wd:.3}");
+            if best.is_none_or(|(b, _)| wd < b) {
+                best = Some((wd, settings));
+            }
+        }
+    }
+    let (_, chosen) = best.expect("a grid");
+    for (name, settings) in [("default", Settings::default()), ("chosen on tune", chosen)] {
+        let (pk, wd) = mean("test", &settings);
+        println!("test split, {name} {settings:?}: Pk {pk:.3}, WindowDiff {wd:.3}");
     }
 }
 

@@ -2,8 +2,9 @@
 //! start just before speech and end at a pause, ready for Whisper.
 //!
 //! A window opens at the first speech frame (less a little padding), closes after a long silence,
-//! and when it reaches 30 s is cut at its latest pause (a short silence), so a sentence is rarely
-//! split; with no pause in reach it is cut where it is. Pure logic over samples and probabilities,
+//! and when it reaches 30 s is cut in its longest pause (the latest of equals), so a sentence is
+//! rarely split and a change of speaker or language, which usually comes with a longer pause,
+//! starts a window of its own; with no pause in reach it is cut where it is. Pure logic over samples and probabilities,
 //! streaming: it holds at most one window's samples plus the silence after it.
 
 use super::vad::FRAME;
@@ -52,8 +53,8 @@ pub struct Windower {
     speaking: bool,
     last_speech_end: u64,
     silence: u64,
-    /// The middle of the latest pause inside the open window.
-    pause: Option<u64>,
+    /// The middle and length of the longest pause inside the open window.
+    pause: Option<(u64, u64)>,
     /// Speech frames seen, for statistics.
     pub speech_samples: u64,
 }
@@ -99,7 +100,12 @@ impl Windower {
                 self.window_start = Some(at.saturating_sub(PAD_SAMPLES).max(self.buffer_start));
                 self.pause = None;
             } else if self.silence >= PAUSE_SAMPLES {
-                self.pause = Some(at - self.silence / 2);
+                let middle = at - self.silence / 2;
+                let start = self.window_start.expect("open");
+                let longer = self.pause.is_none_or(|(_, length)| self.silence >= length);
+                if middle - start >= MIN_CUT_SAMPLES && longer {
+                    self.pause = Some((middle, self.silence));
+                }
             }
             self.silence = 0;
             self.last_speech_end = end;
@@ -112,10 +118,7 @@ impl Windower {
         }
         if let Some(start) = self.window_start {
             if end - start >= MAX_SAMPLES {
-                let cut = match self.pause {
-                    Some(pause) if pause - start >= MIN_CUT_SAMPLES => pause,
-                    _ => start + MAX_SAMPLES,
-                };
+                let cut = self.pause.map_or(start + MAX_SAMPLES, |(middle, _)| middle);
                 out.push(self.take(start, cut));
                 self.window_start = Some(cut);
                 self.pause = None;
@@ -239,5 +242,27 @@ mod tests {
         let got = windows(&probs);
         assert_eq!(got.len(), 1);
         assert!((got[0].1 - 3.2).abs() < 0.05, "{got:?}");
+    }
+
+    #[test]
+    fn the_longest_pause_wins_over_a_later_shorter_one() {
+        // a 1.5 s pause at 10 s (a change of speaker, say), then 0.4 s pauses at 18 s and 25 s
+        let got = windows(&track(&[
+            (1.0, 10.0),
+            (0.0, 1.5),
+            (1.0, 6.5),
+            (0.0, 0.4),
+            (1.0, 6.6),
+            (0.0, 0.4),
+            (1.0, 10.0),
+        ]));
+        assert!((got[0].1 - 10.75).abs() < 0.1, "{got:?}");
+    }
+
+    #[test]
+    fn a_pause_too_early_in_the_window_is_not_a_cut() {
+        // the only pause is 2 s in: the window is cut at 30 s instead of leaving a 2 s window
+        let got = windows(&track(&[(1.0, 2.0), (0.0, 1.0), (1.0, 40.0)]));
+        assert!((got[0].1 - 30.0).abs() < 0.05, "{got:?}");
     }
 }

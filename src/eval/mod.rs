@@ -7,6 +7,7 @@
 //! chapter ids podseek prints. It reads files but knows nothing of HTTP.
 
 pub mod bench;
+pub mod hearing;
 pub mod metrics;
 pub mod scale;
 

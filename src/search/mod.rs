@@ -109,6 +109,12 @@ pub struct Hit {
     /// Deep link (`url#t=754`) when the episode has a URL, at the evidence's second when there is
     /// one.
     pub url: Option<String>,
+    /// The episode's audio (its feed enclosure), for a player to start at the evidence second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_url: Option<String>,
+    /// True when podseek made the episode's chapters from what it heard (the feed had none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chapter_generated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -151,6 +157,15 @@ pub struct ChapterView {
     /// What is said in the chapter, when its episode has a transcript.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transcript: Vec<crate::corpus::Cue>,
+    /// The episode's audio (its feed enclosure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_url: Option<String>,
+    /// True when podseek made the episode's chapters from what it heard (the feed had none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generated: bool,
+    /// The model that heard the transcript (`whisper-base`), when podseek transcribed the audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript_heard_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -977,6 +992,13 @@ impl SearchEngine {
             citation: citation(&episode, chapter),
             url: deep_link(&episode, chapter),
             transcript: chapter.transcript.clone(),
+            audio_url: audio_url(&episode),
+            generated: chapters_generated(&episode),
+            transcript_heard_by: episode
+                .feed
+                .as_ref()
+                .and_then(|f| f.transcript.as_ref())
+                .and_then(|t| t.heard_by.clone()),
         })
     }
 
@@ -1035,7 +1057,22 @@ fn hit(rank: usize, score: f32, chunk: Chunk, heading: &Heading, terms: &Terms) 
         podcast: episode.podcast().map(str::to_string),
         citation: citation_at(episode, chapter, at_s),
         url: deep_link_at(episode, at_s.unwrap_or(chapter.start_s)),
+        audio_url: audio_url(episode),
+        chapter_generated: chapters_generated(episode),
     }
+}
+
+/// The episode's enclosure, if it is a web URL.
+fn audio_url(episode: &Episode) -> Option<String> {
+    let url = episode.feed.as_ref()?.audio_url.as_deref()?;
+    crate::corpus::feed::web_url(url)
+}
+
+fn chapters_generated(episode: &Episode) -> bool {
+    episode
+        .feed
+        .as_ref()
+        .is_some_and(|f| f.chapters_from == "generated")
 }
 
 /// Hits as a readable table for the terminal.

@@ -203,10 +203,14 @@ fn schemas() -> Value {
             "snippet": {"type": "string"}, "snippet_kind": {"type": "string", "enum": ["summary", "quote", "description", "transcript"]}, "speaker": {"type": ["string", "null"]},
             "evidence_start_s": {"type": "integer", "description": "transcript evidence: the second inside the chapter where the matching sentence is said"},
             "evidence_timestamp": {"type": "string"}, "podcast": {"type": "string"},
-            "citation": {"type": "string"}, "url": {"type": ["string", "null"]}}},
+            "citation": {"type": "string"}, "url": {"type": ["string", "null"]},
+            "audio_url": {"type": "string", "description": "the episode's audio (feed enclosure), for a player to start at the evidence second"},
+            "chapter_generated": {"type": "boolean", "description": "true when podseek made the episode's chapters from its transcript (the feed had none)"}}},
         "Chapter": {"type": "object", "required": ["id", "title", "start_s", "timestamp", "episode_id"], "properties": {
             "id": {"type": "string"}, "title": {"type": "string"}, "start_s": {"type": "integer"}, "timestamp": {"type": "string"},
-            "episode_id": {"type": "string"}, "summary": {"type": "string"}, "quotes": {"type": "array"}, "transcript": {"type": "array"}}},
+            "episode_id": {"type": "string"}, "summary": {"type": "string"}, "quotes": {"type": "array"}, "transcript": {"type": "array"},
+            "audio_url": {"type": "string"}, "generated": {"type": "boolean", "description": "chapters made by podseek from the transcript"},
+            "transcript_heard_by": {"type": "string", "description": "the speech model that transcribed the audio, when podseek did"}}},
         "Episodes": {"type": "object", "required": ["episodes"], "properties": {"episodes": {"type": "array", "items": {"type": "object"}}}},
         "WriteRequest": {"description": "`{\"feed\": \"https://…\"}`, or episodes in the JSON input format (one object, an array, or `{\"episodes\": [...]}`)",
             "oneOf": [

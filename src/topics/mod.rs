@@ -1,11 +1,12 @@
 //! Chapters for episodes that have none: topical segments of a transcript, each titled with its own
 //! words.
 //!
-//! Segmentation is TextTiling over embeddings: the transcript is cut into blocks of about 15 s,
-//! each block embedded as a passage; at every gap between blocks the similarity of the blocks on
-//! either side is compared with the peaks around it (its depth), and the deepest gaps become
-//! boundaries, as long as no chapter gets shorter than the minimum. A change of language is always
-//! a boundary candidate. Titles are extractive: the chapter's most distinctive phrases (words that
+//! Segmentation is TextTiling over embeddings: the transcript's lines (merged into units of at
+//! least a few seconds, never across a change of language) are embedded as passages; at every gap
+//! between units the mean vector of what was said in the window before is compared with the window
+//! after, that similarity with the peaks around it (its depth), and the deepest gaps become
+//! boundaries, as long as no chapter gets shorter than the minimum. A boundary falls where a line
+//! starts, and a change of language is always a candidate. Titles are extractive: the chapter's most distinctive phrases (words that
 //! are not stop words, 1-3 words long), ranked by how well each, asked as a question, finds the
 //! chapter's own vector, the second kept only if it adds something (maximal marginal relevance).
 //! Nothing is generated. Not here: the transcript itself (`transcribe`), or how chapters are
@@ -23,10 +24,10 @@ use crate::transcribe::{Line, Transcript};
 /// How transcripts are segmented.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
-    /// Seconds of speech per block.
-    pub block_s: f32,
-    /// Blocks on each side of a gap that are compared.
-    pub window: usize,
+    /// Lines are merged into units of at least this many seconds.
+    pub unit_s: f32,
+    /// Seconds on each side of a gap that are compared.
+    pub window_s: f32,
     /// No chapter shorter than this many seconds...
     pub min_chapter_s: f32,
     /// ...or than this share of the episode (an hour gets chapters of at least 2 minutes).
@@ -36,8 +37,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            block_s: 15.0,
-            window: 2,
+            unit_s: 5.0,
+            window_s: 30.0,
             min_chapter_s: 30.0,
             min_chapter_share: 1.0 / 30.0,
         }
@@ -59,27 +60,17 @@ pub fn give_chapters(
     embedder: &dyn Embedder,
 ) -> Result<()> {
     let lines = &transcript.lines;
-    if lines.is_empty() {
+    let Some((spans, vectors)) = plan(transcript, embedder, &Settings::default())? else {
         return Ok(());
-    }
-    let blocks = blocks(lines, Settings::default().block_s);
-    let texts: Vec<String> = blocks
-        .iter()
-        .map(|b| joined(&lines[b.lines.clone()]))
-        .collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = embedder.embed_passages(&refs)?;
-    let duration = transcript.duration_s as f32;
-    let cuts = boundaries(&blocks, &vectors, duration, &Settings::default());
-    let spans = spans(&blocks, &cuts);
-    let mut chapters = Vec::with_capacity(spans.len());
-    let chapter_texts: Vec<String> = spans
+    };
+    let texts: Vec<String> = spans
         .iter()
         .map(|s| joined(&lines[s.lines.clone()]))
         .collect();
+    let mut chapters = Vec::with_capacity(spans.len());
     for (n, span) in spans.iter().enumerate() {
         let vector = mean(&vectors[span.blocks.clone()]);
-        let title = title(&chapter_texts, n, span.lang, &vector, embedder)?;
+        let title = title(&texts, n, span.lang, &vector, embedder)?;
         chapters.push(chapter(episode, n, span, title, &lines[span.lines.clone()]));
     }
     for i in 0..chapters.len() {
@@ -90,6 +81,62 @@ pub fn give_chapters(
         feed.chapters_from = "generated".to_string();
     }
     Ok(())
+}
+
+/// A transcript's units and their vectors: what segmentation needs, computed once for any settings.
+pub struct Embedded {
+    blocks: Vec<Block>,
+    vectors: Vec<Vec<f32>>,
+    duration: f32,
+}
+
+impl Embedded {
+    /// `None` for a transcript with no lines.
+    pub fn of(
+        transcript: &Transcript,
+        embedder: &dyn Embedder,
+        unit_s: f32,
+    ) -> Result<Option<Embedded>> {
+        let lines = &transcript.lines;
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        let blocks = blocks(lines, unit_s);
+        let texts: Vec<String> = blocks
+            .iter()
+            .map(|b| joined(&lines[b.lines.clone()]))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Ok(Some(Embedded {
+            vectors: embedder.embed_passages(&refs)?,
+            blocks,
+            duration: transcript.duration_s as f32,
+        }))
+    }
+
+    fn spans(&self, settings: &Settings) -> Vec<Span> {
+        spans(
+            &self.blocks,
+            &boundaries(&self.blocks, &self.vectors, self.duration, settings),
+        )
+    }
+
+    /// Where chapters would start (seconds), without titling them.
+    pub fn chapter_starts(&self, settings: &Settings) -> Vec<f32> {
+        self.spans(settings).iter().map(|s| s.start_s).collect()
+    }
+}
+
+/// The chapters' spans and every unit's vector; `None` for a transcript with no lines.
+fn plan(
+    transcript: &Transcript,
+    embedder: &dyn Embedder,
+    settings: &Settings,
+) -> Result<Option<(Vec<Span>, Vec<Vec<f32>>)>> {
+    Ok(
+        Embedded::of(transcript, embedder, settings.unit_s)?
+            .map(|e| (e.spans(settings), e.vectors)),
+    )
 }
 
 fn joined(lines: &[Line]) -> String {
@@ -127,11 +174,7 @@ fn boundaries(blocks: &[Block], vectors: &[Vec<f32>], duration: f32, s: &Setting
     }
     let gaps = blocks.len() - 1;
     let similarity: Vec<f32> = (0..gaps)
-        .map(|g| {
-            let left = mean(&vectors[(g + 1).saturating_sub(s.window)..=g]);
-            let right = mean(&vectors[g + 1..(g + 1 + s.window).min(blocks.len())]);
-            dot(&left, &right)
-        })
+        .map(|g| gap_similarity(blocks, vectors, g, s.window_s))
         .collect();
     let mut depth: Vec<f32> = (0..gaps).map(|g| depth_at(&similarity, g)).collect();
     for (g, d) in depth.iter_mut().enumerate() {
@@ -167,6 +210,31 @@ fn boundaries(blocks: &[Block], vectors: &[Vec<f32>], duration: f32, s: &Setting
     }
     chosen.sort_unstable();
     chosen
+}
+
+/// How alike what was said in the `window_s` seconds before gap `g` is to what follows it: the
+/// cosine of the duration-weighted mean vectors of the units on each side.
+fn gap_similarity(blocks: &[Block], vectors: &[Vec<f32>], g: usize, window_s: f32) -> f32 {
+    let at = blocks[g + 1].start_s;
+    let side = |range: &mut dyn Iterator<Item = usize>| {
+        let mut sum = vec![0.0f32; vectors[0].len()];
+        for i in range {
+            let weight = (blocks[i].end_s - blocks[i].start_s).max(0.5);
+            sum.iter_mut()
+                .zip(&vectors[i])
+                .for_each(|(s, v)| *s += weight * v);
+        }
+        mean(&[sum])
+    };
+    let left = side(
+        &mut (0..=g)
+            .rev()
+            .take_while(|&i| blocks[i].end_s > at - window_s || i == g),
+    );
+    let right = side(
+        &mut (g + 1..blocks.len()).take_while(|&i| blocks[i].start_s < at + window_s || i == g + 1),
+    );
+    dot(&left, &right)
 }
 
 /// TextTiling's depth: how far the similarity climbs on each side of gap `g` before it falls.

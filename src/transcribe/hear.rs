@@ -227,6 +227,13 @@ fn one(
     let file = dir.path().join(audio_file_name(url));
     runtime.block_on(fetcher.download(url, &file))?;
     let resume = store.partial(url, &sha);
+    if let Some(p) = &resume {
+        tracing::info!(
+            "resuming {url} from {:.0} s ({} lines already heard)",
+            p.done_samples as f64 / crate::audio::RATE as f64,
+            p.lines.len()
+        );
+    }
     let transcript = transcriber.transcribe(
         &file,
         url,

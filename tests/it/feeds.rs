@@ -344,11 +344,16 @@ fn search_json(index: &Path, question: &str) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// A copy of a folder and everything below it (an index has folders of segments).
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
     }
 }
 

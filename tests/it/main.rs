@@ -7,6 +7,7 @@ mod corpus;
 mod embed;
 mod eval;
 mod feeds;
+mod hear;
 mod http;
 mod index;
 mod mcp;

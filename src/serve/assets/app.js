@@ -63,9 +63,14 @@ function renderHit(h, query) {
   // Transcript evidence links to the second where it is said; the chapter's start is shown beside it.
   const at = h.evidence_timestamp || h.timestamp;
   const within = h.evidence_timestamp ? ` <span class="within">in chapter from ${esc(h.timestamp)}</span>` : "";
+  const second = h.evidence_start_s ?? h.start_s;
+  const play = webHref(h.audio_url)
+    ? ` <button type="button" class="play" data-audio="${esc(h.audio_url)}" data-at="${second}" aria-label="Play the episode from ${esc(at)}">▶ ${esc(at)}</button>`
+    : "";
+  const generated = h.chapter_generated ? ` <span class="badge gen" title="podseek made this episode's chapters from its audio">auto chapters</span>` : "";
   return `<li class="hit" title="score ${h.score.toFixed(3)}" data-chapter="${esc(h.chapter_id)}" data-lang="${esc(h.lang)}">
-    <div class="meta"><span class="badge ${esc(h.lang)}">${esc(h.lang)}</span>
-      <a class="ts" href="${esc(timeHref(h))}" aria-label="Play from ${esc(at)}">${esc(at)}</a>${within}
+    <div class="meta"><span class="badge ${esc(h.lang)}">${esc(h.lang)}</span>${generated}
+      <a class="ts" href="${esc(timeHref(h))}" aria-label="Open at ${esc(at)}">${esc(at)}</a>${within}${play}
       <span class="episode">${esc(h.episode_title)}</span></div>
     <h2><a href="${esc(chapterHref(h.chapter_id))}" data-nav>${esc(h.chapter_title)}</a></h2>
     <p class="snippet ${quote ? "quote" : ""}">${snippet}</p></li>`;
@@ -130,24 +135,70 @@ async function showChapter(id) {
     const quotes = c.quotes.map((q) => `<blockquote>“${esc(q.text)}”${q.speaker ? " — " + esc(q.speaker) : ""}</blockquote>`).join("");
     const ents = c.entities.map((e) => `<dt>${esc(e.name)} <span class="muted">(${esc(e.type)})</span></dt><dd>${esc(e.description)}</dd>`).join("");
     const base = webHref(c.episode_url);
+    const audio = webHref(c.audio_url);
     const lines = (c.transcript || []).map((l) => {
       const s = Math.floor(l.start_s), label = clock(s);
-      const ts = base ? `<a class="ts" href="${esc(base + "#t=" + s)}">${label}</a>` : `<span class="ts">${label}</span>`;
-      return `<p class="line">${ts} ${l.speaker ? "<b>" + esc(l.speaker) + "</b> " : ""}${esc(l.text)}</p>`;
+      const ts = audio ? `<button type="button" class="ts seek" data-at="${l.start_s}">${label}</button>`
+        : base ? `<a class="ts" href="${esc(base + "#t=" + s)}">${label}</a>` : `<span class="ts">${label}</span>`;
+      return `<p class="line" data-start="${l.start_s}" data-end="${l.end_s ?? ""}">${ts} ${l.speaker ? "<b>" + esc(l.speaker) + "</b> " : ""}${esc(l.text)}</p>`;
     }).join("");
+    const heard = c.transcript_heard_by ? ` <span class="muted">(heard by ${esc(c.transcript_heard_by)})</span>` : "";
+    const generated = c.generated ? ` <span class="badge gen" title="podseek made this episode's chapters from its audio">auto chapter</span>` : "";
     const link = (r, rel) => r ? `<a href="${esc(chapterHref(r.id))}" data-nav rel="${rel}">${rel === "prev" ? "← " : ""}${esc(r.title)} [${esc(r.timestamp)}]${rel === "next" ? " →" : ""}</a>` : "<span></span>";
     const el = $("chapter");
-    el.innerHTML = `<p class="meta"><span class="badge ${esc(c.lang)}">${esc(c.lang)}</span> ${esc(c.episode_title)}</p>
+    el.innerHTML = `<p class="meta"><span class="badge ${esc(c.lang)}">${esc(c.lang)}</span>${generated} ${esc(c.episode_title)}</p>
       <h1>${esc(c.title)} <a class="ts" href="${esc(webHref(c.url) || "#")}">${esc(c.timestamp)}</a></h1>
+      ${audio ? `<audio id="player" controls preload="metadata" src="${esc(audio)}"></audio>` : ""}
       <p>${esc(c.summary)}</p>${quotes}
-      ${lines ? "<h2>Transcript</h2>" + lines : ""}
+      ${lines ? "<h2>Transcript" + heard + "</h2>" + lines : ""}
       ${ents ? "<h2>In this episode</h2><dl>" + ents + "</dl>" : ""}
       <nav>${link(c.previous, "prev")}${link(c.next, "next")}</nav>`;
     el.hidden = false;
+    if (audio) follow($("player"), el, c.start_s);
     status("");
     document.title = c.title + " — podseek";
   } catch (e) {
     status("Could not load the chapter: " + e.message, true);
+  }
+}
+
+// The chapter view's player: it starts at the chapter (or the second in the address's #t=), and
+// the transcript line being spoken is highlighted as it plays.
+function follow(player, view, start) {
+  const t = parseFloat((location.hash.match(/^#t=([0-9.]+)$/) || [])[1]);
+  player.addEventListener("loadedmetadata", () => { player.currentTime = Number.isFinite(t) ? t : start; }, { once: true });
+  const lines = [...view.querySelectorAll(".line")];
+  player.addEventListener("timeupdate", () => {
+    const now = player.currentTime;
+    for (const [i, line] of lines.entries()) {
+      const from = parseFloat(line.dataset.start);
+      const next = lines[i + 1] ? parseFloat(lines[i + 1].dataset.start) : Infinity;
+      const to = line.dataset.end ? parseFloat(line.dataset.end) : next;
+      const on = now >= from && now < Math.max(to, Math.min(next, from + 0.5));
+      if (on !== line.classList.contains("speaking")) {
+        line.classList.toggle("speaking", on);
+        if (on) line.setAttribute("aria-current", "true"); else line.removeAttribute("aria-current");
+      }
+    }
+  });
+}
+
+// One inline player for the results: the ▶ button moves it under its hit and plays from the second.
+function playInline(button) {
+  let player = $("inline-player");
+  if (!player) {
+    player = document.createElement("audio");
+    player.id = "inline-player";
+    player.controls = true;
+  }
+  const at = parseFloat(button.dataset.at) || 0;
+  button.closest(".hit").appendChild(player);
+  const start = () => { player.currentTime = at; player.play().catch(() => {}); };
+  if (player.getAttribute("src") !== button.dataset.audio) {
+    player.setAttribute("src", button.dataset.audio);
+    player.addEventListener("loadedmetadata", start, { once: true });
+  } else {
+    start();
   }
 }
 
@@ -170,6 +221,10 @@ $("search").addEventListener("submit", (ev) => {
   route();
 });
 document.addEventListener("click", (ev) => {
+  const play = ev.target.closest("button.play");
+  if (play) { playInline(play); return; }
+  const seek = ev.target.closest("button.seek");
+  if (seek && $("player")) { $("player").currentTime = parseFloat(seek.dataset.at); $("player").play().catch(() => {}); return; }
   const a = ev.target.closest("a[data-nav]");
   if (!a || ev.metaKey || ev.ctrlKey || ev.shiftKey) return;
   ev.preventDefault();
