@@ -102,12 +102,108 @@ pub fn embed_all(heard: &[Heard], embedder: &dyn Embedder) -> Result<Vec<Option<
 }
 
 /// Lowercase words, punctuation dropped (apostrophes and accents kept), as WER compares them.
-pub fn words(text: &str) -> Vec<String> {
+/// In English, numbers written in digits become words (`1969` → nineteen sixty nine, `15th` →
+/// fifteenth) on both sides, as Whisper's own English normalizer makes them agree the other way.
+pub fn words(text: &str, lang: Lang) -> Vec<String> {
     text.to_lowercase()
         .split(|c: char| !(c.is_alphanumeric() || c == '\''))
         .filter(|w| !w.is_empty())
-        .map(str::to_string)
+        .flat_map(|w| match lang {
+            Lang::En => english_number(w).unwrap_or_else(|| vec![w.to_string()]),
+            Lang::Es => vec![w.to_string()],
+        })
         .collect()
+}
+
+const ONES: [&str; 20] = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+];
+const TENS: [&str; 10] = [
+    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+];
+
+/// `50` → fifty, `15th` → fifteenth, a year such as `1969` → nineteen sixty nine; else `None`.
+fn english_number(word: &str) -> Option<Vec<String>> {
+    let digits: String = word.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let suffix = &word[digits.len()..];
+    let n: u32 = digits.parse().ok()?;
+    let mut out = match n {
+        1100..=1999 => {
+            let mut w = below_100(n / 100);
+            w.extend(match n % 100 {
+                0 => vec!["hundred".to_string()],
+                r if r < 10 => vec!["oh".to_string(), ONES[r as usize].to_string()],
+                r => below_100(r),
+            });
+            w
+        }
+        0..=999 => below_1000(n),
+        _ => return None,
+    };
+    match suffix {
+        "" => {}
+        "st" | "nd" | "rd" | "th" => {
+            let last = out.pop()?;
+            out.push(ordinal(&last));
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+fn below_100(n: u32) -> Vec<String> {
+    match n {
+        0..=19 => vec![ONES[n as usize].to_string()],
+        _ if n % 10 == 0 => vec![TENS[(n / 10) as usize].to_string()],
+        _ => vec![
+            TENS[(n / 10) as usize].to_string(),
+            ONES[(n % 10) as usize].to_string(),
+        ],
+    }
+}
+
+fn below_1000(n: u32) -> Vec<String> {
+    if n < 100 {
+        return below_100(n);
+    }
+    let mut w = vec![ONES[(n / 100) as usize].to_string(), "hundred".to_string()];
+    if n % 100 != 0 {
+        w.extend(below_100(n % 100));
+    }
+    w
+}
+
+fn ordinal(word: &str) -> String {
+    match word {
+        "one" => "first".into(),
+        "two" => "second".into(),
+        "three" => "third".into(),
+        "five" => "fifth".into(),
+        "eight" => "eighth".into(),
+        "nine" => "ninth".into(),
+        "twelve" => "twelfth".into(),
+        w if w.ends_with('y') => format!("{}ieth", &w[..w.len() - 1]),
+        w => format!("{w}th"),
+    }
 }
 
 /// (substitutions + deletions + insertions, reference words): word-level edit distance.
@@ -129,14 +225,15 @@ pub fn word_errors(reference: &[String], hypothesis: &[String]) -> (usize, usize
 
 impl Heard {
     pub fn word_errors(&self) -> (usize, usize) {
-        let reference = words(&self.truth.text.join(" "));
+        let lang = self.truth.lang;
+        let reference = words(&self.truth.text.join(" "), lang);
         let said: Vec<&str> = self
             .transcript
             .lines
             .iter()
             .map(|l| l.text.as_str())
             .collect();
-        word_errors(&reference, &words(&said.join(" ")))
+        word_errors(&reference, &words(&said.join(" "), lang))
     }
 }
 
@@ -154,13 +251,33 @@ mod tests {
 
     #[test]
     fn word_errors_count_substitutions_deletions_and_insertions() {
-        let r = words("The cat, sat on the mat.");
-        assert_eq!(word_errors(&r, &words("the cat sat on the mat")), (0, 6));
-        assert_eq!(word_errors(&r, &words("the bat sat on mat")), (2, 6));
+        let w = |t: &str| words(t, Lang::En);
+        let r = w("The cat, sat on the mat.");
+        assert_eq!(word_errors(&r, &w("the cat sat on the mat")), (0, 6));
+        assert_eq!(word_errors(&r, &w("the bat sat on mat")), (2, 6));
         assert_eq!(
-            word_errors(&r, &words("the cat sat on the red mat today")),
+            word_errors(&r, &w("the cat sat on the red mat today")),
             (2, 6)
         );
-        assert_eq!(word_errors(&words("Él comió"), &words("el comió")), (1, 2));
+        let es = |t: &str| words(t, Lang::Es);
+        assert_eq!(word_errors(&es("Él comió"), &es("el comió")), (1, 2));
+    }
+
+    #[test]
+    fn english_numbers_in_digits_read_as_words() {
+        let w = |t: &str| words(t, Lang::En).join(" ");
+        assert_eq!(
+            w("In July of 1969, 3 men"),
+            "in july of nineteen sixty nine three men"
+        );
+        assert_eq!(
+            w("the 15th century, 50 countries, 8 days"),
+            "the fifteenth century fifty countries eight days"
+        );
+        assert_eq!(
+            w("1450 and 2005 and 21st and 200m"),
+            "fourteen fifty and 2005 and twenty first and 200m"
+        );
+        assert_eq!(w("342 people"), "three hundred forty two people");
     }
 }

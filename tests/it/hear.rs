@@ -531,7 +531,7 @@ fn a_re_ingest_transcribes_nothing_and_the_transcript_exports() {
         &vtt,
     );
     assert!(cues.diagnostics.is_empty() && cues.cues.len() >= 4, "{vtt}");
-    assert!(vtt.to_lowercase().contains("gutenberg"), "{vtt}");
+    assert!(vtt.to_lowercase().contains("imprenta"), "{vtt}");
 }
 
 #[test]
