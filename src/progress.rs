@@ -93,7 +93,8 @@ impl LineState {
         self.printed = self.done;
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let rate = self.done as f64 / secs;
-        let left = if rate > 0.0 {
+        // An unknown total (0: audio whose feed gave no duration) has no time left to tell.
+        let left = if rate > 0.0 && self.total > 0 {
             format!(
                 ", ~{:.0} s left",
                 (self.total.saturating_sub(self.done)) as f64 / rate
