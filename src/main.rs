@@ -762,25 +762,7 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
     if parsed.episodes.is_empty() {
         bail!("no episodes to ingest (see the messages above); the index was not changed");
     }
-    let transcripts = hearing.transcripts.unwrap_or_else(|| {
-        if store_is_local(store.as_ref()) {
-            index.join("transcripts")
-        } else {
-            "transcripts".into()
-        }
-    });
-    let options = HearOptions {
-        transcribe: !hearing.no_transcribe,
-        jobs: hearing.transcribe_jobs,
-        threads,
-        ..HearOptions::default()
-    };
-    let heard = hear_all(
-        &mut parsed,
-        &TranscriptStore::new(transcripts),
-        &options,
-        None,
-    )?;
+    let heard = hear_for_ingest(&mut parsed, hearing, threads, store.as_ref(), &index)?;
     let embedder = embed::load(&model, threads)?;
     chapter_heard(&mut parsed, &heard, embedder.as_ref())?;
     let mut options = IngestOptions::default();
@@ -797,6 +779,22 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
         parsed.episodes.clone(),
         &options,
     )?;
+    print_ingest_report(
+        &report,
+        embedder.model_id(),
+        &store.location(),
+        started.elapsed(),
+    );
+    Ok(parse_exit(&parsed))
+}
+
+/// What an ingest did, in one line (and a note per duplicated episode id).
+fn print_ingest_report(
+    report: &index::IngestReport,
+    model_id: &str,
+    location: &str,
+    took: std::time::Duration,
+) {
     for id in &report.duplicates {
         eprintln!(
             "note: episode id `{id}` appears more than once in the input; the first one was kept"
@@ -811,15 +809,36 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
         report.chapters_total,
         report.chunks_total,
         report.chunks_embedded,
-        embedder.model_id(),
-        store.location(),
-        started.elapsed().as_secs_f64()
+        model_id,
+        location,
+        took.as_secs_f64()
     );
-    Ok(parse_exit(&parsed))
 }
 
-fn store_is_local(store: &dyn index::Store) -> bool {
-    !store.location().starts_with("milvus://")
+/// What `ingest` hears: its transcript folder (beside a local index, else `./transcripts`) and
+/// whether to transcribe what the folder does not have.
+fn hear_for_ingest(
+    parsed: &mut Parsed,
+    hearing: HearingArgs,
+    threads: usize,
+    store: &dyn index::Store,
+    index: &std::path::Path,
+) -> anyhow::Result<Vec<(usize, podseek::transcribe::Transcript)>> {
+    let local = !store.location().starts_with("milvus://");
+    let folder = hearing.transcripts.unwrap_or_else(|| {
+        if local {
+            index.join("transcripts")
+        } else {
+            "transcripts".into()
+        }
+    });
+    let options = HearOptions {
+        transcribe: !hearing.no_transcribe,
+        jobs: hearing.transcribe_jobs,
+        threads,
+        ..HearOptions::default()
+    };
+    hear_all(parsed, &TranscriptStore::new(folder), &options, None)
 }
 
 /// Find or make transcripts for the episodes that have audio and nothing it says, attach them,

@@ -16,7 +16,7 @@ use std::path::Path;
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as CodecError;
-use symphonia::core::formats::FormatOptions;
+use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
@@ -59,6 +59,62 @@ pub fn decode_16k(
         file: name.to_string(),
         message,
     };
+    let mut track = open_track(path, &fail)?;
+    let mut resampler = Resampler::new(track.decoded.source_rate, RATE);
+    let (mut mono, mut out) = (Vec::new(), Vec::new());
+    let mut buffer: Option<SampleBuffer<f32>> = None;
+    while let Some(packet) = next_packet(track.format.as_mut(), &fail)? {
+        if packet.track_id() != track.id {
+            continue;
+        }
+        let block = match track.decoder.decode(&packet) {
+            Ok(block) => block,
+            Err(CodecError::DecodeError(_)) | Err(CodecError::IoError(_)) => {
+                track.decoded.bad_packets += 1;
+                if track.decoded.bad_packets > MAX_BAD_PACKETS && track.decoded.samples == 0 {
+                    return Err(fail("corrupt: no packet could be decoded".to_string()));
+                }
+                continue;
+            }
+            Err(e) => return Err(fail(format!("decoding failed ({e})"))),
+        };
+        let spec = *block.spec();
+        let needed = block.capacity() * spec.channels.count();
+        if buffer.as_ref().is_none_or(|b| b.capacity() < needed) {
+            buffer = Some(SampleBuffer::new(block.capacity() as u64, spec));
+        }
+        let samples = buffer.as_mut().expect("just made");
+        samples.copy_interleaved_ref(block);
+        downmix(samples.samples(), spec.channels.count(), &mut mono);
+        out.clear();
+        resampler.push(&mono, &mut out);
+        track.decoded.samples += out.len() as u64;
+        if !out.is_empty() && !sink(&out)? {
+            return Ok(track.decoded);
+        }
+    }
+    out.clear();
+    resampler.finish(&mut out);
+    track.decoded.samples += out.len() as u64;
+    if !out.is_empty() {
+        sink(&out)?;
+    }
+    match (track.decoded.samples, track.decoded.bad_packets) {
+        (0, 0) => Err(fail("no audio in the file".to_string())),
+        (0, _) => Err(fail("corrupt: no packet could be decoded".to_string())),
+        _ => Ok(track.decoded),
+    }
+}
+
+/// An open file's audio track and its decoder.
+struct Track {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn symphonia::core::codecs::Decoder>,
+    id: u32,
+    decoded: Decoded,
+}
+
+fn open_track(path: &Path, fail: &dyn Fn(String) -> Error) -> Result<Track> {
     let file = File::open(path).map_err(Error::io(path))?;
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
@@ -73,78 +129,43 @@ pub fn decode_16k(
             &MetadataOptions::default(),
         )
         .map_err(|e| fail(format!("not an audio file podseek can read ({e})")))?;
-    let mut format = probed.format;
+    let format = probed.format;
     let track = format
         .tracks()
         .iter()
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
         .ok_or_else(|| fail("no audio track".to_string()))?;
-    let (track_id, params) = (track.id, track.codec_params.clone());
+    let (id, params) = (track.id, track.codec_params.clone());
     let source_rate = params
         .sample_rate
         .ok_or_else(|| fail("the audio track has no sample rate".to_string()))?;
-    let mut decoder = symphonia::default::get_codecs()
+    let decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
         .map_err(|e| fail(format!("unsupported codec ({e})")))?;
-    let mut resampler = Resampler::new(source_rate, RATE);
-    let mut decoded = Decoded {
-        source_rate,
-        channels: params.channels.map_or(1, |c| c.count()),
-        samples: 0,
-        bad_packets: 0,
-    };
-    let (mut mono, mut out) = (Vec::new(), Vec::new());
-    let mut buffer: Option<SampleBuffer<f32>> = None;
-    loop {
-        let packet = match format.next_packet() {
-            Ok(p) => p,
-            Err(CodecError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(CodecError::ResetRequired) => break,
-            Err(e) => return Err(fail(format!("cannot read the stream ({e})"))),
-        };
-        if packet.track_id() != track_id {
-            continue;
-        }
-        let block = match decoder.decode(&packet) {
-            Ok(block) => block,
-            Err(CodecError::DecodeError(_)) | Err(CodecError::IoError(_)) => {
-                decoded.bad_packets += 1;
-                if decoded.bad_packets > MAX_BAD_PACKETS && decoded.samples == 0 {
-                    return Err(fail("corrupt: no packet could be decoded".to_string()));
-                }
-                continue;
-            }
-            Err(e) => return Err(fail(format!("decoding failed ({e})"))),
-        };
-        let spec = *block.spec();
-        let samples =
-            buffer.get_or_insert_with(|| SampleBuffer::new(block.capacity() as u64, spec));
-        if samples.capacity() < block.capacity() * spec.channels.count() {
-            *samples = SampleBuffer::new(block.capacity() as u64, spec);
-        }
-        samples.copy_interleaved_ref(block);
-        downmix(samples.samples(), spec.channels.count(), &mut mono);
-        out.clear();
-        resampler.push(&mono, &mut out);
-        decoded.samples += out.len() as u64;
-        if !out.is_empty() && !sink(&out)? {
-            return Ok(decoded);
-        }
+    Ok(Track {
+        format,
+        decoder,
+        id,
+        decoded: Decoded {
+            source_rate,
+            channels: params.channels.map_or(1, |c| c.count()),
+            samples: 0,
+            bad_packets: 0,
+        },
+    })
+}
+
+/// The next packet, or `None` at the end of the stream.
+fn next_packet(
+    format: &mut dyn FormatReader,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<Option<symphonia::core::formats::Packet>> {
+    match format.next_packet() {
+        Ok(p) => Ok(Some(p)),
+        Err(CodecError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(CodecError::ResetRequired) => Ok(None),
+        Err(e) => Err(fail(format!("cannot read the stream ({e})"))),
     }
-    out.clear();
-    resampler.finish(&mut out);
-    decoded.samples += out.len() as u64;
-    if !out.is_empty() {
-        sink(&out)?;
-    }
-    if decoded.samples == 0 {
-        return Err(fail(if decoded.bad_packets > 0 {
-            "corrupt: no packet could be decoded".to_string()
-        } else {
-            "no audio in the file".to_string()
-        }));
-    }
-    Ok(decoded)
 }
 
 /// Interleaved frames to their mean, in `mono` (cleared first).

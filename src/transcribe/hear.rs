@@ -58,7 +58,7 @@ pub fn needs_hearing(e: &Episode) -> Option<&str> {
     (!has_text).then_some(feed.audio_url.as_deref()?)
 }
 
-/// Episodes `[i]` of `episodes` that shard `shard` of `of` takes (by their enclosure's hash), so
+/// Whether shard `shard` of `of` takes the episode with this enclosure (by a hash of its URL), so
 /// that several machines can share a back catalogue without talking to each other.
 pub fn in_shard(audio_url: &str, shard: usize, of: usize) -> bool {
     use sha2::{Digest, Sha256};
@@ -86,17 +86,36 @@ pub fn hear(
             continue;
         };
         match store.get(url, &model_sha256) {
-            Some(t) => {
-                heard.reused += 1;
-                heard.transcripts.push((i, t));
-            }
+            Some(t) => heard.transcripts.push((i, t)),
             None if options.transcribe => queue.push_back(i),
             None => {}
         }
     }
+    heard.reused = heard.transcripts.len();
     if queue.is_empty() {
         return Ok(heard);
     }
+    let shared = transcribe_queue(episodes, queue, store, options, progress)?;
+    progress.finish();
+    let done = shared.done.into_inner().unwrap_or_else(|e| e.into_inner());
+    heard.transcribed = done.len();
+    heard.transcripts.extend(done);
+    heard.transcripts.sort_by_key(|(i, _)| *i);
+    heard.diagnostics = shared
+        .diagnostics
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    Ok(heard)
+}
+
+/// Transcribe the queued episodes with `options.jobs` transcribers, each on its own thread.
+fn transcribe_queue(
+    episodes: &[Episode],
+    queue: VecDeque<usize>,
+    store: &TranscriptStore,
+    options: &HearOptions,
+    progress: &dyn Progress,
+) -> Result<Shared> {
     let seconds: u64 = queue
         .iter()
         .filter_map(|&i| episodes[i].duration_s())
@@ -107,14 +126,12 @@ pub fn hear(
         seconds,
         "audio s",
     );
+    let jobs = options.jobs.clamp(1, queue.len());
     let shared = Shared {
         queue: Mutex::new(queue),
         done: Mutex::new(Vec::new()),
         diagnostics: Mutex::new(Vec::new()),
     };
-    let jobs = options
-        .jobs
-        .clamp(1, shared.queue.lock().expect("fresh").len());
     let loaded: Result<Vec<Transcriber>> = (0..jobs)
         .map(|_| Transcriber::load(&options.models, options.threads))
         .collect();
@@ -126,16 +143,7 @@ pub fn hear(
         }
         Ok::<_, crate::Error>(())
     })?;
-    progress.finish();
-    let done = shared.done.into_inner().unwrap_or_else(|e| e.into_inner());
-    heard.transcribed = done.len();
-    heard.transcripts.extend(done);
-    heard.transcripts.sort_by_key(|(i, _)| *i);
-    heard.diagnostics = shared
-        .diagnostics
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
-    Ok(heard)
+    Ok(shared)
 }
 
 struct Shared {
@@ -172,40 +180,36 @@ fn work(
         else {
             return;
         };
-        let episode = &episodes[i];
-        let url = needs_hearing(episode)
-            .expect("queued episodes have audio")
-            .to_string();
-        match one(transcriber, fetcher, &runtime, &url, store, progress) {
+        let url = needs_hearing(&episodes[i]).expect("queued episodes have audio");
+        let result = one(transcriber, fetcher, &runtime, url, store, progress);
+        shared.record(&episodes[i], i, url, result);
+    }
+}
+
+impl Shared {
+    /// A finished episode's transcript, or the diagnostic that says why there is none.
+    fn record(&self, episode: &Episode, i: usize, url: &str, result: Result<Transcript>) {
+        let note = |message: String, skipped: bool| {
+            let d = diagnostic(episode, message, skipped);
+            self.diagnostics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(d);
+        };
+        match result {
             Ok(t) => {
                 if t.lines.is_empty() {
-                    shared
-                        .diagnostics
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(diagnostic(
-                            episode,
-                            format!(
-                                "no speech was heard in {url}; the episode keeps its show notes"
-                            ),
-                            false,
-                        ));
+                    note(
+                        format!("no speech was heard in {url}; the episode keeps its show notes"),
+                        false,
+                    );
                 }
-                shared
-                    .done
+                self.done
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push((i, t));
             }
-            Err(e) => shared
-                .diagnostics
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(diagnostic(
-                    episode,
-                    format!("audio not transcribed: {e}"),
-                    true,
-                )),
+            Err(e) => note(format!("audio not transcribed: {e}"), true),
         }
     }
 }
