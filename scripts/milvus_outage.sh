@@ -12,7 +12,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 store="milvus://127.0.0.1:19530/outage_$$"
-"$P" ingest tests/data/feeds/shownotes.xml tests/data/feeds/psc.xml --store "$store" >"$work/ingest.out" 2>&1 \
+"$P" ingest tests/data/feeds/shownotes.xml tests/data/feeds/psc.xml --store "$store" --no-transcribe >"$work/ingest.out" 2>&1 \
   || { cat "$work/ingest.out"; exit 1; }
 start_replica() {
   "$P" serve --store "$store" --addr 127.0.0.1:0 --threads 1 --deadline 10 >"$work/$1.out" 2>"$work/$1.log" &

@@ -12,10 +12,11 @@ need=()
 [ -f /usr/share/apertium/modes/eng-spa.mode ] || need+=(apertium apertium-eng-spa)
 command -v wrk >/dev/null || need+=(wrk)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
-# Speech made at test time for the transcription tests: espeak-ng speaks, sox joins, lame encodes MP3.
-for t in espeak-ng sox lame; do command -v $t >/dev/null || need+=($t); done
+# Speech made at test time for the transcription tests: espeak-ng speaks, sox joins (and writes FLAC
+# and Ogg), lame encodes MP3, ffmpeg encodes AAC in M4A.
+for t in espeak-ng sox lame ffmpeg; do command -v $t >/dev/null || need+=($t); done
 if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing Debian packages: ${need[*]} (page test: Chromium; translation: Apertium; Milvus client: protoc; speech: espeak-ng, sox, lame)"
+  echo "== installing Debian packages: ${need[*]} (page test: Chromium; translation: Apertium; Milvus client: protoc; speech: espeak-ng, sox, lame, ffmpeg)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null

@@ -655,3 +655,47 @@ async fn the_page_plays_the_moment_and_follows_the_transcript() {
         .as_bool()
         .unwrap());
 }
+
+#[test]
+fn every_container_podcasts_use_decodes_to_the_same_audio() {
+    let f = fixture();
+    let wav = f.dir.path().join("english.wav");
+    let expected = seconds(&wav);
+    let formats: [(&str, Vec<&str>); 4] = [
+        ("flac", vec![]),
+        ("ogg", vec![]),
+        ("m4a", vec!["-c:a", "aac", "-b:a", "64k"]),
+        ("mp3", vec![]),
+    ];
+    for (ext, args) in formats {
+        let path = f.dir.path().join(format!("container.{ext}"));
+        match ext {
+            "m4a" => tool(
+                Command::new("ffmpeg")
+                    .args(["-y", "-loglevel", "error", "-i"])
+                    .arg(&wav)
+                    .args(&args)
+                    .arg(&path),
+            ),
+            "mp3" => std::fs::copy(f.dir.path().join("english.mp3"), &path)
+                .map(|_| ())
+                .unwrap(),
+            _ => tool(Command::new("sox").arg(&wav).arg(&path)),
+        }
+        let mut energy = 0.0f64;
+        let decoded = podseek::audio::decode_16k(&path, ext, |block| {
+            energy += block.iter().map(|x| (x * x) as f64).sum::<f64>();
+            Ok(true)
+        })
+        .unwrap_or_else(|e| panic!("{ext}: {e}"));
+        assert!(
+            (decoded.seconds() - expected).abs() < 0.2,
+            "{ext}: {} s, the WAV is {expected} s",
+            decoded.seconds()
+        );
+        assert!(
+            energy / decoded.samples as f64 > 1e-4,
+            "{ext}: the decoded audio is silent"
+        );
+    }
+}
