@@ -284,31 +284,54 @@ impl Fetcher {
     }
 
     async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>> {
-        let fail = |message: String| Error::Fetch {
-            url: url.to_string(),
-            message,
-        };
-        let mut response = self
+        let mut response = self.respond(url).await?;
+        let max = self.limits.max_bytes;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| fetch_error(url, describe(&e)))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > max {
+                return Err(fetch_error(
+                    url,
+                    format!("larger than the {max}-byte limit"),
+                ));
+            }
+        }
+        Ok(body)
+    }
+
+    /// A successful response to GET `url` whose declared length is within the limit.
+    async fn respond(&self, url: &Url) -> Result<reqwest::Response> {
+        let response = self
             .client
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| fail(describe(&e)))?;
+            .map_err(|e| fetch_error(url, describe(&e)))?;
         if !response.status().is_success() {
-            return Err(fail(format!("the server answered {}", response.status())));
+            return Err(fetch_error(
+                url,
+                format!("the server answered {}", response.status()),
+            ));
         }
         let max = self.limits.max_bytes;
         if response.content_length().is_some_and(|n| n > max) {
-            return Err(fail(format!("larger than the {max}-byte limit")));
+            return Err(fetch_error(
+                url,
+                format!("larger than the {max}-byte limit"),
+            ));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| fail(describe(&e)))? {
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > max {
-                return Err(fail(format!("larger than the {max}-byte limit")));
-            }
-        }
-        Ok(body)
+        Ok(response)
+    }
+}
+
+fn fetch_error(url: &Url, message: String) -> Error {
+    Error::Fetch {
+        url: url.to_string(),
+        message,
     }
 }
 
@@ -334,19 +357,8 @@ impl Fetcher {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(fail("only http and https are fetched".to_string()));
         }
-        let mut response = self
-            .client
-            .get(parsed)
-            .send()
-            .await
-            .map_err(|e| fail(describe(&e)))?;
-        if !response.status().is_success() {
-            return Err(fail(format!("the server answered {}", response.status())));
-        }
+        let mut response = self.respond(&parsed).await?;
         let max = self.limits.max_bytes;
-        if response.content_length().is_some_and(|n| n > max) {
-            return Err(fail(format!("larger than the {max}-byte limit")));
-        }
         let mut file = std::fs::File::create(dest).map_err(Error::io(dest))?;
         let mut written = 0u64;
         while let Some(chunk) = response.chunk().await.map_err(|e| fail(describe(&e)))? {

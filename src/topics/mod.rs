@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::corpus::{
-    chapter_id, format_timestamp, Chapter, Cue, Episode, Lang, STOP_WORDS_EN, STOP_WORDS_ES,
+    chapter_id, format_timestamp, Chapter, Episode, Lang, STOP_WORDS_EN, STOP_WORDS_ES,
 };
 use crate::embed::Embedder;
 use crate::error::Result;
@@ -302,15 +302,7 @@ fn chapter(episode: &Episode, n: usize, span: &Span, title: String, lines: &[Lin
         summary: String::new(),
         quotes: Vec::new(),
         lang: span.lang,
-        transcript: lines
-            .iter()
-            .map(|l| Cue {
-                start_s: l.start_s,
-                end_s: Some(l.end_s),
-                speaker: None,
-                text: l.text.clone(),
-            })
-            .collect(),
+        transcript: lines.iter().map(Line::cue).collect(),
     }
 }
 

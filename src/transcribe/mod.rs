@@ -43,6 +43,18 @@ pub struct Line {
     pub words: Vec<whisper::Word>,
 }
 
+impl Line {
+    /// The line as a transcript cue (what chapters hold and chunks are made of).
+    pub fn cue(&self) -> Cue {
+        Cue {
+            start_s: self.start_s,
+            end_s: Some(self.end_s),
+            speaker: None,
+            text: self.text.clone(),
+        }
+    }
+}
+
 /// What podseek heard in one episode's audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transcript {
@@ -61,15 +73,7 @@ pub struct Transcript {
 
 impl Transcript {
     pub fn cues(&self) -> Vec<Cue> {
-        self.lines
-            .iter()
-            .map(|l| Cue {
-                start_s: l.start_s,
-                end_s: Some(l.end_s),
-                speaker: None,
-                text: l.text.clone(),
-            })
-            .collect()
+        self.lines.iter().map(Line::cue).collect()
     }
 
     /// The language most of the speech is in.

@@ -16,7 +16,7 @@ use podseek::progress::Silent;
 use podseek::search::{Hit, Query, SearchEngine};
 use serde_json::Value;
 
-use crate::fixtures::{bin, data, default_model, root};
+use crate::fixtures::{bin, data, default_model, root, serve_loopback};
 
 /// Serves `/demo/*` from `data/demo-feed`, `/feeds/*` from `tests/data/feeds` (with `{{BASE}}`
 /// replaced by the server's URL), the specification's example feed with its `https://example.com/`
@@ -24,25 +24,7 @@ use crate::fixtures::{bin, data, default_model, root};
 pub fn fixture_base() -> &'static str {
     static BASE: OnceLock<String> = OnceLock::new();
     BASE.get_or_init(|| {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let served = base.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(move |req: Request| {
-                    let base = served.clone();
-                    async move { serve_fixture(&base, req.uri().path()) }
-                });
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        base
+        serve_loopback(|base| move |req: Request| serve_fixture(&base, req.uri().path()))
     })
 }
 

@@ -189,3 +189,30 @@ pub fn milvus_url(name: &str) -> String {
         .as_millis();
     format!("milvus://{server}/t_{name}_{}_{stamp}", std::process::id())
 }
+
+/// Serve fixtures on a free loopback port, from a thread of its own, for the rest of the run:
+/// `handler` is made from the server's base URL (`http://127.0.0.1:PORT`), which is returned.
+pub fn serve_loopback<H>(handler: impl FnOnce(String) -> H) -> String
+where
+    H: Fn(axum::extract::Request) -> axum::response::Response + Clone + Send + Sync + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let handler = handler(base.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+                let handler = handler.clone();
+                async move { handler(req) }
+            });
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    base
+}

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use podseek::index::Snapshot as _;
 
-use crate::fixtures::{bin, root, Server};
+use crate::fixtures::{bin, root, serve_loopback, Server};
 use crate::page::Driver;
 
 /// Topics spoken one after another; each sentence is its own espeak call so its start is known.
@@ -194,24 +194,7 @@ fn feed(items: &[String]) -> String {
 
 /// Serve `dir` on loopback, with byte ranges (a browser's player seeks with them).
 fn serve_dir(dir: PathBuf) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    listener.set_nonblocking(true).unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let app = axum::Router::new().fallback(move |req: Request| {
-                let dir = dir.clone();
-                async move { serve_file(&dir, &req) }
-            });
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    base
+    serve_loopback(|_| move |req: Request| serve_file(&dir, &req))
 }
 
 fn serve_file(dir: &Path, req: &Request) -> Response {
@@ -383,42 +366,33 @@ fn episode_chapters(episode_title: &str) -> Vec<Value> {
 fn a_question_in_the_other_language_finds_the_moment_it_is_said() {
     let f = fixture();
     assert!(f.ingest_err.contains("heard"), "{}", f.ingest_err);
-    // English question, Spanish answer: the bees' dance (topic 1, sentence 2).
-    let hits = search(
-        "How do honey bees tell the rest of the hive where they found flowers?",
-        3,
-    );
-    let top = &hits[0];
-    assert_eq!(
-        top["episode_title"], "Volcanes, abejas e imprenta",
-        "{hits:#?}"
-    );
-    let said = f.spanish.sentence_starts[1][2];
-    let at = top["evidence_start_s"]
-        .as_f64()
-        .expect("transcript evidence has a second");
-    assert!(
-        (at - said).abs() <= 10.0,
-        "evidence at {at} s, said at {said:.1} s"
-    );
-    // Spanish question, English answer: hours of sleep (topic 2, sentence 1).
-    let hits = search(
-        "¿Cuántas horas de sueño necesita cada noche una persona adulta?",
-        3,
-    );
-    let top = &hits[0];
-    assert_eq!(
-        top["episode_title"], "Coffee, the moon and sleep",
-        "{hits:#?}"
-    );
-    let said = f.english.sentence_starts[2][1];
-    let at = top["evidence_start_s"].as_f64().unwrap();
-    assert!(
-        (at - said).abs() <= 10.0,
-        "evidence at {at} s, said at {said:.1} s"
-    );
-    assert_eq!(top["chapter_generated"], true);
-    assert!(top["audio_url"].as_str().unwrap().ends_with("/english.mp3"));
+    // (question, the episode that answers it, the sentence that does: topic and sentence)
+    let cases = [
+        (
+            "How do honey bees tell the rest of the hive where they found flowers?",
+            "Volcanes, abejas e imprenta",
+            f.spanish.sentence_starts[1][2],
+        ),
+        (
+            "¿Cuántas horas de sueño necesita cada noche una persona adulta?",
+            "Coffee, the moon and sleep",
+            f.english.sentence_starts[2][1],
+        ),
+    ];
+    for (question, episode, said) in cases {
+        let hits = search(question, 3);
+        let top = &hits[0];
+        assert_eq!(top["episode_title"], episode, "{question}: {hits:#?}");
+        let at = top["evidence_start_s"]
+            .as_f64()
+            .expect("transcript evidence has a second");
+        assert!(
+            (at - said).abs() <= 10.0,
+            "{question}: evidence at {at} s, said at {said:.1} s"
+        );
+        assert_eq!(top["chapter_generated"], true);
+        assert!(top["audio_url"].as_str().unwrap().starts_with(&f.base));
+    }
 }
 
 #[test]
