@@ -27,6 +27,9 @@ use resample::Resampler;
 /// The sample rate every later stage works at (Whisper's and Silero's).
 pub const RATE: u32 = 16_000;
 
+/// Sample rates podseek decodes: a header claiming more would make the resampler's filters huge.
+const SOURCE_RATES: std::ops::RangeInclusive<u32> = 1_000..=384_000;
+
 /// Corrupt packets tolerated before a file is given up on: a few bad frames in a long episode
 /// are skipped, a file that is mostly garbage is an error.
 const MAX_BAD_PACKETS: usize = 64;
@@ -139,6 +142,11 @@ fn open_track(path: &Path, fail: &dyn Fn(String) -> Error) -> Result<Track> {
     let source_rate = params
         .sample_rate
         .ok_or_else(|| fail("the audio track has no sample rate".to_string()))?;
+    if !SOURCE_RATES.contains(&source_rate) {
+        return Err(fail(format!(
+            "a sample rate of {source_rate} Hz (podseek reads 1 to 384 kHz)"
+        )));
+    }
     let decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
         .map_err(|e| fail(format!("unsupported codec ({e})")))?;
@@ -202,6 +210,17 @@ mod tests {
         let err = decode_16k(&path, "https://host.example/ep.mp3", |_| Ok(true)).unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("https://host.example/ep.mp3: "), "{text}");
+    }
+
+    #[test]
+    fn a_sample_rate_out_of_range_is_refused_before_any_filter_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd.wav");
+        write_wav(&path, 500, 1, 500);
+        let err = decode_16k(&path, "odd.wav", |_| Ok(true))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("500 Hz"), "{err}");
     }
 
     #[test]

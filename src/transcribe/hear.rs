@@ -95,7 +95,7 @@ pub fn hear(
     if queue.is_empty() {
         return Ok(heard);
     }
-    let shared = transcribe_queue(episodes, queue, store, options, progress)?;
+    let shared = transcribe_queue(episodes, queue, store, options, &model_sha256, progress)?;
     progress.finish();
     let done = shared.done.into_inner().unwrap_or_else(|e| e.into_inner());
     heard.transcribed = done.len();
@@ -114,6 +114,7 @@ fn transcribe_queue(
     queue: VecDeque<usize>,
     store: &TranscriptStore,
     options: &HearOptions,
+    model_sha256: &str,
     progress: &dyn Progress,
 ) -> Result<Shared> {
     let seconds: u64 = queue
@@ -132,17 +133,34 @@ fn transcribe_queue(
         done: Mutex::new(Vec::new()),
         diagnostics: Mutex::new(Vec::new()),
     };
-    let loaded: Result<Vec<Transcriber>> = (0..jobs)
-        .map(|_| Transcriber::load(&options.models, options.threads))
-        .collect();
+    let mut workers = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        let transcriber =
+            Transcriber::load_keyed(&options.models, options.threads, model_sha256.to_string())?;
+        // each worker downloads on a runtime of its own, made here so a failure is an error
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| crate::Error::Worker(format!("cannot start a download runtime: {e}")))?;
+        workers.push((transcriber, runtime));
+    }
     let fetcher = Fetcher::new(options.limits.clone())?;
     std::thread::scope(|scope| {
-        for transcriber in loaded? {
+        for (transcriber, runtime) in workers {
             let (shared, fetcher) = (&shared, &fetcher);
-            scope.spawn(move || work(&transcriber, fetcher, episodes, store, shared, progress));
+            scope.spawn(move || {
+                work(
+                    &transcriber,
+                    &runtime,
+                    fetcher,
+                    episodes,
+                    store,
+                    shared,
+                    progress,
+                )
+            });
         }
-        Ok::<_, crate::Error>(())
-    })?;
+    });
     Ok(shared)
 }
 
@@ -155,22 +173,13 @@ struct Shared {
 /// One worker: take episodes off the queue until it is empty.
 fn work(
     transcriber: &Transcriber,
+    runtime: &tokio::runtime::Runtime,
     fetcher: &Fetcher,
     episodes: &[Episode],
     store: &TranscriptStore,
     shared: &Shared,
     progress: &dyn Progress,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("cannot start a download runtime: {e}");
-            return;
-        }
-    };
     loop {
         let Some(i) = shared
             .queue
@@ -181,7 +190,7 @@ fn work(
             return;
         };
         let url = needs_hearing(&episodes[i]).expect("queued episodes have audio");
-        let result = one(transcriber, fetcher, &runtime, url, store, progress);
+        let result = one(transcriber, fetcher, runtime, url, store, progress);
         shared.record(&episodes[i], i, url, result);
     }
 }

@@ -75,21 +75,6 @@ impl Transcript {
     pub fn cues(&self) -> Vec<Cue> {
         self.lines.iter().map(Line::cue).collect()
     }
-
-    /// The language most of the speech is in.
-    pub fn main_lang(&self) -> Option<Lang> {
-        let mut seconds = [0.0f32; 2];
-        for l in &self.lines {
-            seconds[(l.lang == Lang::Es) as usize] += l.end_s - l.start_s;
-        }
-        (!self.lines.is_empty()).then(|| {
-            if seconds[1] > seconds[0] {
-                Lang::Es
-            } else {
-                Lang::En
-            }
-        })
-    }
 }
 
 /// Where an interrupted transcription got to: lines so far and the sample reached.
@@ -112,10 +97,14 @@ impl Transcriber {
     /// Load `models/whisper-base` and `models/silero-vad` from `models`; Whisper's operators use
     /// `threads` threads.
     pub fn load(models: &Path, threads: usize) -> Result<Transcriber> {
-        let dir = models.join("whisper-base");
+        Transcriber::load_keyed(models, threads, model_sha256(models)?)
+    }
+
+    /// As `load`, with the graphs' sha256 already computed (`model_sha256`): a pool of
+    /// transcribers reads the 180 MB of graphs once for it, not once per transcriber.
+    pub fn load_keyed(models: &Path, threads: usize, model_sha256: String) -> Result<Transcriber> {
+        let whisper = Whisper::load(&models.join("whisper-base"), threads)?;
         let vad_model = models.join("silero-vad/model.onnx");
-        let whisper = Whisper::load(&dir, threads)?;
-        let model_sha256 = model_sha256(models)?;
         Ok(Transcriber {
             whisper,
             vad_model,

@@ -61,10 +61,6 @@ pub struct Word {
 pub struct WindowText {
     pub lang: Lang,
     pub segments: Vec<Segment>,
-    pub no_speech_prob: f32,
-    pub avg_logprob: f32,
-    pub compression_ratio: f32,
-    pub temperature: f32,
     /// Seconds of the window the text accounts for. Whisper closes its last segment with a pair of
     /// timestamps when it stopped before the window's end; the audio after that is heard again.
     pub consumed_s: f32,
@@ -180,69 +176,69 @@ impl Whisper {
 
     /// Transcribe one window of at most 30 s of 16 kHz audio.
     pub fn transcribe(&self, samples: &[f32]) -> Result<WindowText> {
-        let started = std::time::Instant::now();
         let cross = self.encode(samples)?;
-        tracing::debug!("encoder: {:.0} ms", started.elapsed().as_secs_f64() * 1e3);
         let mut decoder = self.decoder.lock().unwrap_or_else(|e| e.into_inner());
         let (lang, no_speech_prob) = self.detect(&mut decoder, &cross)?;
         let duration = samples.len() as f32 / RATE as f32;
-        let mut best: Option<WindowText> = None;
-        for (attempt, &temperature) in TEMPERATURES.iter().enumerate() {
-            let decoded = self.decode(&mut decoder, &cross, lang, temperature, attempt as u64)?;
+        let (chosen, rejected) = self.best_attempt(&mut decoder, &cross, lang, no_speech_prob)?;
+        let Some(chosen) = chosen.filter(|_| !rejected) else {
+            return Ok(WindowText {
+                lang,
+                segments: Vec::new(),
+                consumed_s: duration,
+                rejected: true,
+            });
+        };
+        let segments = self.segments(&chosen.decoded.tokens, duration);
+        Ok(WindowText {
+            lang,
+            consumed_s: self.consumed(&chosen.decoded.tokens, duration),
+            segments: self.timed_words(segments, &chosen.decoded, duration),
+            rejected: false,
+        })
+    }
+
+    /// Decode at rising temperatures until the text passes the guards: the attempt kept, and
+    /// whether the window is rejected (silence, or no attempt confident and loop-free enough).
+    fn best_attempt(
+        &self,
+        decoder: &mut Session,
+        cross: &CrossCache,
+        lang: Lang,
+        no_speech_prob: f32,
+    ) -> Result<(Option<Attempt>, bool)> {
+        let mut best: Option<Attempt> = None;
+        for (n, &temperature) in TEMPERATURES.iter().enumerate() {
+            let decoded = self.decode(decoder, cross, lang, temperature, n as u64)?;
             let text = self.text_of(&decoded.tokens);
             tracing::debug!(
-                "window of {duration:.1} s, {lang:?}, t={temperature}, {} tokens after {:.0} ms: {}",
+                "{lang:?}, t={temperature}, {} tokens: {}",
                 decoded.tokens.len(),
-                started.elapsed().as_secs_f64() * 1e3,
-                self.tokenizer.decode(&decoded.tokens, false).unwrap_or_default()
+                self.tokenizer
+                    .decode(&decoded.tokens, false)
+                    .unwrap_or_default()
             );
-            let compression_ratio = compression_ratio(&text);
-            let avg_logprob = decoded.sum_logprob / (decoded.tokens.len() + 1) as f32;
-            let result = WindowText {
-                lang,
-                consumed_s: self.consumed(&decoded.tokens, duration),
-                segments: self.timed_words(
-                    self.segments(&decoded.tokens, duration),
-                    &decoded,
-                    duration,
-                ),
-                no_speech_prob,
-                avg_logprob,
-                compression_ratio,
-                temperature,
-                rejected: false,
-            };
+            let attempt = Attempt::judge(decoded, &text);
             // Silence: Whisper says "no speech" and is unsure of what it wrote.
-            if no_speech_prob > NO_SPEECH_LIMIT && avg_logprob < LOGPROB_LIMIT {
-                return Ok(rejected(result));
+            if no_speech_prob > NO_SPEECH_LIMIT && attempt.avg_logprob < LOGPROB_LIMIT {
+                return Ok((Some(attempt), true));
             }
-            let loops = decoded.looped || compression_ratio > COMPRESSION_RATIO_LIMIT;
-            if !loops && avg_logprob >= LOGPROB_LIMIT {
-                return Ok(result);
+            if !attempt.loops && attempt.avg_logprob >= LOGPROB_LIMIT {
+                return Ok((Some(attempt), false));
             }
-            if best
-                .as_ref()
-                .is_none_or(|b| result.avg_logprob > b.avg_logprob)
-                && !loops
+            if !attempt.loops
+                && best
+                    .as_ref()
+                    .is_none_or(|b| attempt.avg_logprob > b.avg_logprob)
             {
-                best = Some(result);
+                best = Some(attempt);
             }
         }
         // Every temperature failed a guard: keep the most confident text that is not a loop, if any.
-        Ok(match best {
-            Some(b) if b.avg_logprob > 2.0 * LOGPROB_LIMIT => b,
-            Some(b) => rejected(b),
-            None => WindowText {
-                lang,
-                segments: Vec::new(),
-                no_speech_prob,
-                avg_logprob: f32::NEG_INFINITY,
-                compression_ratio: 0.0,
-                temperature: 1.0,
-                consumed_s: duration,
-                rejected: true,
-            },
-        })
+        let confident = best
+            .as_ref()
+            .is_some_and(|b| b.avg_logprob > 2.0 * LOGPROB_LIMIT);
+        Ok((best, !confident))
     }
 
     fn encode(&self, samples: &[f32]) -> Result<CrossCache> {
@@ -660,10 +656,22 @@ struct Decoded {
     looped: bool,
 }
 
-fn rejected(mut w: WindowText) -> WindowText {
-    w.segments.clear();
-    w.rejected = true;
-    w
+/// One decoding of a window, with what the guards look at.
+struct Attempt {
+    decoded: Decoded,
+    avg_logprob: f32,
+    /// The text repeats itself: a token cycle, or zlib compresses it too well.
+    loops: bool,
+}
+
+impl Attempt {
+    fn judge(decoded: Decoded, text: &str) -> Attempt {
+        Attempt {
+            avg_logprob: decoded.sum_logprob / (decoded.tokens.len() + 1) as f32,
+            loops: decoded.looped || compression_ratio(text) > COMPRESSION_RATIO_LIMIT,
+            decoded,
+        }
+    }
 }
 
 /// Layers, heads and head size from the decoder's cache inputs (`self_k_L`: [batch, heads, dim, past]).
