@@ -10,7 +10,8 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use podseek::corpus;
 use podseek::embed;
-use podseek::index::{self, Index, IngestOptions};
+use podseek::index::LocalSnapshot;
+use podseek::ingest::{self, IngestOptions};
 use podseek::search::{Mode, Query, SearchEngine};
 
 fn sample() -> Vec<corpus::Episode> {
@@ -25,7 +26,7 @@ fn sample() -> Vec<corpus::Episode> {
 fn query_latency(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let model = embed::load(embed::DEFAULT_MODEL, 2).unwrap();
-    index::ingest(
+    ingest::ingest(
         dir.path(),
         model.as_ref(),
         sample(),
@@ -34,7 +35,7 @@ fn query_latency(c: &mut Criterion) {
     .unwrap();
     // One session of one thread for queries, as when serving one request.
     let engine = SearchEngine::new(
-        Index::open(dir.path(), None).unwrap(),
+        LocalSnapshot::open(dir.path(), None).unwrap(),
         embed::load(embed::DEFAULT_MODEL, 1).unwrap(),
     )
     .unwrap();
@@ -126,7 +127,7 @@ fn ingest_throughput(c: &mut Criterion) {
     group.bench_function("use-m3_full_corpus", |b| {
         b.iter(|| {
             let dir = tempfile::tempdir().unwrap();
-            index::ingest(
+            ingest::ingest(
                 dir.path(),
                 model.as_ref(),
                 episodes.clone(),

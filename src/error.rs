@@ -55,7 +55,7 @@ pub enum Error {
     Audio { file: String, message: String },
 
     #[error("vector index: {0}")]
-    VectorStore(String),
+    VectorIndex(String),
 
     /// A remote store (Milvus) did not answer, or answered with a failure; `store` names it.
     #[error("the vector store {store} is unavailable: {message}")]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod eval;
 pub mod fetch;
 pub mod index;
+pub mod ingest;
 mod pool;
 pub mod progress;
 pub mod search;

@@ -11,7 +11,8 @@ use podseek::corpus::{self, Parsed};
 use podseek::embed;
 use podseek::eval;
 use podseek::fetch;
-use podseek::index::{self, HnswParams, Index, IngestOptions};
+use podseek::index::{self, HnswParams, LocalSnapshot};
+use podseek::ingest::{self, IngestOptions};
 use podseek::progress;
 use podseek::search::keyword::Analysis;
 use podseek::search::{Mode, Query, Ranking, SearchEngine, TranslationFusion};
@@ -671,8 +672,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transcript(args) => transcript_command(args),
         Command::Delete(args) => delete_command(args),
         Command::Compact(CompactArgs { index }) => {
-            let before = Index::open(&index, None)?.manifest.segments.len();
-            let generation = index::compact(&index)?;
+            let before = LocalSnapshot::open(&index, None)?.manifest.segments.len();
+            let generation = index::local::compact(&index)?;
             println!(
                 "compacted {before} segment(s) into one: {} is live in {}",
                 generation,
@@ -773,7 +774,7 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     options.progress = Arc::from(progress::for_stderr());
     let started = std::time::Instant::now();
-    let report = index::ingest_into(
+    let report = ingest::ingest_into(
         store.as_ref(),
         embedder.as_ref(),
         parsed.episodes.clone(),
@@ -790,7 +791,7 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
 
 /// What an ingest did, in one line (and a note per duplicated episode id).
 fn print_ingest_report(
-    report: &index::IngestReport,
+    report: &ingest::IngestReport,
     model_id: &str,
     location: &str,
     took: std::time::Duration,
@@ -957,7 +958,7 @@ fn delete_command(args: DeleteArgs) -> anyhow::Result<ExitCode> {
         .model_id
         .clone();
     let embedder = embed::load(&model, 1)?;
-    let report = index::delete_from(
+    let report = ingest::delete_from(
         store.as_ref(),
         embedder.as_ref(),
         &ids,
@@ -1391,7 +1392,7 @@ fn bench_scale_command(
     dir: &std::path::Path,
     keep: bool,
 ) -> anyhow::Result<ExitCode> {
-    let source = Index::open(from, None)?;
+    let source = LocalSnapshot::open(from, None)?;
     let base: Vec<Vec<f32>> = source.live_vectors().map(|(_, v)| v.to_vec()).collect();
     let texts = eval::scale::Texts::of(&index::Snapshot::records(&source)?);
     drop(source);
@@ -1463,7 +1464,7 @@ fn bench_ann_command(
     ef: &[usize],
     quantization: &[String],
 ) -> anyhow::Result<ExitCode> {
-    let opened = Index::open(index, None)?;
+    let opened = LocalSnapshot::open(index, None)?;
     let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
     let texts = question_texts(queries)?;
     let vectors = texts

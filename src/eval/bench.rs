@@ -8,10 +8,8 @@ use std::time::Instant;
 use crate::corpus::Episode;
 use crate::embed::Embedder;
 use crate::error::Result;
-use crate::index::{
-    ChunkFilter, ChunkTable, ExactStore, HnswParams, Index, Quantization, Rows, TableRow,
-    VectorIndex, VectorStore,
-};
+use crate::index::local::{ChunkTable, ExactScan, NearestSearch, Rows, SegmentVectors, TableRow};
+use crate::index::{ChunkFilter, HnswParams, LocalSnapshot, Quantization};
 
 pub fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
     if sorted_ms.is_empty() {
@@ -109,7 +107,7 @@ pub struct AnnRow {
 /// Sweep ef and quantization over the index's vectors, searched as the index searches them (an
 /// int8 graph's candidates rescored on the f32 rows); ground truth is the exact top 10.
 pub fn bench_ann(
-    index: &Index,
+    index: &LocalSnapshot,
     queries: &[Vec<f32>],
     efs: &[usize],
     quantizations: &[Quantization],
@@ -117,9 +115,9 @@ pub fn bench_ann(
     let dims = index.manifest.dims;
     let mut live: Vec<(u64, &[f32])> = index.live_vectors().collect();
     live.sort_by_key(|(k, _)| *k);
-    let keys: crate::index::Column<u64> = live.iter().map(|(k, _)| *k).collect();
+    let keys: crate::index::local::Column<u64> = live.iter().map(|(k, _)| *k).collect();
     let rows: std::sync::Arc<[f32]> = live.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-    let exact = ExactStore::new(dims, keys.clone(), Rows::Owned(rows.clone()))?;
+    let exact = ExactScan::new(dims, keys.clone(), Rows::Owned(rows.clone()))?;
     let truth: Vec<Vec<u64>> = queries
         .iter()
         .map(|q| {
@@ -147,7 +145,8 @@ pub fn bench_ann(
             ..index.manifest.hnsw
         };
         let t = Instant::now();
-        let store = VectorIndex::build(dims, &params, ChunkTable::new(table_rows()), rows.clone())?;
+        let store =
+            SegmentVectors::build(dims, &params, ChunkTable::new(table_rows()), rows.clone())?;
         let build_s = t.elapsed().as_secs_f64();
         for &ef in efs {
             store.graph().set_expansion_search(ef);

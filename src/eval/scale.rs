@@ -20,9 +20,12 @@ use serde::{Deserialize, Serialize};
 use crate::chunk::{Chunk, ChunkKind, ChunkSettings};
 use crate::corpus::{format_timestamp, Chapter, Episode, Lang};
 use crate::error::{Error, Result};
+use crate::index::local::{
+    ChunkTable, NearestSearch, Rows, SegmentVectors, TableRow, SEGMENTS_DIR,
+};
 use crate::index::{
-    Change, ChunkFilter, ChunkTable, HnswParams, Index, LocalStore, Manifest, Quantization,
-    Records, Rows, Snapshot, Store, TableRow, VectorIndex, VectorStore, SEGMENTS_DIR,
+    Change, ChunkFilter, HnswParams, LocalSnapshot, LocalStore, Manifest, Quantization, Records,
+    Snapshot, Store,
 };
 
 use super::bench::percentile;
@@ -349,7 +352,7 @@ pub fn workload(base: &[Vec<f32>], corpus: &Corpus, queries: usize) -> Result<Wo
     let queries: Vec<Vec<f32>> = (0..queries)
         .map(|_| perturbed(base, &mut rng, 0.0, 0.6))
         .collect();
-    let exact = crate::index::ExactStore::new(
+    let exact = crate::index::local::ExactScan::new(
         corpus.dims,
         corpus.table.keys().clone(),
         Rows::Owned(corpus.rows.clone()),
@@ -466,19 +469,20 @@ pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildRe
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let table = ChunkTable::from_bytes(&corpus.table.to_bytes(), dir)?;
     let started = Instant::now();
-    let index = VectorIndex::build(corpus.dims, params, table, corpus.rows.clone())?;
+    let index = SegmentVectors::build(corpus.dims, params, table, corpus.rows.clone())?;
     let build_s = started.elapsed().as_secs_f64();
     let chunks = index.len();
     let kernels = index.graph().kernels();
     let template = manifest(corpus.dims, params, chunks);
     let started = Instant::now();
-    let generation = crate::index::write_one_segment(dir, &template, &records(corpus), &index)?;
+    let generation =
+        crate::index::local::write_one_segment(dir, &template, &records(corpus), &index)?;
     let write_s = started.elapsed().as_secs_f64();
     drop(index);
     let written: Manifest = serde_json::from_slice(
         &std::fs::read(dir.join(&generation).join("manifest.json")).map_err(Error::io(dir))?,
     )
-    .map_err(|e| Error::VectorStore(e.to_string()))?;
+    .map_err(|e| Error::VectorIndex(e.to_string()))?;
     let segment = dir.join(SEGMENTS_DIR).join(&written.segments[0].name);
     let bytes_on_disk = files_under(&segment)?
         .iter()
@@ -503,14 +507,14 @@ pub fn build(corpus: &Corpus, params: &HnswParams, dir: &Path) -> Result<BuildRe
 /// Apply `change` as ingest does: open the live version, then the local store's write. Returns
 /// how many segments the live version had.
 fn upsert(dir: &Path, change: &Change) -> Result<usize> {
-    let live = Index::open(dir, None)?;
+    let live = LocalSnapshot::open(dir, None)?;
     LocalStore::new(dir).apply(Some(&live), change)?;
     Ok(live.manifest.segments.len())
 }
 
 /// The bench reports an upsert only if the write added one segment (not a compaction).
 fn check_one_more_segment(dir: &Path, before: usize) -> Result<()> {
-    let after = Index::open(dir, None)?.manifest.segments.len();
+    let after = LocalSnapshot::open(dir, None)?.manifest.segments.len();
     if after != before + 1 {
         return Err(Error::invalid(
             "index",
@@ -657,7 +661,11 @@ fn run_queries(
 }
 
 /// Mean recall@10 of graph searches under one of the workload's filters.
-pub fn filter_recall(index: &VectorIndex, queries: &[Vec<f32>], f: &FilterWorkload) -> Result<f64> {
+pub fn filter_recall(
+    index: &SegmentVectors,
+    queries: &[Vec<f32>],
+    f: &FilterWorkload,
+) -> Result<f64> {
     let search = |q: &[f32], filter: &ChunkFilter| index.search(q, 10, filter, false);
     Ok(run_queries(&search, queries, &f.truth, &f.filter())?.0)
 }
@@ -669,7 +677,7 @@ pub fn filter_recall(index: &VectorIndex, queries: &[Vec<f32>], f: &FilterWorklo
 pub fn serve(dir: &Path, dims: usize, sweep: &[usize], workload: &Workload) -> Result<ServeReport> {
     let before = Rss::now();
     let started = Instant::now();
-    let index = Index::open(dir, None)?;
+    let index = LocalSnapshot::open(dir, None)?;
     let open_ms = started.elapsed().as_secs_f64() * 1000.0;
     let rss_open = Rss::now().since(before);
     if index.manifest.dims != dims {
@@ -748,7 +756,7 @@ fn timed<T>(items: &[T], f: impl Fn(&T) -> Result<()>) -> Result<(f64, f64)> {
 /// What a search reads of its 10 hits' records after the vector search: each chunk's chapter,
 /// the chunk, and the chapter's heading. Measured on the second pass (the first reads the pages
 /// from disk, as the first vector pass does).
-fn records_pass(index: &Index, queries: &[Vec<f32>]) -> Result<(f64, f64)> {
+fn records_pass(index: &LocalSnapshot, queries: &[Vec<f32>]) -> Result<(f64, f64)> {
     let hits: Vec<Vec<u64>> = queries
         .iter()
         .map(|q| {
@@ -773,7 +781,7 @@ fn records_pass(index: &Index, queries: &[Vec<f32>]) -> Result<(f64, f64)> {
 }
 
 /// BM25 over every chapter, for questions made of real words (the second pass, as above).
-fn keyword_pass(index: &Index, questions: &[String]) -> Result<(f64, f64)> {
+fn keyword_pass(index: &LocalSnapshot, questions: &[String]) -> Result<(f64, f64)> {
     let ask = |q: &String| index.keyword_search(q, 100).map(|_| ());
     timed(questions, ask)?;
     timed(questions, ask)

@@ -230,7 +230,7 @@ impl Bm25 {
                 file.sync_all().map_err(Error::io(&path))?;
             }
         }
-        crate::index::sync_dir(dir)
+        crate::index::durable::sync_dir(dir)
     }
 
     /// Open keyword indexes written by `write` (one per segment) as one, their files mapped.

@@ -95,7 +95,7 @@ pub fn error_status(e: &Error) -> StatusCode {
         | Error::Corrupt { .. }
         | Error::Inference(_)
         | Error::Translation(_)
-        | Error::VectorStore(_)
+        | Error::VectorIndex(_)
         | Error::Keyword(_)
         | Error::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -119,7 +119,7 @@ pub fn public_message(e: &Error) -> String {
         Error::Audio { .. } => {
             "an episode's audio could not be decoded (see the server log)".into()
         }
-        Error::VectorStore(_) => "the vector index failed (see the server log)".into(),
+        Error::VectorIndex(_) => "the vector index failed (see the server log)".into(),
         Error::Keyword(_) => "the keyword index failed (see the server log)".into(),
         Error::Worker(_) => "a worker thread failed (see the server log)".into(),
         Error::InvalidInput { message, .. } | Error::UnknownFilter { message, .. } => {

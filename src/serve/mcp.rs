@@ -357,7 +357,7 @@ pub fn http_service(
 pub async fn serve_stdio(index_dir: &Path) -> Result<()> {
     let dir = index_dir.to_path_buf();
     let engine = tokio::task::spawn_blocking(move || -> Result<SearchEngine> {
-        let index = crate::index::Index::open(&dir, None)?;
+        let index = crate::index::LocalSnapshot::open(&dir, None)?;
         let embedder = crate::embed::load(&index.manifest.model_id, 1)?;
         SearchEngine::new(index, embedder)
     })

@@ -18,7 +18,7 @@ use super::AppState;
 use crate::corpus::{self, Episode};
 use crate::error::{Error, Result};
 use crate::fetch::{Fetcher, Limits};
-use crate::index::{self, IngestOptions, IngestReport};
+use crate::ingest::{self, IngestOptions, IngestReport};
 use crate::progress::Silent;
 
 /// Jobs waiting behind the running one; more is 503.
@@ -181,13 +181,13 @@ async fn execute(state: &AppState, work: Work) -> Result<(IngestReport, Vec<Stri
         .ok_or_else(|| Error::Forbidden("this server has no store to write to".into()))?;
     let embedder = engine.embedder().clone();
     let report = tokio::task::spawn_blocking(move || match work {
-        Work::Add(episodes) => index::ingest_into(
+        Work::Add(episodes) => ingest::ingest_into(
             store.as_ref(),
             embedder.as_ref(),
             episodes,
             &IngestOptions::default(),
         ),
-        Work::Delete(id) => index::delete_from(
+        Work::Delete(id) => ingest::delete_from(
             store.as_ref(),
             embedder.as_ref(),
             &[id],

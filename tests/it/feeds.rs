@@ -11,7 +11,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use podseek::corpus::{self, Parsed};
 use podseek::fetch::{Fetcher, Limits};
-use podseek::index::{self, Index, IngestOptions};
+use podseek::index::LocalSnapshot;
+use podseek::ingest::{self, IngestOptions};
 use podseek::progress::Silent;
 use podseek::search::{Hit, Query, SearchEngine};
 use serde_json::Value;
@@ -151,15 +152,18 @@ fn feed_index() -> &'static (tempfile::TempDir, SearchEngine) {
             episodes.extend(rt.block_on(load(path)).episodes);
         }
         let dir = tempfile::tempdir().unwrap();
-        index::ingest(
+        ingest::ingest(
             dir.path(),
             default_model().as_ref(),
             episodes,
             &IngestOptions::default(),
         )
         .expect("index the feeds");
-        let engine =
-            SearchEngine::new(Index::open(dir.path(), None).unwrap(), default_model()).unwrap();
+        let engine = SearchEngine::new(
+            LocalSnapshot::open(dir.path(), None).unwrap(),
+            default_model(),
+        )
+        .unwrap();
         (dir, engine)
     })
 }

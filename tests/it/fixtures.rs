@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use podseek::corpus::{self, Parsed};
 use podseek::embed::{self, Embedder};
-use podseek::index::{self, Index, IngestOptions};
+use podseek::index::LocalSnapshot;
+use podseek::ingest::{self, IngestOptions};
 use podseek::search::SearchEngine;
 
 pub fn root() -> PathBuf {
@@ -67,7 +68,7 @@ pub fn sample_index_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
         let episodes = sample().episodes.clone();
-        index::ingest(
+        ingest::ingest(
             dir.path(),
             default_model().as_ref(),
             episodes,
@@ -82,7 +83,7 @@ pub fn sample_index_dir() -> &'static Path {
 pub fn engine() -> Arc<SearchEngine> {
     static E: OnceLock<Arc<SearchEngine>> = OnceLock::new();
     E.get_or_init(|| {
-        let index = Index::open(sample_index_dir(), None).expect("open sample index");
+        let index = LocalSnapshot::open(sample_index_dir(), None).expect("open sample index");
         Arc::new(SearchEngine::new(index, default_model()).expect("engine"))
     })
     .clone()

@@ -347,7 +347,7 @@ fn search(question: &str, k: usize) -> Vec<Value> {
 }
 
 fn episode_chapters(episode_title: &str) -> Vec<Value> {
-    let index = podseek::index::Index::open(&fixture().index, None).unwrap();
+    let index = podseek::index::LocalSnapshot::open(&fixture().index, None).unwrap();
     let catalog = index.catalog();
     for id in catalog.episode_ids() {
         let e = catalog.episode(id).unwrap().unwrap();
@@ -471,7 +471,7 @@ fn bad_audio_is_a_diagnostic_naming_the_episode_and_the_rest_goes_in() {
         err.contains("\"Nothing said\"") && err.contains("no speech was heard"),
         "{err}"
     );
-    let index = podseek::index::Index::open(&f.index, None).unwrap();
+    let index = podseek::index::LocalSnapshot::open(&f.index, None).unwrap();
     assert_eq!(
         index.catalog().episode_ids().len(),
         6,
@@ -513,7 +513,7 @@ fn a_kill_during_transcription_leaves_the_index_and_the_next_run_resumes() {
     let f = fixture();
     let index = f.dir.path().join("killed");
     crate::feeds::copy_dir(&f.index, &index);
-    let before = podseek::index::Index::open(&index, None)
+    let before = podseek::index::LocalSnapshot::open(&index, None)
         .unwrap()
         .manifest
         .clone();
@@ -557,7 +557,7 @@ fn a_kill_during_transcription_leaves_the_index_and_the_next_run_resumes() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(partial.exists());
-    let after = podseek::index::Index::open(&index, None)
+    let after = podseek::index::LocalSnapshot::open(&index, None)
         .unwrap()
         .manifest
         .clone();

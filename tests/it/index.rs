@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use podseek::corpus::{self, Episode};
-use podseek::index::{self, current_generation, Index, IngestOptions, Snapshot};
+use podseek::index::{self, current_generation, LocalSnapshot, Snapshot};
+use podseek::ingest::{self, IngestOptions};
 use podseek::Error;
 
 use crate::fixtures::{bin, e5, sample, use_m3};
 
-fn ingest(dir: &std::path::Path, episodes: Vec<Episode>) -> index::IngestReport {
-    index::ingest(dir, use_m3().as_ref(), episodes, &IngestOptions::default()).expect("ingest")
+fn ingest(dir: &std::path::Path, episodes: Vec<Episode>) -> ingest::IngestReport {
+    ingest::ingest(dir, use_m3().as_ref(), episodes, &IngestOptions::default()).expect("ingest")
 }
 
 #[test]
@@ -26,7 +27,7 @@ fn reingest_is_idempotent_and_upserts_changed_episodes_only() {
         (12, 12, 190)
     );
     assert_eq!(first.chunks_embedded, first.chunks_total);
-    let hash = Index::open(dir.path(), Some("use-m3"))
+    let hash = LocalSnapshot::open(dir.path(), Some("use-m3"))
         .unwrap()
         .manifest
         .corpus_hash;
@@ -34,7 +35,10 @@ fn reingest_is_idempotent_and_upserts_changed_episodes_only() {
     let again = ingest(dir.path(), sample().episodes.clone());
     assert_eq!((again.episodes_unchanged, again.chunks_embedded), (12, 0));
     assert_eq!(
-        Index::open(dir.path(), None).unwrap().manifest.corpus_hash,
+        LocalSnapshot::open(dir.path(), None)
+            .unwrap()
+            .manifest
+            .corpus_hash,
         hash
     );
 
@@ -49,7 +53,7 @@ fn reingest_is_idempotent_and_upserts_changed_episodes_only() {
         upsert.chunks_embedded, 1,
         "only the changed summary chunk is re-embedded"
     );
-    let opened = Index::open(dir.path(), None).unwrap();
+    let opened = LocalSnapshot::open(dir.path(), None).unwrap();
     assert_ne!(opened.manifest.corpus_hash, hash);
     let records = opened.records().unwrap();
     let stored = records
@@ -77,7 +81,9 @@ fn reingest_is_idempotent_and_upserts_changed_episodes_only() {
 fn opening_with_another_model_or_dims_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     ingest(dir.path(), sample().episodes[..2].to_vec());
-    let err = Index::open(dir.path(), Some("e5-small")).err().unwrap();
+    let err = LocalSnapshot::open(dir.path(), Some("e5-small"))
+        .err()
+        .unwrap();
     assert!(matches!(err, Error::IndexMismatch { .. }));
     assert!(
         err.to_string()
@@ -85,7 +91,7 @@ fn opening_with_another_model_or_dims_is_a_clear_error() {
         "{err}"
     );
     let before = current_generation(dir.path()).unwrap();
-    let err = index::ingest(
+    let err = ingest::ingest(
         dir.path(),
         e5().as_ref(),
         sample().episodes[..1].to_vec(),
@@ -104,7 +110,7 @@ fn opening_with_another_model_or_dims_is_a_clear_error() {
 #[test]
 fn missing_and_corrupt_indexes_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Index::open(dir.path(), None).err().unwrap();
+    let err = LocalSnapshot::open(dir.path(), None).err().unwrap();
     assert!(
         err.to_string().contains("no index has been built here"),
         "{err}"
@@ -113,7 +119,7 @@ fn missing_and_corrupt_indexes_name_the_problem() {
     ingest(dir.path(), sample().episodes[..1].to_vec());
     let generation = current_generation(dir.path()).unwrap().unwrap();
     std::fs::write(generation.join("manifest.json"), "{ not json").unwrap();
-    let err = Index::open(dir.path(), None).err().unwrap();
+    let err = LocalSnapshot::open(dir.path(), None).err().unwrap();
     assert!(matches!(err, Error::Corrupt { .. }));
     assert!(err.to_string().contains("manifest.json"), "{err}");
 }
@@ -196,10 +202,10 @@ fn killed_ingest_leaves_the_previous_index_intact() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         ingest(dir.path(), sample().episodes[..3].to_vec());
-        let before = Index::open(dir.path(), None).unwrap();
+        let before = LocalSnapshot::open(dir.path(), None).unwrap();
         ingest_killed_at(dir.path(), point);
 
-        let after = Index::open(dir.path(), None).expect("the previous index still opens");
+        let after = LocalSnapshot::open(dir.path(), None).expect("the previous index still opens");
         assert_eq!(
             after.manifest.corpus_hash, before.manifest.corpus_hash,
             "{point:?}"
@@ -234,7 +240,7 @@ fn a_repeated_episode_id_is_reported_and_the_first_kept() {
     let first = sample().episodes[0].clone();
     let mut second = first.clone();
     second.title = "The same id, other text".into();
-    let report = index::ingest(
+    let report = ingest::ingest(
         dir.path(),
         &embedder,
         vec![first.clone(), second],
@@ -243,7 +249,7 @@ fn a_repeated_episode_id_is_reported_and_the_first_kept() {
     .unwrap();
     assert_eq!(report.duplicates, vec![first.id.clone()]);
     assert_eq!(report.episodes_added, 1);
-    let opened = Index::open(dir.path(), None).unwrap();
+    let opened = LocalSnapshot::open(dir.path(), None).unwrap();
     assert_eq!(opened.records().unwrap().episodes[0].title, first.title);
 }
 
@@ -292,7 +298,7 @@ fn long_quotes_never_share_chunk_ids() {
 /// order) in the generation directory, no chunk table, no segments.
 fn downgrade_to_format_1(generation: &std::path::Path) {
     let dir = generation.parent().unwrap();
-    let opened = Index::open(dir, None).unwrap();
+    let opened = LocalSnapshot::open(dir, None).unwrap();
     let records = opened.records().unwrap();
     let bytes: Vec<u8> = records
         .chunks
@@ -301,21 +307,21 @@ fn downgrade_to_format_1(generation: &std::path::Path) {
         .flat_map(f32::to_le_bytes)
         .collect();
     let segment = dir
-        .join(index::SEGMENTS_DIR)
+        .join(index::local::SEGMENTS_DIR)
         .join(&opened.manifest.segments[0].name);
     drop(opened);
-    std::fs::write(generation.join(index::ROWS_FILE), bytes).unwrap();
+    std::fs::write(generation.join(index::local::ROWS_FILE), bytes).unwrap();
     std::fs::write(
         generation.join("records.json"),
         serde_json::to_vec(&records).unwrap(),
     )
     .unwrap();
     std::fs::copy(
-        segment.join(index::GRAPH_FILE),
-        generation.join(index::GRAPH_FILE),
+        segment.join(index::local::GRAPH_FILE),
+        generation.join(index::local::GRAPH_FILE),
     )
     .unwrap();
-    std::fs::remove_dir_all(dir.join(index::SEGMENTS_DIR)).unwrap();
+    std::fs::remove_dir_all(dir.join(index::local::SEGMENTS_DIR)).unwrap();
     set_format(generation, 1, true);
 }
 
@@ -323,11 +329,11 @@ fn downgrade_to_format_1(generation: &std::path::Path) {
 /// one `records.json` per segment instead of a catalog and a keyword index.
 fn downgrade_to_format_2(generation: &std::path::Path) {
     let dir = generation.parent().unwrap();
-    let opened = Index::open(dir, None).unwrap();
+    let opened = LocalSnapshot::open(dir, None).unwrap();
     let records = opened.records().unwrap();
     assert_eq!(opened.manifest.segments.len(), 1);
     let segment = dir
-        .join(index::SEGMENTS_DIR)
+        .join(index::local::SEGMENTS_DIR)
         .join(&opened.manifest.segments[0].name);
     drop(opened);
     std::fs::write(
@@ -335,7 +341,7 @@ fn downgrade_to_format_2(generation: &std::path::Path) {
         serde_json::to_vec(&records).unwrap(),
     )
     .unwrap();
-    std::fs::remove_file(segment.join(index::CATALOG_FILE)).unwrap();
+    std::fs::remove_file(segment.join(index::local::CATALOG_FILE)).unwrap();
     std::fs::remove_dir_all(segment.join(index::KEYWORDS_DIR)).unwrap();
     set_format(generation, 2, false);
 }
@@ -367,14 +373,14 @@ fn indexes_of_previous_formats_are_read_and_upgraded_by_the_next_ingest() {
 fn read_and_upgrade(version: u32, downgrade: fn(&std::path::Path)) {
     let dir = tempfile::tempdir().unwrap();
     ingest(dir.path(), sample().episodes[..4].to_vec());
-    let current = Index::open(dir.path(), None).unwrap();
+    let current = LocalSnapshot::open(dir.path(), None).unwrap();
     let records = current.records().unwrap();
     let probe = current.vector(records.chunks[7].key).unwrap().to_vec();
     let filter = index::ChunkFilter {
         episode: Some(records.episodes[1].id.clone()),
         ..Default::default()
     };
-    let hits = |i: &Index, f: &index::ChunkFilter| i.search(&probe, 10, f, false).unwrap();
+    let hits = |i: &LocalSnapshot, f: &index::ChunkFilter| i.search(&probe, 10, f, false).unwrap();
     let words = &records.episodes[2].chapters[0].title;
     let (all, filtered) = (hits(&current, &Default::default()), hits(&current, &filter));
     let keywords = current.keyword_search(words, 5).unwrap();
@@ -382,7 +388,7 @@ fn read_and_upgrade(version: u32, downgrade: fn(&std::path::Path)) {
 
     let generation = current_generation(dir.path()).unwrap().unwrap();
     downgrade(&generation);
-    let legacy = Index::open(dir.path(), None).expect("the old format opens");
+    let legacy = LocalSnapshot::open(dir.path(), None).expect("the old format opens");
     assert_eq!(legacy.manifest.format_version, version);
     assert_eq!(hits(&legacy, &Default::default()), all, "format {version}");
     assert_eq!(hits(&legacy, &filter), filtered, "format {version}");
@@ -395,7 +401,7 @@ fn read_and_upgrade(version: u32, downgrade: fn(&std::path::Path)) {
         report.chunks_embedded,
         report.chunks_total - all_chunks(&dir)
     );
-    let upgraded = Index::open(dir.path(), None).unwrap();
+    let upgraded = LocalSnapshot::open(dir.path(), None).unwrap();
     assert_eq!(upgraded.manifest.format_version, index::FORMAT_VERSION);
     assert_eq!(
         upgraded.manifest.segments.len(),
@@ -407,13 +413,16 @@ fn read_and_upgrade(version: u32, downgrade: fn(&std::path::Path)) {
         .generation
         .parent()
         .unwrap()
-        .join(index::SEGMENTS_DIR)
+        .join(index::local::SEGMENTS_DIR)
         .join(&upgraded.manifest.segments[0].name)
-        .join(index::CATALOG_FILE)
+        .join(index::local::CATALOG_FILE)
         .exists());
 
     set_format(&upgraded.generation, 99, false);
-    let err = Index::open(dir.path(), None).err().unwrap().to_string();
+    let err = LocalSnapshot::open(dir.path(), None)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("format version 99") && err.contains("podseek ingest"),
         "{err}"
@@ -422,7 +431,7 @@ fn read_and_upgrade(version: u32, downgrade: fn(&std::path::Path)) {
 
 /// Chunks of the four episodes ingested first (their vectors are reused, not embedded).
 fn all_chunks(dir: &tempfile::TempDir) -> usize {
-    let opened = Index::open(dir.path(), None).unwrap();
+    let opened = LocalSnapshot::open(dir.path(), None).unwrap();
     let records = opened.records().unwrap();
     let fifth = &records
         .episodes
@@ -449,23 +458,43 @@ fn damaged_segment_files_are_refused_by_name() {
     };
     let remove = |path: &std::path::Path| std::fs::remove_file(path).unwrap();
     let cases: [(&str, &str, Box<dyn Fn(&std::path::Path)>); 5] = [
-        (index::TABLE_FILE, index::TABLE_FILE, Box::new(cut(5))),
-        (index::ROWS_FILE, index::ROWS_FILE, Box::new(cut(4))),
-        (index::GRAPH_FILE, index::GRAPH_FILE, Box::new(cut(64))),
-        (index::CATALOG_FILE, index::CATALOG_FILE, Box::new(cut(8))),
+        (
+            index::local::TABLE_FILE,
+            index::local::TABLE_FILE,
+            Box::new(cut(5)),
+        ),
+        (
+            index::local::ROWS_FILE,
+            index::local::ROWS_FILE,
+            Box::new(cut(4)),
+        ),
+        (
+            index::local::GRAPH_FILE,
+            index::local::GRAPH_FILE,
+            Box::new(cut(64)),
+        ),
+        (
+            index::local::CATALOG_FILE,
+            index::local::CATALOG_FILE,
+            Box::new(cut(8)),
+        ),
         ("keywords/meta.json", index::KEYWORDS_DIR, Box::new(remove)),
     ];
     for (file, named, damage) in cases {
         let dir = tempfile::tempdir().unwrap();
         ingest(dir.path(), sample().episodes[..1].to_vec());
-        let segment = &Index::open(dir.path(), None).unwrap().manifest.segments[0].name;
+        let segment = &LocalSnapshot::open(dir.path(), None)
+            .unwrap()
+            .manifest
+            .segments[0]
+            .name;
         let path = dir
             .path()
-            .join(index::SEGMENTS_DIR)
+            .join(index::local::SEGMENTS_DIR)
             .join(segment)
             .join(file);
         damage(&path);
-        let err = Index::open(dir.path(), None).err().expect(file);
+        let err = LocalSnapshot::open(dir.path(), None).err().expect(file);
         assert!(matches!(err, Error::Corrupt { .. }), "{file}: {err}");
         assert!(err.to_string().contains(named), "{file}: {err}");
     }
@@ -477,7 +506,7 @@ fn damaged_segment_files_are_refused_by_name() {
 #[test]
 fn filtered_searches_keep_recall_on_small_and_large_selections() {
     use podseek::eval::scale;
-    let sample_index = Index::open(crate::fixtures::sample_index_dir(), None).unwrap();
+    let sample_index = LocalSnapshot::open(crate::fixtures::sample_index_dir(), None).unwrap();
     let base: Vec<Vec<f32>> = sample_index
         .live_vectors()
         .map(|(_, v)| v.to_vec())
@@ -485,8 +514,9 @@ fn filtered_searches_keep_recall_on_small_and_large_selections() {
     let texts = scale::Texts::of(&sample_index.records().unwrap());
     let corpus = scale::synthesize(&base, texts, 12_000);
     let work = scale::workload(&base, &corpus, 40).unwrap();
-    let table = index::ChunkTable::from_bytes(&corpus.table.to_bytes(), "t".as_ref()).unwrap();
-    let mut built = index::VectorIndex::build(
+    let table =
+        index::local::ChunkTable::from_bytes(&corpus.table.to_bytes(), "t".as_ref()).unwrap();
+    let mut built = index::local::SegmentVectors::build(
         corpus.dims,
         &index::HnswParams::default(),
         table,
@@ -495,7 +525,7 @@ fn filtered_searches_keep_recall_on_small_and_large_selections() {
     .unwrap();
     // Below the scan limit every filter is scanned; at 1,000 the language and large-podcast
     // filters walk the graph (and the rest are still scanned).
-    for scan_limit in [index::SCAN_LIMIT, 1000] {
+    for scan_limit in [index::local::SCAN_LIMIT, 1000] {
         built.set_scan_limit(scan_limit);
         for f in &work.filters {
             let recall = scale::filter_recall(&built, &work.queries, f).unwrap();
@@ -510,16 +540,16 @@ fn filtered_searches_keep_recall_on_small_and_large_selections() {
 
 /// Ingest with the hashing embedder (no model: chunks sized in words, vectors from text hashes):
 /// storage tests that need many writes stay fast.
-fn ingest_hashed(dir: &std::path::Path, episodes: Vec<Episode>) -> index::IngestReport {
+fn ingest_hashed(dir: &std::path::Path, episodes: Vec<Episode>) -> ingest::IngestReport {
     let embedder = crate::store::HashingEmbedder;
-    index::ingest(dir, &embedder, episodes, &IngestOptions::default()).expect("ingest")
+    ingest::ingest(dir, &embedder, episodes, &IngestOptions::default()).expect("ingest")
 }
 
 /// Every seventh chunk's own vector (in key order) as a question, exact and approximate: the
 /// hits an index gives, scores to five decimals (a graph and a scan add floats in other orders).
 fn answers(dir: &std::path::Path) -> Vec<Vec<(u64, i64)>> {
     use podseek::index::Snapshot;
-    let opened = Index::open(dir, None).unwrap();
+    let opened = LocalSnapshot::open(dir, None).unwrap();
     let mut keys: Vec<u64> = opened
         .records()
         .unwrap()
@@ -572,12 +602,15 @@ fn upserts_add_segments_and_compaction_folds_them_with_the_same_answers() {
     let episodes = smallest_first();
     let dir = tempfile::tempdir().unwrap();
     ingest_hashed(dir.path(), episodes.clone());
-    let first = Index::open(dir.path(), None).unwrap().manifest.segments;
+    let first = LocalSnapshot::open(dir.path(), None)
+        .unwrap()
+        .manifest
+        .segments;
     assert_eq!(first.len(), 1);
 
     let report = ingest_hashed(dir.path(), vec![changed(episodes[1].clone())]);
     assert_eq!(report.episodes_replaced, 1);
-    let opened = Index::open(dir.path(), None).unwrap();
+    let opened = LocalSnapshot::open(dir.path(), None).unwrap();
     let segments = &opened.manifest.segments;
     assert_eq!(segments.len(), 2);
     assert_eq!(
@@ -606,14 +639,14 @@ fn upserts_add_segments_and_compaction_folds_them_with_the_same_answers() {
     assert_eq!(answers(dir.path()), answers(fresh.path()));
 
     let embedder = crate::store::HashingEmbedder;
-    index::delete(
+    ingest::delete(
         dir.path(),
         &embedder,
         &[episodes[3].id.clone()],
         &IngestOptions::default(),
     )
     .unwrap();
-    let after_delete = Index::open(dir.path(), None).unwrap();
+    let after_delete = LocalSnapshot::open(dir.path(), None).unwrap();
     assert_eq!(
         after_delete.manifest.segments.len(),
         2,
@@ -625,7 +658,7 @@ fn upserts_add_segments_and_compaction_folds_them_with_the_same_answers() {
         .chunks
         .iter()
         .all(|c| c.episode_id != episodes[3].id));
-    let deleted_keys: Vec<u64> = Index::open(fresh.path(), None)
+    let deleted_keys: Vec<u64> = LocalSnapshot::open(fresh.path(), None)
         .unwrap()
         .records()
         .unwrap()
@@ -641,12 +674,12 @@ fn upserts_add_segments_and_compaction_folds_them_with_the_same_answers() {
     let before_compaction = answers(dir.path());
     drop(after_delete);
 
-    index::compact(dir.path()).unwrap();
-    let compacted = Index::open(dir.path(), None).unwrap();
+    index::local::compact(dir.path()).unwrap();
+    let compacted = LocalSnapshot::open(dir.path(), None).unwrap();
     assert_eq!(compacted.manifest.segments.len(), 1);
     assert!(compacted.manifest.segments[0].dead.is_empty());
     assert_eq!(answers(dir.path()), before_compaction);
-    let on_disk = std::fs::read_dir(dir.path().join(index::SEGMENTS_DIR))
+    let on_disk = std::fs::read_dir(dir.path().join(index::local::SEGMENTS_DIR))
         .unwrap()
         .count();
     assert_eq!(
@@ -667,7 +700,7 @@ fn many_small_writes_compact_by_themselves() {
         episode = changed(episode);
         ingest_hashed(dir.path(), vec![episode.clone()]);
         counts.push(
-            Index::open(dir.path(), None)
+            LocalSnapshot::open(dir.path(), None)
                 .unwrap()
                 .manifest
                 .segments
@@ -682,7 +715,7 @@ fn many_small_writes_compact_by_themselves() {
         counts.windows(2).any(|w| w[1] < w[0]),
         "a write compacted: {counts:?}"
     );
-    let opened = Index::open(dir.path(), None).unwrap();
+    let opened = LocalSnapshot::open(dir.path(), None).unwrap();
     assert_eq!(opened.records().unwrap().episodes.len(), episodes.len());
     let mut expected = episodes.clone();
     expected[0] = episode;

@@ -228,8 +228,8 @@ fn a_long_transcript_does_not_crowd_out_other_chapters() {
     }
     let dir = tempfile::tempdir().unwrap();
     let model = crate::fixtures::default_model();
-    podseek::index::ingest(dir.path(), model.as_ref(), episodes, &Default::default()).unwrap();
-    let index = podseek::index::Index::open(dir.path(), None).unwrap();
+    podseek::ingest::ingest(dir.path(), model.as_ref(), episodes, &Default::default()).unwrap();
+    let index = podseek::index::LocalSnapshot::open(dir.path(), None).unwrap();
     assert!(
         index
             .records()

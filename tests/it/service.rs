@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use podseek::index::{self, IngestOptions};
+use podseek::ingest::{self, IngestOptions};
 use serde_json::Value;
 
 use crate::fixtures::{bin, data, default_model, root, Server};
@@ -23,7 +23,7 @@ fn demo_index() -> tempfile::TempDir {
     let parsed = rt
         .block_on(fetcher.load_feed(&feed, &podseek::progress::Silent))
         .unwrap();
-    index::ingest(
+    ingest::ingest(
         dir.path(),
         default_model().as_ref(),
         parsed.episodes,
@@ -313,7 +313,7 @@ async fn faults_leave_the_index_intact_and_errors_clear() {
     // clear error, CURRENT unchanged, no half-written generation or segment left behind. The
     // feed's episode is a small new segment: 8 KiB stops its vectors file.
     let feed = data("tests/data/feeds/psc.xml");
-    let segments_before = std::fs::read_dir(dir.path().join(podseek::index::SEGMENTS_DIR))
+    let segments_before = std::fs::read_dir(dir.path().join(podseek::index::local::SEGMENTS_DIR))
         .unwrap()
         .count();
     let script = format!(
@@ -343,7 +343,7 @@ async fn faults_leave_the_index_intact_and_errors_clear() {
         vec![dir.path().join(&good)],
         "only the live generation remains"
     );
-    let segments_after = std::fs::read_dir(dir.path().join(podseek::index::SEGMENTS_DIR))
+    let segments_after = std::fs::read_dir(dir.path().join(podseek::index::local::SEGMENTS_DIR))
         .unwrap()
         .count();
     assert_eq!(
@@ -352,7 +352,7 @@ async fn faults_leave_the_index_intact_and_errors_clear() {
     );
     let reopened = tokio::task::spawn_blocking({
         let d = dir.path().to_path_buf();
-        move || podseek::index::Index::open(&d, None).map(|i| i.manifest.episodes)
+        move || podseek::index::LocalSnapshot::open(&d, None).map(|i| i.manifest.episodes)
     })
     .await
     .unwrap();

@@ -14,7 +14,8 @@ use podseek::embed::Embedder;
 use podseek::error::{Error, Result};
 #[cfg(feature = "milvus")]
 use podseek::index::Snapshot;
-use podseek::index::{self, ChunkFilter, IngestOptions, Store};
+use podseek::index::{self, ChunkFilter, Store};
+use podseek::ingest::{self, IngestOptions};
 
 use crate::fixtures;
 
@@ -102,7 +103,7 @@ fn writes_and_reads_back(store: &dyn Store, embedder: &HashingEmbedder) -> Vec<E
     assert_eq!(store.live_version().unwrap(), None);
     let episodes = three_episodes();
     let first =
-        index::ingest_into(store, embedder, episodes.clone(), &IngestOptions::default()).unwrap();
+        ingest::ingest_into(store, embedder, episodes.clone(), &IngestOptions::default()).unwrap();
     assert_eq!(first.episodes_added, 3);
     let version = store
         .live_version()
@@ -216,7 +217,7 @@ fn upserts_embed_only_changed_text(
     changed[0].chapters[0].summary =
         "An entirely new summary about tide pools and their crabs.".into();
     let report =
-        index::ingest_into(store, embedder, changed.clone(), &IngestOptions::default()).unwrap();
+        ingest::ingest_into(store, embedder, changed.clone(), &IngestOptions::default()).unwrap();
     assert_eq!(
         (report.episodes_replaced, report.episodes_unchanged),
         (1, 2)
@@ -243,7 +244,7 @@ fn upserts_embed_only_changed_text(
 /// An unknown id writes nothing; a known one leaves no record and no row behind.
 fn deletes_by_episode(store: &dyn Store, embedder: &HashingEmbedder, gone: &str) {
     let before = store.live_version().unwrap();
-    let unknown = index::delete_from(
+    let unknown = ingest::delete_from(
         store,
         embedder,
         &["no-such-episode".into()],
@@ -251,7 +252,7 @@ fn deletes_by_episode(store: &dyn Store, embedder: &HashingEmbedder, gone: &str)
     );
     assert!(matches!(unknown, Err(Error::NotFound { .. })));
     assert_eq!(store.live_version().unwrap(), before);
-    index::delete_from(
+    ingest::delete_from(
         store,
         embedder,
         &[gone.to_string()],
@@ -289,7 +290,7 @@ fn deletes_by_episode(store: &dyn Store, embedder: &HashingEmbedder, gone: &str)
 fn refuses_a_stale_write(store: &dyn Store, embedder: &HashingEmbedder, mut episode: Episode) {
     let stale = store.open(None).unwrap().unwrap();
     episode.chapters[0].summary.push_str(" Revised.");
-    index::ingest_into(store, embedder, vec![episode], &IngestOptions::default()).unwrap();
+    ingest::ingest_into(store, embedder, vec![episode], &IngestOptions::default()).unwrap();
     let live = store.live_version().unwrap();
     let change = index::Change {
         manifest: stale.manifest().clone(),
@@ -342,7 +343,7 @@ struct SampleVectors {
 #[cfg(feature = "milvus")]
 impl SampleVectors {
     fn new() -> SampleVectors {
-        let local = index::Index::open(fixtures::sample_index_dir(), None).unwrap();
+        let local = index::LocalSnapshot::open(fixtures::sample_index_dir(), None).unwrap();
         let by_text = local
             .records()
             .unwrap()
@@ -394,7 +395,7 @@ impl Embedder for SampleVectors {
 #[cfg(feature = "milvus")]
 pub fn fill_with_sample(store: &dyn Store) {
     let vectors = SampleVectors::new();
-    index::ingest_into(
+    ingest::ingest_into(
         store,
         &vectors,
         fixtures::sample().episodes.clone(),
@@ -535,7 +536,7 @@ fn milvus_reads_a_corpus_larger_than_one_reply() {
     let bytes: usize = episodes.iter().map(|e| e.chapters[0].summary.len()).sum();
     assert!(bytes > 4 << 20, "{bytes} bytes of episode text");
     let report =
-        index::ingest_into(&store, &embedder, episodes, &IngestOptions::default()).unwrap();
+        ingest::ingest_into(&store, &embedder, episodes, &IngestOptions::default()).unwrap();
     let snap = store.open(None).unwrap().unwrap();
     assert_eq!(snap.records().unwrap().episodes.len(), 48);
     assert_eq!(snap.records().unwrap().chunks.len(), report.chunks_total);

@@ -46,7 +46,7 @@ fn both_directions_keep_order_and_empties() {
 
 #[test]
 fn search_with_a_translated_question() {
-    let index = podseek::index::Index::open(sample_index_dir(), None).unwrap();
+    let index = podseek::index::LocalSnapshot::open(sample_index_dir(), None).unwrap();
     let engine = podseek::search::SearchEngine::new(index, default_model())
         .unwrap()
         .with_translator(Arc::new(apertium()));
@@ -92,13 +92,13 @@ fn twin_chunks_are_translated_once_and_stored() {
         inner: apertium(),
         texts: Default::default(),
     });
-    let options = podseek::index::IngestOptions {
+    let options = podseek::ingest::IngestOptions {
         translator: Some(counting.clone()),
         ..Default::default()
     };
     let first =
-        podseek::index::ingest(dir.path(), use_m3().as_ref(), episodes.clone(), &options).unwrap();
-    let index = podseek::index::Index::open(dir.path(), None).unwrap();
+        podseek::ingest::ingest(dir.path(), use_m3().as_ref(), episodes.clone(), &options).unwrap();
+    let index = podseek::index::LocalSnapshot::open(dir.path(), None).unwrap();
     assert_eq!(index.manifest.translation.as_deref(), Some("apertium"));
     let chunks = &index.records().unwrap().chunks;
     let twins: Vec<_> = chunks.iter().filter(|c| c.is_twin()).collect();
@@ -123,7 +123,7 @@ fn twin_chunks_are_translated_once_and_stored() {
     );
     assert_ne!(twin.embed_text, original.embed_text);
     // Re-ingest: nothing translated, nothing embedded.
-    let again = podseek::index::ingest(dir.path(), use_m3().as_ref(), episodes, &options).unwrap();
+    let again = podseek::ingest::ingest(dir.path(), use_m3().as_ref(), episodes, &options).unwrap();
     assert_eq!(again.chunks_embedded, 0);
     assert_eq!(again.chunks_total, first.chunks_total);
     assert_eq!(

@@ -15,11 +15,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-use super::catalog::{catalog_bytes, CatalogFile, SegmentCatalog, CATALOG_FILE};
-use super::keywords::{Bm25, KEYWORDS_DIR};
+use super::catalog_file::{catalog_bytes, CatalogFile, SegmentCatalog, CATALOG_FILE};
+use super::generations::unique_name;
+use super::read_json;
 use super::table::ChunkTable;
-use super::vectors::{VectorIndex, TABLE_FILE};
-use super::{read_json, sync_dir, write_file, HnswParams, Records};
+use super::vectors::{SegmentVectors, TABLE_FILE};
+use crate::index::durable::{sync_dir, write_file};
+use crate::index::keywords::{Bm25, KEYWORDS_DIR};
+use crate::index::{HnswParams, Records};
 
 pub const SEGMENTS_DIR: &str = "segments";
 /// Format 2 kept a segment's records as one JSON document, parsed whole at open.
@@ -48,12 +51,12 @@ pub fn segment_dir(index_dir: &Path, name: &str) -> PathBuf {
 pub fn write_segment(
     index_dir: &Path,
     records: &Records,
-    vectors: &VectorIndex,
+    vectors: &SegmentVectors,
     between_files: &dyn Fn(),
 ) -> Result<SegmentRef> {
     let parent = index_dir.join(SEGMENTS_DIR);
     std::fs::create_dir_all(&parent).map_err(Error::io(&parent))?;
-    let name = super::unique_name("seg");
+    let name = unique_name("seg");
     let dir = parent.join(&name);
     std::fs::create_dir(&dir).map_err(Error::io(&dir))?;
     let written = (|| {
@@ -88,9 +91,9 @@ pub fn open_segment(
     segment: &SegmentRef,
     dims: usize,
     params: &HnswParams,
-) -> Result<(VectorIndex, SegmentCatalog, PathBuf)> {
+) -> Result<(SegmentVectors, SegmentCatalog, PathBuf)> {
     let dir = segment_dir(index_dir, &segment.name);
-    let mut vectors = VectorIndex::open(&dir, dims, params)?;
+    let mut vectors = SegmentVectors::open(&dir, dims, params)?;
     let file = CatalogFile::open(&dir.join(CATALOG_FILE))?;
     let catalog = SegmentCatalog::new(file, vectors.keys().clone(), &segment.dead)?;
     if !segment.dead.is_empty() {
@@ -105,9 +108,9 @@ pub fn open_legacy_segment(
     segment: &SegmentRef,
     dims: usize,
     params: &HnswParams,
-) -> Result<(VectorIndex, Records)> {
+) -> Result<(SegmentVectors, Records)> {
     let dir = segment_dir(index_dir, &segment.name);
-    let mut vectors = VectorIndex::open(&dir, dims, params)?;
+    let mut vectors = SegmentVectors::open(&dir, dims, params)?;
     let mut records: Records = read_json(&dir.join(LEGACY_RECORDS_FILE))?;
     if records.chunks.len() != vectors.len() {
         return Err(Error::Corrupt {

@@ -142,7 +142,7 @@ impl Conn {
     }
 
     /// The server down, unreachable or not ready is `StoreUnavailable` (503, retried by the
-    /// caller later); a request it refuses is our bug, `VectorStore`.
+    /// caller later); a request it refuses is our bug, `NearestSearch`.
     fn failed(&self, what: &str, e: milvus::error::Error) -> Error {
         use milvus::error::Error as E;
         match e {
@@ -151,7 +151,7 @@ impl Conn {
                 self.unavailable(format!("{what}: {:?}: {}", status.code(), status.message()))
             }
             E::Communication(_) | E::Server(..) => self.unavailable(format!("{what}: {e}")),
-            other => Error::VectorStore(format!("{}: {what}: {other}", self.location)),
+            other => Error::VectorIndex(format!("{}: {what}: {other}", self.location)),
         }
     }
 
@@ -590,7 +590,7 @@ impl<'a> ChunkRow<'a> {
         }
         let vector = vectors
             .get(&chunk.key)
-            .ok_or_else(|| Error::VectorStore(format!("no vector for chunk {}", chunk.id)))?;
+            .ok_or_else(|| Error::VectorIndex(format!("no vector for chunk {}", chunk.id)))?;
         let episode = episodes.get(chunk.episode_id.as_str());
         Ok(ChunkRow {
             chunk,

@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
+use super::ann::{ExactScan, HnswGraph, NearestSearch, Rows};
 use super::column::Column;
-use super::store::{ExactStore, HnswParams, HnswStore, Rows, VectorStore};
 use super::table::ChunkTable;
 use super::ChunkFilter;
+use crate::index::durable::write_file;
+use crate::index::HnswParams;
 
 pub const GRAPH_FILE: &str = "hnsw.usearch";
 pub const TABLE_FILE: &str = "chunks.tbl";
@@ -37,10 +39,10 @@ const RESCORE_POOL: usize = 4;
 /// How many times the expected number of passing neighbours a broad filter's walk fetches.
 const POST_FILTER_MARGIN: f64 = 20.0;
 
-pub struct VectorIndex {
-    graph: HnswStore,
+pub struct SegmentVectors {
+    graph: HnswGraph,
     table: ChunkTable,
-    rows: ExactStore,
+    rows: ExactScan,
     /// Filters keeping at most this many rows are scanned (`SCAN_LIMIT` unless a bench sets it).
     scan_limit: usize,
     /// Episodes (table numbers) tombstoned by later segments: never returned.
@@ -48,27 +50,27 @@ pub struct VectorIndex {
     dead_rows: usize,
 }
 
-impl VectorIndex {
+impl SegmentVectors {
     /// Build in memory: `rows` holds one vector of `dims` f32 per table row, in table order.
     pub fn build(
         dims: usize,
         params: &HnswParams,
         table: ChunkTable,
         rows: Arc<[f32]>,
-    ) -> Result<VectorIndex> {
-        let rows = ExactStore::new(dims, table.keys().clone(), Rows::Owned(rows))?;
+    ) -> Result<SegmentVectors> {
+        let rows = ExactScan::new(dims, table.keys().clone(), Rows::Owned(rows))?;
         let items: Vec<(u64, &[f32])> = table
             .keys()
             .iter()
             .enumerate()
             .map(|(r, &key)| (key, rows.row(r)))
             .collect();
-        let graph = HnswStore::build(dims, params, &items)?;
-        Ok(VectorIndex::assemble(graph, table, rows))
+        let graph = HnswGraph::build(dims, params, &items)?;
+        Ok(SegmentVectors::assemble(graph, table, rows))
     }
 
-    fn assemble(graph: HnswStore, table: ChunkTable, rows: ExactStore) -> VectorIndex {
-        VectorIndex {
+    fn assemble(graph: HnswGraph, table: ChunkTable, rows: ExactScan) -> SegmentVectors {
+        SegmentVectors {
             graph,
             table,
             rows,
@@ -105,23 +107,23 @@ impl VectorIndex {
     /// Write the three files into `dir`, each fsynced (the caller fsyncs the directory).
     pub fn write(&self, dir: &Path) -> Result<()> {
         self.graph.save(&dir.join(GRAPH_FILE))?;
-        super::write_file(&dir.join(TABLE_FILE), &self.table.to_bytes())?;
-        super::write_file(&dir.join(ROWS_FILE), self.rows.as_bytes())
+        write_file(&dir.join(TABLE_FILE), &self.table.to_bytes())?;
+        write_file(&dir.join(ROWS_FILE), self.rows.as_bytes())
     }
 
     /// Open what `write` wrote, all three files mapped, sizes checked against each other.
-    pub fn open(dir: &Path, dims: usize, params: &HnswParams) -> Result<VectorIndex> {
+    pub fn open(dir: &Path, dims: usize, params: &HnswParams) -> Result<SegmentVectors> {
         let table = ChunkTable::map(&dir.join(TABLE_FILE))?;
         let rows_path = dir.join(ROWS_FILE);
         let rows =
-            ExactStore::new(dims, table.keys().clone(), Rows::map(&rows_path)?).map_err(|e| {
+            ExactScan::new(dims, table.keys().clone(), Rows::map(&rows_path)?).map_err(|e| {
                 Error::Corrupt {
                     path: rows_path,
                     message: e.to_string(),
                 }
             })?;
         let graph_path = dir.join(GRAPH_FILE);
-        let graph = HnswStore::view(&graph_path, dims, params)?;
+        let graph = HnswGraph::view(&graph_path, dims, params)?;
         if graph.len() != table.len() {
             return Err(Error::Corrupt {
                 path: graph_path,
@@ -132,7 +134,7 @@ impl VectorIndex {
                 ),
             });
         }
-        Ok(VectorIndex::assemble(graph, table, rows))
+        Ok(SegmentVectors::assemble(graph, table, rows))
     }
 
     /// An index of format 1: the table made from the records and the rows (in chunk order there)
@@ -143,7 +145,7 @@ impl VectorIndex {
         params: &HnswParams,
         table: ChunkTable,
         rows_by_key: HashMap<u64, &[f32]>,
-    ) -> Result<VectorIndex> {
+    ) -> Result<SegmentVectors> {
         let mut rows = Vec::with_capacity(table.len() * dims);
         for key in table.keys().iter() {
             rows.extend_from_slice(rows_by_key.get(key).ok_or_else(|| Error::Corrupt {
@@ -151,9 +153,9 @@ impl VectorIndex {
                 message: format!("no vector for chunk key {key}"),
             })?);
         }
-        let rows = ExactStore::new(dims, table.keys().clone(), Rows::Owned(rows.into()))?;
-        let graph = HnswStore::view(&dir.join(GRAPH_FILE), dims, params)?;
-        Ok(VectorIndex::assemble(graph, table, rows))
+        let rows = ExactScan::new(dims, table.keys().clone(), Rows::Owned(rows.into()))?;
+        let graph = HnswGraph::view(&dir.join(GRAPH_FILE), dims, params)?;
+        Ok(SegmentVectors::assemble(graph, table, rows))
     }
 
     /// Live rows (tombstoned ones left out).
@@ -172,7 +174,7 @@ impl VectorIndex {
             .map(|r| (self.table.keys()[r], self.rows.row(r)))
     }
 
-    pub fn graph(&self) -> &HnswStore {
+    pub fn graph(&self) -> &HnswGraph {
         &self.graph
     }
 

@@ -4,18 +4,63 @@
 //! cross the seam as data (`ChunkFilter`), so a server can evaluate them. `search/` only sees these
 //! traits; it never knows which backend answers.
 //!
-//! Not here: how a change is computed (chunking, embedding, reuse of stored vectors: `ingest`),
-//! and the backends themselves (`local` in `index/mod.rs`, `milvus`).
+//! Here is the seam's whole vocabulary besides the catalog (`catalog.rs`): `Store`, `Snapshot`,
+//! `Change`, `ChunkFilter`, `Manifest` and `Records`.
+//!
+//! Not here: how a change is computed (chunking, embedding, reuse of stored vectors: `ingest/`),
+//! and the stores themselves (`local/`, `milvus/`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::chunk::{Chunk, ChunkKind};
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::{Chunk, ChunkKind, ChunkSettings};
 use crate::corpus::{Episode, Lang};
 use crate::error::Result;
 
 use super::catalog::{Catalog, EpisodeFacts};
-use super::{Manifest, Records};
+use super::local::SegmentRef;
+use super::HnswParams;
+
+/// The manifest format a write produces. 1: one generation with `records.json`; 2: segments with
+/// tombstones; 3: records in a mapped catalog (`catalog.bin`) and keywords in a tantivy index per
+/// segment, instead of `records.json` parsed whole and a keyword index rebuilt at every start.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// What built a version and what it holds; `manifest.json` of a local generation, the manifest
+/// row of a Milvus collection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub model_id: String,
+    pub dims: usize,
+    pub metric: String,
+    pub chunking: ChunkSettings,
+    pub hnsw: HnswParams,
+    /// SHA-256 over the episodes' content hashes, in id order.
+    pub corpus_hash: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    pub episodes: usize,
+    pub chapters: usize,
+    pub chunks: usize,
+    /// The translator that made the twin chunks, when the index has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<String>,
+    /// The local store's segments, oldest first (format 2; empty for format 1 and other stores).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentRef>,
+}
+
+/// Episodes, their chunks and content hashes: what a change brings, or a version read whole.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Records {
+    pub episodes: Vec<Episode>,
+    pub chunks: Vec<Chunk>,
+    /// Episode id → hash of its parsed content, to tell a changed episode from an unchanged one.
+    pub episode_hashes: BTreeMap<String, String>,
+}
 
 /// Which chunks a search may return. Every field that is set must match; a chunk's language and
 /// podcast are its episode's.

@@ -1,5 +1,5 @@
-//! The local store's vector search: nearest keys for a query vector. `HnswStore` is usearch's HNSW
-//! graph, built on every core and served as a memory-mapped view of its file; `ExactStore` scans
+//! The local store's vector search: nearest keys for a query vector. `HnswGraph` is usearch's HNSW
+//! graph, built on every core and served as a memory-mapped view of its file; `ExactScan` scans
 //! f32 rows (ground truth for recall, the `exact` search mode, small filtered selections and
 //! stored-vector lookups), held in memory or mapped from `vectors.f32`. The predicate here is a
 //! closure because it runs in this process, inside usearch's graph walk; across the storage seam
@@ -16,9 +16,10 @@ use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use super::column::Column;
 use crate::embed::dot;
 use crate::error::{Error, Result};
+use crate::index::params::{HnswParams, Quantization};
 use crate::pool::Pool;
 
-pub trait VectorStore: Send + Sync {
+pub trait NearestSearch: Send + Sync {
     fn dims(&self) -> usize;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -33,59 +34,13 @@ pub trait VectorStore: Send + Sync {
     ) -> Result<Vec<(u64, f32)>>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Quantization {
-    F32,
-    F16,
-    BF16,
-    I8,
-}
-
-impl Quantization {
-    fn scalar(self) -> ScalarKind {
-        match self {
-            Quantization::F32 => ScalarKind::F32,
-            Quantization::F16 => ScalarKind::F16,
-            Quantization::BF16 => ScalarKind::BF16,
-            Quantization::I8 => ScalarKind::I8,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Quantization> {
-        match s {
-            "f32" => Some(Quantization::F32),
-            "f16" => Some(Quantization::F16),
-            "bf16" => Some(Quantization::BF16),
-            "i8" => Some(Quantization::I8),
-            _ => None,
-        }
-    }
-}
-
-/// HNSW parameters, written into the manifest.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct HnswParams {
-    /// M: graph degree.
-    pub connectivity: usize,
-    pub expansion_add: usize,
-    /// ef at query time.
-    pub expansion_search: usize,
-    pub quantization: Quantization,
-}
-
-impl Default for HnswParams {
-    fn default() -> Self {
-        HnswParams {
-            connectivity: 16,
-            // With int8 vectors: 96 builds 2.5× faster than f32 at 128 for recall@10 0.986
-            // against 0.992 at 100k chunks (BENCHMARKS.md, "A million chunks").
-            expansion_add: 96,
-            expansion_search: 128,
-            // The graph walks int8 copies (a quarter of the memory, faster distances); its
-            // candidates are rescored on the f32 rows (`vectors.rs`).
-            quantization: Quantization::I8,
-        }
+/// usearch's scalar type for a quantization.
+fn scalar(q: Quantization) -> ScalarKind {
+    match q {
+        Quantization::F32 => ScalarKind::F32,
+        Quantization::F16 => ScalarKind::F16,
+        Quantization::BF16 => ScalarKind::BF16,
+        Quantization::I8 => ScalarKind::I8,
     }
 }
 
@@ -96,23 +51,23 @@ const SEARCH_SLOTS: usize = 64;
 /// every time.
 const PARALLEL_BUILD_FROM: usize = 8192;
 
-pub struct HnswStore {
+pub struct HnswGraph {
     index: Index,
     slots: Pool<()>,
 }
 
 fn usearch_err(e: impl std::fmt::Display) -> Error {
-    Error::VectorStore(e.to_string())
+    Error::VectorIndex(e.to_string())
 }
 
-impl HnswStore {
+impl HnswGraph {
     fn options(dims: usize, p: &HnswParams) -> IndexOptions {
         IndexOptions {
             dimensions: dims,
             // Vectors are unit length (the `Embedder` contract), so inner product is the cosine,
             // at a third of the arithmetic (build 1.3× faster, BENCHMARKS.md "A million chunks").
             metric: MetricKind::IP,
-            quantization: p.quantization.scalar(),
+            quantization: scalar(p.quantization),
             connectivity: p.connectivity,
             expansion_add: p.expansion_add,
             expansion_search: p.expansion_search,
@@ -123,7 +78,7 @@ impl HnswStore {
     /// A graph over these vectors. Past `PARALLEL_BUILD_FROM` vectors every core adds a share at
     /// once (usearch's `add` is thread-safe); below it one thread adds them in order, which keeps
     /// small graphs (the sample corpus, tests) the same from build to build.
-    pub fn build(dims: usize, params: &HnswParams, items: &[(u64, &[f32])]) -> Result<HnswStore> {
+    pub fn build(dims: usize, params: &HnswParams, items: &[(u64, &[f32])]) -> Result<HnswGraph> {
         let index = Index::new(&Self::options(dims, params)).map_err(usearch_err)?;
         let threads = if items.len() < PARALLEL_BUILD_FROM {
             1
@@ -149,7 +104,7 @@ impl HnswStore {
                 .into_iter()
                 .try_for_each(|w| w.join().expect("a graph builder panicked"))
         })?;
-        Ok(HnswStore {
+        Ok(HnswGraph {
             index,
             slots: Pool::new(vec![(); SEARCH_SLOTS]),
         })
@@ -170,7 +125,7 @@ impl HnswStore {
 
     /// Serve a saved graph from its file, memory-mapped: opening reads the key lookup, not the
     /// vectors, and pages come in as searches touch them.
-    pub fn view(path: &Path, dims: usize, params: &HnswParams) -> Result<HnswStore> {
+    pub fn view(path: &Path, dims: usize, params: &HnswParams) -> Result<HnswGraph> {
         let index = Index::new(&Self::options(dims, params)).map_err(usearch_err)?;
         // Thread slots carry over into the view; a view cannot be reserved afterwards.
         index
@@ -192,7 +147,7 @@ impl HnswStore {
             });
         }
         index.change_expansion_search(params.expansion_search);
-        Ok(HnswStore {
+        Ok(HnswGraph {
             index,
             slots: Pool::new(vec![(); SEARCH_SLOTS]),
         })
@@ -214,7 +169,7 @@ impl HnswStore {
     }
 }
 
-impl VectorStore for HnswStore {
+impl NearestSearch for HnswGraph {
     fn dims(&self) -> usize {
         self.index.dimensions()
     }
@@ -277,23 +232,23 @@ impl Column<f32> {
 }
 
 /// Brute force over f32 rows: exact, and the right tool for a few thousand of them.
-pub struct ExactStore {
+pub struct ExactScan {
     dims: usize,
     /// Ascending; row `i` of `rows` is the vector of `keys[i]`.
     keys: Column<u64>,
     rows: Rows,
 }
 
-impl ExactStore {
-    pub fn new(dims: usize, keys: Column<u64>, rows: Rows) -> Result<ExactStore> {
+impl ExactScan {
+    pub fn new(dims: usize, keys: Column<u64>, rows: Rows) -> Result<ExactScan> {
         let have = rows.len();
         if have != keys.len() * dims {
-            return Err(Error::VectorStore(format!(
+            return Err(Error::VectorIndex(format!(
                 "{have} floats for {} rows of {dims} dims",
                 keys.len()
             )));
         }
-        Ok(ExactStore { dims, keys, rows })
+        Ok(ExactScan { dims, keys, rows })
     }
 
     /// The rows as the bytes of `vectors.f32` (little-endian f32, row after row).
@@ -343,7 +298,7 @@ fn top_k(mut scored: Vec<(u64, f32)>, k: usize) -> Vec<(u64, f32)> {
     scored
 }
 
-impl VectorStore for ExactStore {
+impl NearestSearch for ExactScan {
     fn dims(&self) -> usize {
         self.dims
     }
@@ -393,7 +348,7 @@ mod tests {
             quantization: Quantization::I8,
             ..HnswParams::default()
         };
-        let graph = HnswStore::build(dims, &params, &items).unwrap();
+        let graph = HnswGraph::build(dims, &params, &items).unwrap();
         assert_ne!(graph.kernels(), "serial");
     }
 }
