@@ -10,9 +10,10 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use podseek::corpus;
 use podseek::embed;
+use podseek::engine::EngineOptions;
 use podseek::index::LocalSnapshot;
 use podseek::ingest::{self, IngestOptions};
-use podseek::search::{Mode, Query, SearchEngine};
+use podseek::search::{Mode, Query};
 
 fn sample() -> Vec<corpus::Episode> {
     let bytes = std::fs::read(concat!(
@@ -34,11 +35,8 @@ fn query_latency(c: &mut Criterion) {
     )
     .unwrap();
     // One session of one thread for queries, as when serving one request.
-    let engine = SearchEngine::new(
-        LocalSnapshot::open(dir.path(), None).unwrap(),
-        embed::load(embed::DEFAULT_MODEL, 1).unwrap(),
-    )
-    .unwrap();
+    let snapshot = LocalSnapshot::open(dir.path(), None).unwrap();
+    let engine = podseek::engine::over(snapshot.into(), EngineOptions::default()).unwrap();
     let questions = [
         "How do protein language models learn structure?",
         "¿Qué opinan sobre ejecutar muchos agentes en paralelo?",

@@ -1,6 +1,10 @@
-//! The library's one error type. User mistakes (bad input, unknown ids) and environment problems
-//! (missing model, missing index) are separate variants from internal failures, so a front end can
-//! map each to the right answer (HTTP status, MCP `isError`, exit code) in one place.
+//! The library's error type: domain failures (bad input, unknown ids) and environment problems
+//! (a missing model or index, a store that does not answer) are separate variants from internal
+//! failures, so a front end can map each to the right answer (HTTP status, MCP `isError`, exit
+//! code) in one place.
+//!
+//! Not here: what only a server has (keys, overload, deadlines, an engine still loading):
+//! `serve::error::ServeError`, which wraps this one.
 
 use std::path::PathBuf;
 
@@ -76,22 +80,6 @@ pub enum Error {
     /// A worker thread panicked or was cancelled while doing this request's work.
     #[error("worker failed: {0}")]
     Worker(String),
-
-    /// Too much work is queued; the caller should retry after `retry_after_s`.
-    #[error("overloaded: {queued} requests are queued (the limit); retry in {retry_after_s} s")]
-    Overloaded { queued: usize, retry_after_s: u32 },
-
-    /// The request's deadline passed before its answer was ready.
-    #[error("no answer within the {}-second deadline", after.as_secs_f64())]
-    Deadline { after: std::time::Duration },
-
-    /// A key is required and none was sent.
-    #[error("{0}")]
-    Unauthorized(String),
-
-    /// The key sent does not allow this, or the operation is switched off.
-    #[error("{0}")]
-    Forbidden(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,16 +6,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use podseek::corpus::{self, Parsed};
 use podseek::embed;
+use podseek::engine::{self, EngineOptions};
 use podseek::eval;
 use podseek::fetch;
+use podseek::index::Quantization;
 use podseek::index::{self, HnswParams, LocalSnapshot};
 use podseek::ingest::{self, IngestOptions};
 use podseek::progress;
 use podseek::search::keyword::Analysis;
-use podseek::search::{Mode, Query, Ranking, SearchEngine, TranslationFusion};
+use podseek::search::{Mode, Query, Ranking, SearchResponse, TranslationFusion};
 use podseek::serve;
 use podseek::transcribe::hear::{self, HearOptions};
 use podseek::transcribe::store::TranscriptStore;
@@ -67,6 +69,42 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+}
+
+/// Whether questions are also searched translated (Apertium), and how the two scores fuse.
+#[derive(Clone, Copy, ValueEnum)]
+enum Translate {
+    Off,
+    Max,
+    Mean,
+}
+
+impl Translate {
+    fn fusion(self) -> Option<TranslationFusion> {
+        match self {
+            Translate::Off => None,
+            Translate::Max => Some(TranslationFusion::Max),
+            Translate::Mean => Some(TranslationFusion::Mean),
+        }
+    }
+}
+
+/// What `eval` scores.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum System {
+    /// The index's embeddings (with the keyword bonus unless `--dense-only`).
+    Dense,
+    /// BM25 alone over the same chapters: the keyword baseline.
+    Bm25,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Dense => "dense",
+            System::Bm25 => "bm25",
+        }
+    }
 }
 
 #[derive(Args)]
@@ -221,8 +259,8 @@ struct SearchArgs {
     #[arg(long)]
     store: Option<String>,
     /// `ann` (HNSW) or `exact` (scan every vector).
-    #[arg(long, default_value = "ann")]
-    mode: String,
+    #[arg(long, value_enum, default_value_t = Mode::Ann)]
+    mode: Mode,
     #[arg(long)]
     json: bool,
 }
@@ -242,11 +280,11 @@ struct ServeArgs {
     threads: usize,
     /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
     /// Off by default: on the dev set's test half it adds less than 0.01 nDCG@10 (BENCHMARKS.md).
-    #[arg(long, default_value = "off")]
-    translate: String,
+    #[arg(long, value_enum, default_value_t = Translate::Off)]
+    translate: Translate,
     /// Keyword analysis: `shared` or `per-language` (stemmers; translated twins included).
-    #[arg(long, default_value = "shared")]
-    keyword: String,
+    #[arg(long, value_enum, default_value_t = Analysis::Shared)]
+    keyword: Analysis,
     /// A file holding the admin key (enables the write API). Else `PODSEEK_ADMIN_KEY`; keys are
     /// never taken from the command line.
     #[arg(long)]
@@ -278,6 +316,10 @@ struct ServeArgs {
 struct McpArgs {
     #[arg(long, default_value = index::DEFAULT_DIR)]
     index: PathBuf,
+    /// Where the index lives when not in `--index`: `milvus://HOST:PORT/COLLECTION` (a Milvus
+    /// server; needs a build with the `milvus` feature).
+    #[arg(long)]
+    store: Option<String>,
 }
 
 #[derive(Args)]
@@ -296,11 +338,11 @@ struct EvalArgs {
     #[arg(long)]
     model: Option<String>,
     /// `ann` or `exact` search; ignored for `--system bm25`.
-    #[arg(long, default_value = "ann")]
-    mode: String,
+    #[arg(long, value_enum, default_value_t = Mode::Ann)]
+    mode: Mode,
     /// `dense` (the index's embeddings) or `bm25` (keyword baseline over the same chapters).
-    #[arg(long, default_value = "dense")]
-    system: String,
+    #[arg(long, value_enum, default_value_t = System::Dense)]
+    system: System,
     /// The k of the Hit@k column (nDCG and MRR are at 10, Recall at 1/5/10/100, as reported).
     #[arg(long, default_value_t = 10)]
     k: usize,
@@ -322,15 +364,15 @@ struct EvalArgs {
     #[arg(long)]
     header: bool,
     /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
-    #[arg(long, default_value = "off")]
-    translate: String,
+    #[arg(long, value_enum, default_value_t = Translate::Off)]
+    translate: Translate,
     /// Keyword analysis: `shared` (one field, no stemming) or `per-language` (English and
     /// Spanish fields with stemmers; translated twin chunks indexed under the other language).
-    #[arg(long, default_value = "shared")]
-    keyword: String,
+    #[arg(long, value_enum, default_value_t = Analysis::Shared)]
+    keyword: Analysis,
     /// Score offsets for chapters in the question's own language, `EN,ES` (e.g. `0,0.02`).
-    #[arg(long, default_value = "0,0")]
-    same_language: String,
+    #[arg(long, default_value = "0,0", value_parser = parse_offsets)]
+    same_language: [f32; 2],
 }
 
 #[derive(Subcommand)]
@@ -373,8 +415,8 @@ enum BenchCommand {
         queries: PathBuf,
         #[arg(long, value_delimiter = ',', default_value = "8,16,32,64,128,256")]
         ef: Vec<usize>,
-        #[arg(long, value_delimiter = ',', default_value = "f32,f16,i8")]
-        quantization: Vec<String>,
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "f32,f16,i8")]
+        quantization: Vec<Quantization>,
     },
     /// The vector layer at N synthetic chunks (perturbed real vectors): build vectors/s, write,
     /// size on disk, open time, serving RSS, p50/p99 and recall@10 (unfiltered and filtered) per
@@ -385,8 +427,13 @@ enum BenchCommand {
         /// The index whose vectors the synthetic ones are made from.
         #[arg(long, default_value = index::DEFAULT_DIR)]
         from: PathBuf,
-        #[arg(long, value_delimiter = ',', default_value = "f32,f16,bf16,i8")]
-        quantization: Vec<String>,
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "f32,f16,bf16,i8"
+        )]
+        quantization: Vec<Quantization>,
         #[arg(long, default_value_t = 500)]
         queries: usize,
         /// ef at query time (the default's, then others measured on the same index).
@@ -434,53 +481,23 @@ enum BenchCommand {
     },
 }
 
-fn parse_mode(mode: &str) -> anyhow::Result<Mode> {
-    match mode {
-        "ann" => Ok(Mode::Ann),
-        "exact" => Ok(Mode::Exact),
-        other => bail!("--mode: `{other}` is not `ann` or `exact`"),
-    }
-}
-
-/// The commit the binary runs from, when it runs in a git checkout (for report manifests).
-fn parse_fusion(mode: &str) -> anyhow::Result<Option<TranslationFusion>> {
-    match mode {
-        "off" => Ok(None),
-        "max" => Ok(Some(TranslationFusion::Max)),
-        "mean" => Ok(Some(TranslationFusion::Mean)),
-        other => bail!("--translate: `{other}` is not `off`, `max` or `mean`"),
-    }
-}
-
-/// The ranking flags `eval` takes, as given on the command line.
-struct RankingOptions<'a> {
-    dense_only: bool,
-    translate: &'a str,
-    keyword: &'a str,
-    same_language: &'a str,
-}
-
-/// The search engine `eval` scores: the index's own model, ranked as the flags say.
-fn eval_engine(
-    opened: Box<dyn index::Snapshot>,
-    options: &RankingOptions,
-) -> anyhow::Result<SearchEngine> {
-    let embedder = embed::load(&opened.manifest().model_id, default_threads())?;
+/// The engine `eval` scores: the index's own model, ranked as the flags say.
+fn eval_options(args: &EvalArgs) -> EngineOptions {
     let mut ranking = Ranking {
-        same_language: parse_offsets(options.same_language)?,
+        same_language: args.same_language,
         ..Ranking::default()
     };
-    if options.dense_only {
+    if args.dense_only {
         ranking.hybrid = None;
     }
-    let mut engine = SearchEngine::new(opened, embedder)?;
-    if let Some(fusion) = parse_fusion(options.translate)? {
-        ranking.translation = fusion;
-        engine = engine.with_translator(Arc::new(Apertium::new()?));
+    EngineOptions {
+        threads: default_threads(),
+        translate: args.translate.fusion(),
+        keyword: args.keyword,
+        ranking,
+        require_translator: true,
+        expect_model: args.model.clone(),
     }
-    Ok(engine
-        .with_ranking(ranking)
-        .with_keyword_analysis(parse_analysis(options.keyword)?)?)
 }
 
 /// A report as a table row (`--row`), JSON (`--json`) or the full text report.
@@ -503,26 +520,20 @@ fn print_report(
     Ok(())
 }
 
-fn parse_analysis(text: &str) -> anyhow::Result<Analysis> {
-    match text {
-        "shared" => Ok(Analysis::Shared),
-        "per-language" => Ok(Analysis::PerLanguage),
-        other => bail!("--keyword: `{other}` is not `shared` or `per-language`"),
-    }
-}
-
-fn parse_offsets(text: &str) -> anyhow::Result<[f32; 2]> {
+fn parse_offsets(text: &str) -> Result<[f32; 2], String> {
+    let bad = || format!("`{text}` is not two numbers `EN,ES`");
     let parts: Vec<f32> = text
         .split(',')
         .map(|p| p.trim().parse::<f32>())
         .collect::<Result<_, _>>()
-        .with_context(|| format!("--same-language: `{text}` is not two numbers `EN,ES`"))?;
+        .map_err(|_| bad())?;
     match parts.as_slice() {
         [en, es] => Ok([*en, *es]),
-        _ => bail!("--same-language: `{text}` is not two numbers `EN,ES`"),
+        _ => Err(bad()),
     }
 }
 
+/// The commit the binary runs from, when it runs in a git checkout (for report manifests).
 fn git_commit() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -988,10 +999,7 @@ fn search_command(args: SearchArgs) -> anyhow::Result<ExitCode> {
         json,
     } = args;
     let store = index::open_store(store.as_deref(), &index)?;
-    let opened = index::open_live(store.as_ref(), None)?;
-    let embedder = embed::load(&opened.manifest().model_id, 1)?;
-    let engine = SearchEngine::new(opened, embedder)?;
-    let mode = parse_mode(&mode)?;
+    let engine = engine::open(store.as_ref(), EngineOptions::default())?;
     let hits = engine.search(&Query {
         text: question.clone(),
         k: Some(k),
@@ -1001,14 +1009,10 @@ fn search_command(args: SearchArgs) -> anyhow::Result<ExitCode> {
         mode,
     })?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"query": question, "count": hits.len(), "hits": hits})
-            )?
-        );
+        let answer = SearchResponse::new(question, hits);
+        println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        print!("{}", podseek::search::render_table(&hits));
+        print!("{}", podseek::print::hits_table(&hits));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1044,8 +1048,8 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         store,
         model: None,
         threads,
-        translate: parse_fusion(&translate)?,
-        keyword: parse_analysis(&keyword)?,
+        translate: translate.fusion(),
+        keyword,
         keys: serve::KeySources {
             admin_file: admin_key_file,
             search_file: search_key_file,
@@ -1059,88 +1063,64 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn mcp_command(args: McpArgs) -> anyhow::Result<ExitCode> {
-    let McpArgs { index } = args;
+    let McpArgs { index, store } = args;
+    let store = index::open_store(store.as_deref(), &index)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(serve::mcp::serve_stdio(&index))?;
+    runtime.block_on(serve::mcp::serve_stdio(store))?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn eval_command(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let EvalArgs {
-        queries,
-        k,
-        qrels,
-        index,
-        store,
-        model,
-        mode,
-        system,
-        run_out,
-        json,
-        dense_only,
-        row,
-        split,
-        header,
-        translate,
-        keyword,
-        same_language,
-    } = args;
-    let store = index::open_store(store.as_deref(), &index)?;
-    let opened = index::open_live(store.as_ref(), model.as_deref())?;
+    let store = index::open_store(args.store.as_deref(), &args.index)?;
+    let opened = index::open_live(store.as_ref(), args.model.as_deref())?;
     let records = opened.records()?;
     let chapter_lang = records
         .episodes
         .iter()
         .flat_map(|e| e.chapters.iter().map(|c| (c.id.clone(), c.lang)))
         .collect();
-    let manifest = serde_json::json!({
-        "system": system, "mode": mode, "hybrid": !dense_only && system == "dense", "model": opened.manifest().model_id, "index": store.location(),
-        "corpus_hash": opened.manifest().corpus_hash, "chunking": opened.manifest().chunking, "hnsw": opened.manifest().hnsw,
-        "queries": queries.display().to_string(), "split": split, "qrels": qrels.display().to_string(), "commit": git_commit(),
-    });
-    let queries = eval::select_split(eval::load_queries(&queries)?, &split)?;
-    let qrels = eval::load_qrels(&qrels)?;
-    let report = match system.as_str() {
-        "bm25" => {
+    let manifest = eval_manifest(&args, opened.manifest(), &store.location());
+    let queries = eval::select_split(eval::load_queries(&args.queries)?, &args.split)?;
+    let qrels = eval::load_qrels(&args.qrels)?;
+    let report = match args.system {
+        System::Bm25 => {
             let bm25 = podseek::search::keyword::Bm25::build(&records.episodes)?;
-            eval::evaluate(
-                &eval::System::Bm25(&bm25),
-                &queries,
-                &qrels,
-                &chapter_lang,
-                manifest,
-                k,
-            )?
+            let system = eval::System::Bm25(&bm25);
+            eval::evaluate(&system, &queries, &qrels, &chapter_lang, manifest, args.k)?
         }
-        "dense" => {
-            let mode = parse_mode(&mode)?;
-            let options = RankingOptions {
-                dense_only,
-                translate: &translate,
-                keyword: &keyword,
-                same_language: &same_language,
+        System::Dense => {
+            let engine = engine::EngineBuilder::load(
+                &opened.manifest().model_id.clone(),
+                eval_options(&args),
+            )?
+            .build(opened)?;
+            let system = eval::System::Dense {
+                engine: &engine,
+                mode: args.mode,
             };
-            let engine = eval_engine(opened, &options)?;
-            eval::evaluate(
-                &eval::System::Dense {
-                    engine: &engine,
-                    mode,
-                },
-                &queries,
-                &qrels,
-                &chapter_lang,
-                manifest,
-                k,
-            )?
+            eval::evaluate(&system, &queries, &qrels, &chapter_lang, manifest, args.k)?
         }
-        other => bail!("--system: `{other}` is not `dense` or `bm25`"),
     };
-    if let Some(path) = run_out {
-        std::fs::write(&path, eval::trec_run(&report, &format!("podseek-{system}")))
+    if let Some(path) = &args.run_out {
+        let tag = format!("podseek-{}", args.system.name());
+        std::fs::write(path, eval::trec_run(&report, &tag))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    print_report(&report, row.as_deref(), header, json)?;
+    print_report(&report, args.row.as_deref(), args.header, args.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a report says it scored: the system, the index and the query set.
+fn eval_manifest(args: &EvalArgs, m: &index::Manifest, location: &str) -> serde_json::Value {
+    let mode = args
+        .mode
+        .to_possible_value()
+        .map(|v| v.get_name().to_string());
+    serde_json::json!({
+        "system": args.system.name(), "mode": mode, "hybrid": !args.dense_only && args.system == System::Dense,
+        "model": m.model_id, "index": location, "corpus_hash": m.corpus_hash, "chunking": m.chunking, "hnsw": m.hnsw,
+        "queries": args.queries.display().to_string(), "split": args.split, "qrels": args.qrels.display().to_string(), "commit": git_commit(),
+    })
 }
 
 fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -1175,10 +1155,15 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
             dir,
             keep,
         } => {
-            let params = quantization
+            let params: Vec<HnswParams> = quantization
                 .iter()
-                .map(|q| scale_params(q, ef[0], ef_construction, connectivity))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                .map(|&quantization| HnswParams {
+                    quantization,
+                    expansion_search: ef[0],
+                    expansion_add: ef_construction,
+                    connectivity,
+                })
+                .collect();
             bench_scale_command(chunks, &from, &params, &ef[1..], queries, &dir, keep)
         }
         BenchCommand::ScaleServe {
@@ -1326,7 +1311,7 @@ fn bench_http_command(
 ) -> anyhow::Result<ExitCode> {
     let texts = question_texts(queries)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(serve::loadtest::run(
+    let report = runtime.block_on(eval::load::run(
         url,
         clients,
         std::time::Duration::from_secs(seconds),
@@ -1344,21 +1329,6 @@ fn bench_http_command(
     })
 }
 
-/// The HNSW parameters one `bench scale` index is built and served with.
-fn scale_params(
-    quantization: &str,
-    ef: usize,
-    ef_construction: usize,
-    connectivity: usize,
-) -> anyhow::Result<HnswParams> {
-    Ok(HnswParams {
-        quantization: parse_quantizations(&[quantization.to_string()])?[0],
-        expansion_search: ef,
-        expansion_add: ef_construction,
-        connectivity,
-    })
-}
-
 fn bench_scale_serve_command(
     dir: &std::path::Path,
     workload: &std::path::Path,
@@ -1371,16 +1341,6 @@ fn bench_scale_serve_command(
     let report = eval::scale::serve(dir, dims, sweep, &workload)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(ExitCode::SUCCESS)
-}
-
-fn parse_quantizations(names: &[String]) -> anyhow::Result<Vec<index::Quantization>> {
-    names
-        .iter()
-        .map(|q| {
-            index::Quantization::parse(q)
-                .with_context(|| format!("--quantization: `{q}` is not f32, f16, bf16 or i8"))
-        })
-        .collect()
 }
 
 fn bench_scale_command(
@@ -1462,7 +1422,7 @@ fn bench_ann_command(
     index: &std::path::Path,
     queries: &std::path::Path,
     ef: &[usize],
-    quantization: &[String],
+    quantizations: &[Quantization],
 ) -> anyhow::Result<ExitCode> {
     let opened = LocalSnapshot::open(index, None)?;
     let embedder = embed::load(&opened.manifest.model_id, default_threads())?;
@@ -1471,8 +1431,7 @@ fn bench_ann_command(
         .iter()
         .map(|t| embedder.embed_query(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let quantizations = parse_quantizations(quantization)?;
-    let rows = eval::bench::bench_ann(&opened, &vectors, ef, &quantizations)?;
+    let rows = eval::bench::bench_ann(&opened, &vectors, ef, quantizations)?;
     println!(
         "model {}, M={}, ef_construction={}",
         opened.manifest.model_id,

@@ -1,6 +1,7 @@
 //! A fixed set of reusable resources (inference sessions, search slots) shared by concurrent
 //! callers: each caller takes one, uses it, and gives it back; callers beyond the pool size wait.
 //! Never fails for lack of a slot, never shrinks (a panicking caller still returns its item).
+use crate::sync::Recover;
 use std::sync::{Condvar, Mutex};
 
 pub struct Pool<T> {
@@ -25,7 +26,7 @@ impl<T> Pool<T> {
 
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut item = {
-            let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+            let mut items = self.items.lock_recovered();
             loop {
                 if let Some(item) = items.pop() {
                     break item;
@@ -44,11 +45,7 @@ impl<T> Pool<T> {
         impl<T> Drop for Return<'_, T> {
             fn drop(&mut self) {
                 if let Some(item) = self.item.take() {
-                    self.pool
-                        .items
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(item);
+                    self.pool.items.lock_recovered().push(item);
                     self.pool.available.notify_one();
                 }
             }

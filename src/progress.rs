@@ -8,6 +8,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::sync::Recover;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Something that can show how far a stage of work has got.
@@ -53,19 +54,19 @@ impl Progress for Bar {
         );
         bar.set_prefix(stage.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
-        if let Some(old) = self.bar.lock().expect("unpoisoned").replace(bar) {
+        if let Some(old) = self.bar.lock_recovered().replace(bar) {
             old.finish();
         }
     }
 
     fn advance(&self, steps: u64) {
-        if let Some(bar) = &*self.bar.lock().expect("unpoisoned") {
+        if let Some(bar) = &*self.bar.lock_recovered() {
             bar.inc(steps);
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = self.bar.lock().expect("unpoisoned").take() {
+        if let Some(bar) = self.bar.lock_recovered().take() {
             bar.finish();
         }
     }
@@ -114,7 +115,7 @@ const LINE_EVERY: Duration = Duration::from_secs(2);
 impl Progress for Lines {
     fn start(&self, stage: &str, total: u64, what: &str) {
         let now = Instant::now();
-        *self.state.lock().expect("unpoisoned") = Some(LineState {
+        *self.state.lock_recovered() = Some(LineState {
             stage: stage.to_string(),
             what: what.to_string(),
             total,
@@ -126,7 +127,7 @@ impl Progress for Lines {
     }
 
     fn advance(&self, steps: u64) {
-        if let Some(s) = &mut *self.state.lock().expect("unpoisoned") {
+        if let Some(s) = &mut *self.state.lock_recovered() {
             s.done += steps;
             if s.last_print.elapsed() >= LINE_EVERY {
                 s.last_print = Instant::now();
@@ -136,7 +137,7 @@ impl Progress for Lines {
     }
 
     fn finish(&self) {
-        if let Some(mut s) = self.state.lock().expect("unpoisoned").take() {
+        if let Some(mut s) = self.state.lock_recovered().take() {
             if s.printed != s.done {
                 s.print();
             }

@@ -21,6 +21,7 @@ pub use runtime::{ort_environment, runtime_library_path};
 pub use spec::ModelSpec;
 
 use crate::error::{Error, Result};
+use crate::sync::Recover;
 
 /// The default model: best nDCG@10 on the tuning half of the unseen-style dev set, confirmed on its
 /// test half (BENCHMARKS.md).
@@ -221,7 +222,7 @@ fn run_parallel<T: Send>(
                 if i >= batches.len() {
                     break;
                 }
-                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(f(&batches[i]));
+                *results[i].lock_recovered() = Some(f(&batches[i]));
             });
         }
     });

@@ -21,6 +21,7 @@ use super::use_m3::load_tokenizer;
 use super::{embed_batched, normalize, token_count, Embedder, ModelSpec, Windows};
 use crate::error::{Error, Result};
 use crate::pool::Pool;
+use crate::sync::Recover;
 
 /// Padded tokens per inference call (batch × longest): large enough to batch short chunks, small
 /// enough that attention's seq² scratch stays in cache.
@@ -291,5 +292,5 @@ fn give_back_freed_memory() {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock_recovered()
 }

@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod hearing;
+pub mod load;
 pub mod metrics;
 pub mod scale;
 

@@ -29,9 +29,11 @@ use tantivy::{doc, Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument, 
 
 use crate::corpus::{Episode, Lang, STOP_WORDS_EN, STOP_WORDS_ES};
 use crate::error::{Error, Result};
+use crate::index::Records;
+use std::collections::HashMap;
 
 /// How text is analyzed for BM25.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Analysis {
     /// One field, both languages' stop words, no stemming.
     #[default]
@@ -201,6 +203,32 @@ impl Bm25 {
     }
 
     /// BM25 over any chapter texts (own and translated), analyzed as `analysis` says, in memory.
+    /// A keyword index over a version's records read whole, with another analysis than the one
+    /// its store keeps: `PerLanguage` also indexes the translated twin chunks (from `ingest
+    /// --translate`) under the other language. `None` for `Shared`, the stores' own.
+    pub fn of_records(records: &Records, analysis: Analysis) -> Result<Option<Bm25>> {
+        if analysis == Analysis::Shared {
+            return Ok(None);
+        }
+        let lang_of: HashMap<&str, Lang> = records
+            .episodes
+            .iter()
+            .flat_map(|e| e.chapters.iter().map(|c| (c.id.as_str(), c.lang)))
+            .collect();
+        let own = chapter_texts(&records.episodes);
+        let mut texts = own_texts(&own);
+        for c in records.chunks.iter().filter(|c| c.is_twin()) {
+            if let Some(&lang) = lang_of.get(c.chapter_id.as_str()) {
+                texts.push(KeywordText {
+                    chapter_id: &c.chapter_id,
+                    lang: crate::translate::other(lang),
+                    text: &c.embed_text,
+                });
+            }
+        }
+        Bm25::build_from(&texts, analysis).map(Some)
+    }
+
     pub fn build_from(texts: &[KeywordText], analysis: Analysis) -> Result<Bm25> {
         let (schema, id_field, fields) = schema(analysis);
         let index = Index::create_in_ram(schema);

@@ -3,25 +3,17 @@
 //!
 //! Not here: building or walking a graph (`local/ann.rs`, `milvus/`).
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// How a graph stores its vectors.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lowercase")]
 pub enum Quantization {
     F32,
     F16,
     BF16,
     I8,
-}
-
-impl Quantization {
-    pub fn parse(s: &str) -> Option<Quantization> {
-        match s {
-            "f32" => Some(Quantization::F32),
-            "f16" => Some(Quantization::F16),
-            "bf16" => Some(Quantization::BF16),
-            "i8" => Some(Quantization::I8),
-            _ => None,
-        }
-    }
 }
 
 /// HNSW parameters, written into the manifest.

@@ -15,6 +15,7 @@ use crate::corpus::{format_timestamp, Chapter, Entity, Episode, Lang, Quote};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::index::{ChunkFilter, Heading, Snapshot};
+use crate::sync::Recover;
 use crate::translate::{self, Translator};
 
 /// Keyword search lives with the index (a local index keeps it on disk); re-exported for the
@@ -41,7 +42,18 @@ pub fn weak_match_score(model_id: &str) -> f32 {
 pub const CHUNKS_PER_CHAPTER: usize = 8;
 const MIN_CHUNKS: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The HNSW graph.
@@ -115,6 +127,32 @@ pub struct Hit {
     /// True when podseek made the episode's chapters from what it heard (the feed had none).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub chapter_generated: bool,
+}
+
+/// The answer to a search, as HTTP, the CLI's `--json` and MCP give it.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SearchResponse {
+    /// The question as asked.
+    pub query: String,
+    /// How many hits follow.
+    pub count: usize,
+    /// Chapters, best first.
+    pub hits: Vec<Hit>,
+    /// Whether snippets were shortened to keep an answer within its size budget (MCP's answers
+    /// have one; the others never shorten).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
+}
+
+impl SearchResponse {
+    pub fn new(query: String, hits: Vec<Hit>) -> SearchResponse {
+        SearchResponse {
+            query,
+            count: hits.len(),
+            hits,
+            truncated: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -492,38 +530,11 @@ impl SearchEngine {
         self.ranking
     }
 
-    /// Rebuild the keyword part with another analysis. `PerLanguage` also indexes the translated
-    /// twin chunks (from `ingest --translate`) under the other language.
-    pub fn with_keyword_analysis(mut self, analysis: keyword::Analysis) -> Result<SearchEngine> {
-        if analysis == keyword::Analysis::Shared {
-            return Ok(self); // the snapshot's own
-        }
-        let records = self.index.records()?;
-        let lang_of: HashMap<&str, Lang> = records
-            .episodes
-            .iter()
-            .flat_map(|e| e.chapters.iter().map(|c| (c.id.as_str(), c.lang)))
-            .collect();
-        let own = keyword::chapter_texts(&records.episodes);
-        let mut texts: Vec<keyword::KeywordText> = own
-            .iter()
-            .map(|(id, lang, text)| keyword::KeywordText {
-                chapter_id: id,
-                lang: *lang,
-                text,
-            })
-            .collect();
-        for c in records.chunks.iter().filter(|c| c.is_twin()) {
-            if let Some(&lang) = lang_of.get(c.chapter_id.as_str()) {
-                texts.push(keyword::KeywordText {
-                    chapter_id: &c.chapter_id,
-                    lang: translate::other(lang),
-                    text: &c.embed_text,
-                });
-            }
-        }
-        self.keyword = Some(keyword::Bm25::build_from(&texts, analysis)?);
-        Ok(self)
+    /// Answer the keyword part from this index instead of the snapshot's own (another analysis:
+    /// `Bm25::of_records`).
+    pub fn with_keywords(mut self, keywords: keyword::Bm25) -> SearchEngine {
+        self.keyword = Some(keywords);
+        self
     }
 
     /// Also search with the question translated into the corpus's other language.
@@ -617,16 +628,11 @@ impl SearchEngine {
 
     /// The query's vector, from the cache when the same question was asked before.
     pub fn query_vector(&self, text: &str) -> Result<Arc<Vec<f32>>> {
-        if let Some(v) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(text)
-        {
+        if let Some(v) = self.cache.lock_recovered().get(text) {
             return Ok(v.clone());
         }
         let v = Arc::new(self.embedder.embed_query(text)?);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.cache.lock_recovered();
         if cache.len() >= CACHE_SIZE {
             cache.clear();
         }
@@ -1073,43 +1079,6 @@ fn chapters_generated(episode: &Episode) -> bool {
         .feed
         .as_ref()
         .is_some_and(|f| f.chapters_from == "generated")
-}
-
-/// Hits as a readable table for the terminal.
-pub fn render_table(hits: &[Hit]) -> String {
-    use std::fmt::Write;
-    if hits.is_empty() {
-        return "no chapters found\n".to_string();
-    }
-    let mut out = String::new();
-    for h in hits {
-        let _ = writeln!(
-            out,
-            "{:>2}. {:.3}  [{}] {}  ({})",
-            h.rank, h.score, h.timestamp, h.chapter_title, h.lang
-        );
-        let _ = writeln!(out, "    {}", h.episode_title);
-        let snippet: String = h.snippet.chars().take(160).collect();
-        let more = if h.snippet.chars().count() > 160 {
-            "…"
-        } else {
-            ""
-        };
-        let kind = match &h.evidence_timestamp {
-            Some(at) => format!("{} at {at}", h.snippet_kind),
-            None => h.snippet_kind.clone(),
-        };
-        match &h.speaker {
-            Some(s) => {
-                let _ = writeln!(out, "    {kind} “{snippet}{more}” — {s}");
-            }
-            None => {
-                let _ = writeln!(out, "    {kind}: {snippet}{more}");
-            }
-        }
-        let _ = writeln!(out, "    id {}", h.chapter_id);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::http::ApiError;
+use super::error::{ApiError, ServeError, ServeResult};
 use super::AppState;
 use crate::error::{Error, Result};
 
@@ -138,34 +138,38 @@ impl Access {
     }
 
     /// May a request with these headers write?
-    pub fn check_write(&self, headers: &HeaderMap) -> Result<()> {
+    pub fn check_write(&self, headers: &HeaderMap) -> ServeResult<()> {
         if self.admin.is_none() {
-            return Err(Error::Forbidden(format!(
+            return Err(ServeError::Forbidden(format!(
                 "writes are disabled: start podseek serve with an admin key ({ADMIN_KEY_ENV} or --admin-key-file)"
             )));
         }
         match Self::presented(headers) {
-            None => Err(Error::Unauthorized(
+            None => Err(ServeError::Unauthorized(
                 "this needs the admin key: send `Authorization: Bearer KEY`".into(),
             )),
             Some(k) if self.is_admin(&k) => Ok(()),
-            Some(_) => Err(Error::Forbidden("the key sent is not the admin key".into())),
+            Some(_) => Err(ServeError::Forbidden(
+                "the key sent is not the admin key".into(),
+            )),
         }
     }
 
     /// May a request with these headers read?
-    pub fn check_read(&self, headers: &HeaderMap) -> Result<()> {
+    pub fn check_read(&self, headers: &HeaderMap) -> ServeResult<()> {
         if !self.reads_need_key {
             return Ok(());
         }
         match Self::presented(headers) {
-            None => Err(Error::Unauthorized(
+            None => Err(ServeError::Unauthorized(
                 "this server needs a key for searches: send `Authorization: Bearer KEY`".into(),
             )),
             Some(k) if self.is_admin(&k) || self.search.as_ref().is_some_and(|s| same(s, &k)) => {
                 Ok(())
             }
-            Some(_) => Err(Error::Forbidden("the key sent is not valid here".into())),
+            Some(_) => Err(ServeError::Forbidden(
+                "the key sent is not valid here".into(),
+            )),
         }
     }
 

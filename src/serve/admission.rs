@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::error::{Error, Result};
+use super::error::{ServeError, ServeResult};
+use crate::error::Result;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -68,10 +69,10 @@ impl Admission {
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    ) -> ServeResult<T> {
         let Ok(_queued) = self.queue.clone().try_acquire_owned() else {
             self.shed.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::Overloaded {
+            return Err(ServeError::Overloaded {
                 queued: self.limits.queue,
                 retry_after_s: 1,
             });
@@ -79,19 +80,23 @@ impl Admission {
         let running = self.running.clone();
         let answer = async move {
             let _running = running.acquire_owned().await.expect("semaphore open");
-            tokio::task::spawn_blocking(work)
+            let result = tokio::task::spawn_blocking(work)
                 .await
-                .map_err(|e| Error::Worker(e.to_string()))?
+                .map_err(|e| ServeError::Worker(e.to_string()))?;
+            result.map_err(ServeError::from)
         };
         self.within_deadline(answer).await
     }
 
-    async fn within_deadline<T>(&self, answer: impl Future<Output = Result<T>>) -> Result<T> {
+    async fn within_deadline<T>(
+        &self,
+        answer: impl Future<Output = ServeResult<T>>,
+    ) -> ServeResult<T> {
         match tokio::time::timeout(self.limits.deadline, answer).await {
             Ok(result) => result,
             Err(_) => {
                 self.timed_out.fetch_add(1, Ordering::Relaxed);
-                Err(Error::Deadline {
+                Err(ServeError::Deadline {
                     after: self.limits.deadline,
                 })
             }
@@ -123,9 +128,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(admission.depth(), 1);
         let shed = admission.run(|| Ok(())).await.unwrap_err();
-        assert!(matches!(shed, Error::Overloaded { .. }), "{shed}");
+        assert!(matches!(shed, ServeError::Overloaded { .. }), "{shed}");
         let late = slow.await.unwrap().unwrap_err();
-        assert!(matches!(late, Error::Deadline { .. }), "{late}");
+        assert!(matches!(late, ServeError::Deadline { .. }), "{late}");
         assert_eq!(admission.shed.load(Ordering::Relaxed), 1);
         assert_eq!(admission.timed_out.load(Ordering::Relaxed), 1);
     }

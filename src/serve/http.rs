@@ -16,9 +16,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::error::{error_body, public_message, ApiError, ServeError};
 use super::AppState;
 use crate::error::Error;
 use crate::search::{self, Mode};
+use crate::sync::RecoverRw;
 
 /// Largest request body accepted (a search body is a few hundred bytes); MCP shares it.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -67,103 +69,8 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
     }
 }
 
-fn error_body(status: StatusCode, field: Option<&str>, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"status": status.as_u16(), "field": field, "message": message}})),
-    )
-        .into_response()
-}
-
-/// Every error's HTTP status, in one place.
-pub fn error_status(e: &Error) -> StatusCode {
-    match e {
-        Error::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-        Error::NotFound { .. } | Error::UnknownFilter { .. } => StatusCode::NOT_FOUND,
-        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::Missing { .. } | Error::Overloaded { .. } | Error::StoreUnavailable { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        Error::StoreConflict { .. } => StatusCode::CONFLICT,
-        Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
-        Error::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
-        Error::Fetch { .. } => StatusCode::BAD_GATEWAY,
-        Error::IndexMismatch { .. }
-        | Error::Audio { .. }
-        | Error::Io { .. }
-        | Error::Corrupt { .. }
-        | Error::Inference(_)
-        | Error::Translation(_)
-        | Error::VectorIndex(_)
-        | Error::Keyword(_)
-        | Error::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// What a client is told: the whole message for its own mistakes, what failed (never where on
-/// disk) for ours. The full error goes to the log.
-pub fn public_message(e: &Error) -> String {
-    match e {
-        Error::Missing { reason, .. } if reason.contains("loading") => {
-            "the model is still loading; GET /readyz says when it is ready".to_string()
-        }
-        Error::Missing { .. } => {
-            "the search engine could not be loaded (see the server log)".into()
-        }
-        Error::IndexMismatch { .. } | Error::Corrupt { .. } | Error::Io { .. } => {
-            "the index could not be read (see the server log)".into()
-        }
-        Error::Inference(_) => "the model failed on this request (see the server log)".into(),
-        Error::Translation(_) => "translation failed (see the server log)".into(),
-        Error::Audio { .. } => {
-            "an episode's audio could not be decoded (see the server log)".into()
-        }
-        Error::VectorIndex(_) => "the vector index failed (see the server log)".into(),
-        Error::Keyword(_) => "the keyword index failed (see the server log)".into(),
-        Error::Worker(_) => "a worker thread failed (see the server log)".into(),
-        Error::InvalidInput { message, .. } | Error::UnknownFilter { message, .. } => {
-            message.clone()
-        }
-        other => other.to_string(),
-    }
-}
-
-pub struct ApiError(Error);
-
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
-        ApiError(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = error_status(&self.0);
-        match &self.0 {
-            // Shedding is the designed answer to overload (counted in /metrics), not a fault.
-            Error::Overloaded { .. } => tracing::warn!("{}", self.0),
-            _ if status.is_server_error() => tracing::error!("{}", self.0),
-            _ => {}
-        }
-        let field = match &self.0 {
-            Error::InvalidInput { field, .. } | Error::UnknownFilter { field, .. } => {
-                Some(field.as_str())
-            }
-            _ => None,
-        };
-        let mut response = error_body(status, field, &public_message(&self.0));
-        if let Error::Overloaded { retry_after_s, .. } = &self.0 {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
-        }
-        response
-    }
-}
-
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError(Error::invalid(field, message))
+    ApiError(ServeError::invalid(field, message))
 }
 
 #[derive(Deserialize)]
@@ -186,7 +93,7 @@ struct SearchBody {
 async fn run_search(state: AppState, query: search::Query) -> Result<Response, ApiError> {
     let q = query.text.clone();
     let hits = state.admitted(move |engine| engine.search(&query)).await?;
-    Ok(Json(json!({"query": q, "count": hits.len(), "hits": hits})).into_response())
+    Ok(Json(search::SearchResponse::new(q, hits)).into_response())
 }
 
 async fn search_get(
@@ -292,7 +199,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 fn writes(state: &AppState) -> Result<&super::writes::Writes, ApiError> {
     state.writes.as_ref().ok_or_else(|| {
-        ApiError(Error::Forbidden(
+        ApiError(ServeError::Forbidden(
             "writes are disabled: start podseek serve with an admin key".into(),
         ))
     })
@@ -326,7 +233,7 @@ async fn delete_episode(
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|e| invalid("id", e.body_text()))?;
     if !state.engine()?.has_episode(&id) {
-        return Err(ApiError(Error::NotFound {
+        return Err(ApiError::from(Error::NotFound {
             what: "episode",
             id,
         }));
@@ -389,13 +296,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
             if let Err(e) = health {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({"status": "store unavailable", "reason": public_message(&e)})),
+                    Json(
+                        json!({"status": "store unavailable", "reason": public_message(&e.into())}),
+                    ),
                 )
                     .into_response();
             }
             let translation = state.translation.get().map_or("off", String::as_str);
             let generation = engine.index().version();
-            let reload_error = state.reload_error.read().expect("unpoisoned").clone();
+            let reload_error = state.reload_error.read_recovered().clone();
             let writes = if state.writes.is_some() {
                 "enabled"
             } else {

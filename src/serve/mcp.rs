@@ -6,7 +6,6 @@
 //! (empty query, unknown id, engine not loaded) are results with `isError: true` and a message the
 //! agent can act on, never protocol errors.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use rmcp::handler::server::common::schema_for_output;
@@ -19,9 +18,12 @@ use rmcp::{tool, tool_handler, tool_router, ServerHandler, ServiceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::error::{tool_error, ServeError, ServeResult};
 use super::AppState;
-use crate::error::{Error, Result};
-use crate::search::{self, ChapterView, Hit, Mode, SearchEngine};
+use crate::engine::EngineOptions;
+use crate::error::Result;
+use crate::index::SharedStore;
+use crate::search::{self, ChapterView, Hit, Mode, SearchEngine, SearchResponse};
 
 pub const DEFAULT_K: usize = 5;
 pub const MAX_K: usize = 20;
@@ -53,14 +55,6 @@ pub struct SearchChaptersArgs {
     /// Longest snippet per hit in characters, default 300 (20 to 2000).
     #[serde(default)]
     pub max_chars_per_hit: Option<usize>,
-}
-
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
-pub struct SearchChaptersOutput {
-    pub query: String,
-    pub hits: Vec<Hit>,
-    /// True when snippets were shortened to stay within the answer's size budget.
-    pub truncated: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -112,18 +106,6 @@ fn truncate_chars(s: &str, max: usize) -> (String, bool) {
     (format!("{}…", cut.trim_end()), true)
 }
 
-fn tool_error(e: &Error) -> CallToolResult {
-    let hint = match e {
-        Error::InvalidInput { field, message } => format!("invalid `{field}`: {message}"),
-        Error::UnknownFilter { field, message } => format!("`{field}`: {message}"),
-        Error::NotFound { what, id } => {
-            format!("no {what} with id `{id}`; use search_chapters to find ids")
-        }
-        other => format!("podseek cannot answer right now: {other}"),
-    };
-    CallToolResult::error(vec![ContentBlock::text(hint)])
-}
-
 fn structured<T: Serialize>(value: &T, text: String) -> CallToolResult {
     let mut result =
         CallToolResult::structured(serde_json::to_value(value).expect("tool output serializes"));
@@ -152,13 +134,13 @@ impl PodseekMcp {
     async fn with_engine<T: Send + 'static>(
         &self,
         f: impl FnOnce(&SearchEngine) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    ) -> ServeResult<T> {
         self.state.admitted(f).await
     }
 
     #[tool(
         description = "Search podcast chapters by meaning. Works across languages: English questions find Spanish chapters and Spanish questions find English ones. Returns up to k chapters (default 5, max 20), best first, each with episode and chapter titles, timestamp (start_s seconds and display form), language, the evidence snippet (summary passage, quote or transcript passage, with speaker; for transcript evidence `evidence_start_s` is the second where it is said, and `url` and `citation` point there), a score (ranking score, higher is closer: the best chunk's cosine plus a small keyword bonus) and a ready-made `citation` string (`Episode — Chapter [MM:SS]`) to quote when citing. `chapter_generated: true` means the feed had no chapters and podseek made them from the episode's audio (titles are phrases from what was said), so cite the timestamp rather than the chapter title as the podcaster's; `audio_url` is the episode's audio. Snippets are cut to max_chars_per_hit characters (default 300) and the whole answer stays under about 4,000 tokens; `truncated` says when text was shortened. Use get_chapter with a hit's chapter_id to read the full chapter.",
-        output_schema = schema_for_output::<SearchChaptersOutput>(),
+        output_schema = schema_for_output::<SearchResponse>(),
         annotations(title = "Search podcast chapters", read_only_hint = true, idempotent_hint = true, destructive_hint = false, open_world_hint = false)
     )]
     async fn search_chapters(
@@ -167,7 +149,7 @@ impl PodseekMcp {
     ) -> CallToolResult {
         let k = args.k.unwrap_or(DEFAULT_K);
         if !(1..=MAX_K).contains(&k) {
-            return tool_error(&Error::invalid(
+            return tool_error(&ServeError::invalid(
                 "k",
                 format!("k must be between 1 and {MAX_K}, got {k}"),
             ));
@@ -224,14 +206,11 @@ impl PodseekMcp {
                 h.snippet
             ));
         }
-        structured(
-            &SearchChaptersOutput {
-                query: args.query,
-                hits,
-                truncated,
-            },
-            text,
-        )
+        let answer = SearchResponse {
+            truncated: Some(truncated),
+            ..SearchResponse::new(args.query, hits)
+        };
+        structured(&answer, text)
     }
 
     #[tool(
@@ -353,16 +332,14 @@ pub fn http_service(
     )
 }
 
-/// `podseek mcp`: open the index, load its model, and speak MCP on stdin/stdout until EOF.
-pub async fn serve_stdio(index_dir: &Path) -> Result<()> {
-    let dir = index_dir.to_path_buf();
-    let engine = tokio::task::spawn_blocking(move || -> Result<SearchEngine> {
-        let index = crate::index::LocalSnapshot::open(&dir, None)?;
-        let embedder = crate::embed::load(&index.manifest.model_id, 1)?;
-        SearchEngine::new(index, embedder)
+/// `podseek mcp`: open the store's live version, load its model, and speak MCP on stdin/stdout
+/// until EOF.
+pub async fn serve_stdio(store: SharedStore) -> ServeResult<()> {
+    let engine = tokio::task::spawn_blocking(move || {
+        crate::engine::open(store.as_ref(), EngineOptions::default())
     })
     .await
-    .map_err(|e| Error::Worker(e.to_string()))??;
+    .map_err(|e| ServeError::Worker(e.to_string()))??;
     let server = PodseekMcp::new(
         AppState::ready(Arc::new(engine)),
         std::env::var("PODSEEK_PUBLIC_URL").ok(),
@@ -370,10 +347,10 @@ pub async fn serve_stdio(index_dir: &Path) -> Result<()> {
     let running = server
         .serve(rmcp::transport::stdio())
         .await
-        .map_err(|e| Error::Inference(format!("MCP: {e}")))?;
+        .map_err(|e| ServeError::Transport(e.to_string()))?;
     running
         .waiting()
         .await
-        .map_err(|e| Error::Inference(format!("MCP: {e}")))?;
+        .map_err(|e| ServeError::Transport(e.to_string()))?;
     Ok(())
 }

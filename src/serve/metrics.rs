@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use super::AppState;
 use crate::embed::Embedder;
+use crate::sync::Recover;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -77,32 +78,22 @@ impl Metrics {
     fn record(&self, route: &str, status: u16, took: Duration) {
         *self
             .requests
-            .lock()
-            .expect("unpoisoned")
+            .lock_recovered()
             .entry((route.to_string(), status))
             .or_default() += 1;
         self.latency
-            .lock()
-            .expect("unpoisoned")
+            .lock_recovered()
             .entry(route.to_string())
             .or_default()
             .observe(took.as_secs_f64());
     }
 
     pub fn job_finished(&self, outcome: &'static str) {
-        *self
-            .jobs
-            .lock()
-            .expect("unpoisoned")
-            .entry(outcome)
-            .or_default() += 1;
+        *self.jobs.lock_recovered().entry(outcome).or_default() += 1;
     }
 
     fn observe_embed(&self, took: Duration) {
-        self.embed
-            .lock()
-            .expect("unpoisoned")
-            .observe(took.as_secs_f64());
+        self.embed.lock_recovered().observe(took.as_secs_f64());
     }
 }
 
@@ -111,14 +102,14 @@ pub fn render(state: &AppState) -> String {
     let m = &state.metrics;
     let mut out = String::new();
     out.push_str("# HELP podseek_requests_total HTTP requests by route and status.\n# TYPE podseek_requests_total counter\n");
-    for ((route, status), n) in m.requests.lock().expect("unpoisoned").iter() {
+    for ((route, status), n) in m.requests.lock_recovered().iter() {
         let _ = writeln!(
             out,
             "podseek_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
         );
     }
     out.push_str("# HELP podseek_request_duration_seconds Time to answer, by route.\n# TYPE podseek_request_duration_seconds histogram\n");
-    for (route, h) in m.latency.lock().expect("unpoisoned").iter() {
+    for (route, h) in m.latency.lock_recovered().iter() {
         h.render(
             &mut out,
             "podseek_request_duration_seconds",
@@ -127,8 +118,7 @@ pub fn render(state: &AppState) -> String {
     }
     out.push_str("# HELP podseek_embed_seconds Time the model took per embedding call.\n# TYPE podseek_embed_seconds histogram\n");
     m.embed
-        .lock()
-        .expect("unpoisoned")
+        .lock_recovered()
         .clone()
         .render(&mut out, "podseek_embed_seconds", "");
     let a = &state.admission;
@@ -138,7 +128,7 @@ pub fn render(state: &AppState) -> String {
     let _ = writeln!(out, "# HELP podseek_deadline_exceeded_total Requests answered 504 at their deadline.\n# TYPE podseek_deadline_exceeded_total counter\npodseek_deadline_exceeded_total {}", a.timed_out.load(Ordering::Relaxed));
     let _ = writeln!(out, "# HELP podseek_reloads_total Index generations switched to while serving.\n# TYPE podseek_reloads_total counter\npodseek_reloads_total {}", m.reloads.load(Ordering::Relaxed));
     out.push_str("# HELP podseek_ingest_jobs_total Write jobs by outcome.\n# TYPE podseek_ingest_jobs_total counter\n");
-    for (outcome, n) in m.jobs.lock().expect("unpoisoned").iter() {
+    for (outcome, n) in m.jobs.lock_recovered().iter() {
         let _ = writeln!(
             out,
             "podseek_ingest_jobs_total{{outcome=\"{outcome}\"}} {n}"

@@ -9,8 +9,8 @@
 
 pub mod access;
 pub mod admission;
+mod error;
 mod http;
-pub mod loadtest;
 pub mod mcp;
 mod metrics;
 mod openapi;
@@ -25,15 +25,16 @@ use std::sync::{Arc, OnceLock, RwLock};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
 
-use crate::embed::{self, Embedder};
+use crate::embed;
+use crate::engine::{EngineBuilder, EngineOptions};
 use crate::error::{Error, Result};
 use crate::index::{SharedStore, Snapshot};
 use crate::search::keyword::Analysis;
-use crate::search::{Ranking, SearchEngine, TranslationFusion};
-use crate::translate::Apertium;
+use crate::search::{SearchEngine, TranslationFusion};
+use crate::sync::RecoverRw;
 
 pub use access::{Access, KeySources, ADMIN_KEY_ENV, SEARCH_KEY_ENV};
-pub use http::{error_status, public_message as http_public_message};
+pub use error::{public_message, ServeError, ServeResult};
 
 /// The engine a request uses: still loading, ready, or why loading failed.
 enum Slot {
@@ -42,14 +43,11 @@ enum Slot {
     Failed(String),
 }
 
-/// Builds an engine for a newly opened generation with the loaded model and the same settings.
-type Build = Arc<dyn Fn(Box<dyn Snapshot>) -> Result<SearchEngine> + Send + Sync>;
-
 /// What the handlers share. Cloning is cheap (all `Arc`s).
 #[derive(Clone)]
 pub struct AppState {
     engine: Arc<RwLock<Slot>>,
-    build: Arc<OnceLock<Build>>,
+    build: Arc<OnceLock<Arc<EngineBuilder>>>,
     /// The index's model, known before the model itself is loaded.
     model_id: Arc<str>,
     /// `off`, the translation stage in use, or why it could not start (for `/readyz`).
@@ -101,7 +99,7 @@ impl AppState {
         let _ = state
             .translation
             .set(engine.translator_id().unwrap_or("off").to_string());
-        *state.engine.write().expect("unpoisoned") = Slot::Ready(engine);
+        *state.engine.write_recovered() = Slot::Ready(engine);
         state
     }
 
@@ -116,22 +114,15 @@ impl AppState {
         self
     }
 
-    /// The engine, or a `Missing` error saying it is still loading or failed to load.
-    pub fn engine(&self) -> Result<Arc<SearchEngine>> {
-        match &*self.engine.read().expect("unpoisoned") {
+    /// The engine, or why there is none yet (loading) or will be none (loading failed).
+    pub fn engine(&self) -> ServeResult<Arc<SearchEngine>> {
+        match &*self.engine.read_recovered() {
             Slot::Ready(e) => Ok(e.clone()),
-            Slot::Failed(message) => Err(Error::Missing {
-                what: "the search engine",
-                path: PathBuf::from("."),
-                reason: message.clone(),
-                fix: embed::FETCH_HINT.to_string(),
-            }),
-            Slot::Loading => Err(Error::Missing {
-                what: "the search engine",
-                path: PathBuf::from("."),
-                reason: "the model is still loading".into(),
-                fix: "wait for GET /readyz to answer 200".into(),
-            }),
+            Slot::Failed(message) => Err(ServeError::LoadFailed(format!(
+                "{message}. Fix: {}",
+                embed::FETCH_HINT
+            ))),
+            Slot::Loading => Err(ServeError::Loading),
         }
     }
 
@@ -139,7 +130,7 @@ impl AppState {
     pub async fn admitted<T: Send + 'static>(
         &self,
         work: impl FnOnce(&SearchEngine) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    ) -> ServeResult<T> {
         let engine = self.engine()?;
         self.admission.run(move || work(&engine)).await
     }
@@ -187,42 +178,17 @@ pub struct ServeOptions {
     pub limits: admission::Limits,
 }
 
-/// Load the model (timed for `/metrics`), build the first engine and remember how to build the
+/// Load the model (timed for `/metrics`), build the first engine and keep the builder for the
 /// next ones; runs on a blocking thread while the server already answers `/healthz`.
-fn load_engine(
-    state: &AppState,
-    index: Box<dyn Snapshot>,
-    threads: usize,
-    fusion: Option<TranslationFusion>,
-    keyword: Analysis,
-) {
+fn load_engine(state: &AppState, index: Box<dyn Snapshot>, options: EngineOptions) {
     let model = index.manifest().model_id.clone();
-    let loaded = embed::load(&model, threads).and_then(|inner| {
-        let embedder: Arc<dyn Embedder> = Arc::new(metrics::TimedEmbedder {
-            inner,
-            metrics: state.metrics.clone(),
-        });
-        let translator = fusion.and_then(|_| Apertium::new().ok().map(Arc::new));
-        let translation = match (&translator, fusion) {
-            (_, None) => "off".to_string(),
-            (Some(_), Some(_)) => "apertium".to_string(),
-            (None, Some(_)) => "unavailable: apertium is not installed".to_string(),
-        };
-        let _ = state.translation.set(translation);
-        let build: Build = Arc::new(move |index: Box<dyn Snapshot>| {
-            let mut engine =
-                SearchEngine::new(index, embedder.clone())?.with_keyword_analysis(keyword)?;
-            if let (Some(t), Some(fusion)) = (&translator, fusion) {
-                let ranking = Ranking {
-                    translation: fusion,
-                    ..engine.ranking()
-                };
-                engine = engine.with_translator(t.clone()).with_ranking(ranking);
-            }
-            Ok(engine)
-        });
-        let engine = build(index)?;
-        let _ = state.build.set(build);
+    let metrics = state.metrics.clone();
+    let loaded = EngineBuilder::load(&model, options).and_then(|builder| {
+        let builder =
+            builder.map_embedder(|inner| Arc::new(metrics::TimedEmbedder { inner, metrics }));
+        let _ = state.translation.set(builder.translation());
+        let engine = builder.build(index)?;
+        let _ = state.build.set(Arc::new(builder));
         Ok(engine)
     });
     let slot = match loaded {
@@ -235,7 +201,7 @@ fn load_engine(
             Slot::Failed(e.to_string())
         }
     };
-    *state.engine.write().expect("unpoisoned") = slot;
+    *state.engine.write_recovered() = slot;
 }
 
 fn bind_error(addr: SocketAddr) -> impl FnOnce(std::io::Error) -> Error {
@@ -272,8 +238,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         tokio::spawn(writes::run(state.clone(), writes, queue));
     }
     let loading = state.clone();
-    let (threads, fusion, keyword) = (options.threads, options.translate, options.keyword);
-    tokio::task::spawn_blocking(move || load_engine(&loading, index, threads, fusion, keyword));
+    let engine_options = EngineOptions {
+        threads: options.threads,
+        translate: options.translate,
+        keyword: options.keyword,
+        ..EngineOptions::default()
+    };
+    tokio::task::spawn_blocking(move || load_engine(&loading, index, engine_options));
     tokio::spawn(reload::watch(state.clone()));
     let hosts = McpHosts {
         hosts: options.allowed_hosts.clone(),

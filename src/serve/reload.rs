@@ -11,8 +11,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::{public_message, ServeError, ServeResult};
 use super::{AppState, Slot};
 use crate::error::{Error, Result};
+use crate::sync::RecoverRw;
 
 pub const POLL: Duration = Duration::from_secs(1);
 
@@ -38,7 +40,7 @@ pub async fn watch(state: AppState) {
 }
 
 /// Switch to the live generation if it is not the one being served. `Ok(true)` when it switched.
-pub async fn reload_if_changed(state: &AppState) -> Result<bool> {
+pub async fn reload_if_changed(state: &AppState) -> ServeResult<bool> {
     let _one_at_a_time = state.reloading.lock().await;
     let Ok(engine) = state.engine() else {
         return Ok(false);
@@ -54,7 +56,7 @@ pub async fn reload_if_changed(state: &AppState) -> Result<bool> {
     let opened = tokio::task::spawn_blocking(move || -> Result<Option<_>> {
         match store.live_version()? {
             Some(live) if live != served => match store.open(Some(&model))? {
-                Some(index) => Ok(Some(build(index)?)),
+                Some(index) => Ok(Some(build.build(index)?)),
                 None => Ok(None),
             },
             _ => Ok(None),
@@ -64,20 +66,20 @@ pub async fn reload_if_changed(state: &AppState) -> Result<bool> {
     .map_err(|e| Error::Worker(e.to_string()));
     match opened.and_then(|r| r) {
         Ok(None) => {
-            *state.reload_error.write().expect("unpoisoned") = None;
+            *state.reload_error.write_recovered() = None;
             Ok(false)
         }
         Ok(Some(next)) => {
             let generation = next.index().location();
-            *state.engine.write().expect("unpoisoned") = Slot::Ready(Arc::new(next));
-            *state.reload_error.write().expect("unpoisoned") = None;
+            *state.engine.write_recovered() = Slot::Ready(Arc::new(next));
+            *state.reload_error.write_recovered() = None;
             state.metrics.reloads.fetch_add(1, Ordering::Relaxed);
             tracing::info!("serving generation {generation}");
             Ok(true)
         }
         Err(e) => {
-            *state.reload_error.write().expect("unpoisoned") =
-                Some(super::http::public_message(&e));
+            let e = ServeError::from(e);
+            *state.reload_error.write_recovered() = Some(public_message(&e));
             Err(e)
         }
     }

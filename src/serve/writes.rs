@@ -14,12 +14,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::error::{job_message, ServeError, ServeResult};
 use super::AppState;
 use crate::corpus::{self, Episode};
 use crate::error::{Error, Result};
 use crate::fetch::{Fetcher, Limits};
 use crate::ingest::{self, IngestOptions, IngestReport};
 use crate::progress::Silent;
+use crate::sync::Recover;
 
 /// Jobs waiting behind the running one; more is 503.
 const QUEUE: usize = 16;
@@ -92,8 +94,8 @@ impl Writes {
     }
 
     /// Queue work; the job id to poll, or 503 when the queue is full.
-    pub fn submit(&self, work: Work) -> Result<Job> {
-        let mut jobs = self.jobs.lock().expect("unpoisoned");
+    pub fn submit(&self, work: Work) -> ServeResult<Job> {
+        let mut jobs = self.jobs.lock_recovered();
         let id = jobs.keys().next_back().map_or(1, |last| last + 1);
         let job = Job {
             id,
@@ -106,7 +108,7 @@ impl Writes {
         };
         self.queue
             .try_send((id, work))
-            .map_err(|_| Error::Overloaded {
+            .map_err(|_| ServeError::Overloaded {
                 queued: QUEUE,
                 retry_after_s: 5,
             })?;
@@ -119,8 +121,7 @@ impl Writes {
 
     pub fn job(&self, id: u64) -> Result<Job> {
         self.jobs
-            .lock()
-            .expect("unpoisoned")
+            .lock_recovered()
             .get(&id)
             .cloned()
             .ok_or(Error::NotFound {
@@ -130,7 +131,7 @@ impl Writes {
     }
 
     fn update(&self, id: u64, f: impl FnOnce(&mut Job)) {
-        if let Some(job) = self.jobs.lock().expect("unpoisoned").get_mut(&id) {
+        if let Some(job) = self.jobs.lock_recovered().get_mut(&id) {
             f(job);
         }
     }
@@ -157,13 +158,13 @@ pub async fn run(state: AppState, writes: Writes, mut queue: mpsc::Receiver<(u64
             Err(e) => {
                 tracing::warn!("job {id} ({}) failed: {e}", j.kind);
                 j.state = JobState::Failed;
-                j.error = Some(e.to_string());
+                j.error = Some(job_message(&e));
             }
         });
     }
 }
 
-async fn execute(state: &AppState, work: Work) -> Result<(IngestReport, Vec<String>)> {
+async fn execute(state: &AppState, work: Work) -> ServeResult<(IngestReport, Vec<String>)> {
     let engine = state.engine()?;
     let (work, notes) = match work {
         Work::Feed(url) => {
@@ -178,7 +179,7 @@ async fn execute(state: &AppState, work: Work) -> Result<(IngestReport, Vec<Stri
     let store = state
         .store
         .clone()
-        .ok_or_else(|| Error::Forbidden("this server has no store to write to".into()))?;
+        .ok_or_else(|| ServeError::Forbidden("this server has no store to write to".into()))?;
     let embedder = engine.embedder().clone();
     let report = tokio::task::spawn_blocking(move || match work {
         Work::Add(episodes) => ingest::ingest_into(
@@ -196,7 +197,7 @@ async fn execute(state: &AppState, work: Work) -> Result<(IngestReport, Vec<Stri
         Work::Feed(_) => unreachable!("feeds were fetched above"),
     })
     .await
-    .map_err(|e| Error::Worker(e.to_string()))??;
+    .map_err(|e| ServeError::Worker(e.to_string()))??;
     Ok((report, notes))
 }
 

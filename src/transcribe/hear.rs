@@ -17,6 +17,7 @@ use crate::corpus::{Diagnostic, Episode, Position, TranscriptSource};
 use crate::error::Result;
 use crate::fetch::{self, Fetcher};
 use crate::progress::Progress;
+use crate::sync::Recover;
 
 pub struct HearOptions {
     /// Transcribe episodes the store has no transcript of (else only stored ones are used).
@@ -181,12 +182,7 @@ fn work(
     progress: &dyn Progress,
 ) {
     loop {
-        let Some(i) = shared
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
-        else {
+        let Some(i) = shared.queue.lock_recovered().pop_front() else {
             return;
         };
         let url = needs_hearing(&episodes[i]).expect("queued episodes have audio");
@@ -200,10 +196,7 @@ impl Shared {
     fn record(&self, episode: &Episode, i: usize, url: &str, result: Result<Transcript>) {
         let note = |message: String, skipped: bool| {
             let d = diagnostic(episode, message, skipped);
-            self.diagnostics
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(d);
+            self.diagnostics.lock_recovered().push(d);
         };
         match result {
             Ok(t) => {
@@ -213,10 +206,7 @@ impl Shared {
                         false,
                     );
                 }
-                self.done
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((i, t));
+                self.done.lock_recovered().push((i, t));
             }
             Err(e) => note(format!("audio not transcribed: {e}"), true),
         }

@@ -21,6 +21,7 @@ use crate::audio::windows::MAX_SAMPLES;
 use crate::audio::RATE;
 use crate::corpus::Lang;
 use crate::error::{Error, Result};
+use crate::sync::Recover;
 
 /// Whisper's text context is 448 tokens; it samples at most half of it per window.
 const MAX_NEW_TOKENS: usize = 224;
@@ -177,7 +178,7 @@ impl Whisper {
     /// Transcribe one window of at most 30 s of 16 kHz audio.
     pub fn transcribe(&self, samples: &[f32]) -> Result<WindowText> {
         let cross = self.encode(samples)?;
-        let mut decoder = self.decoder.lock().unwrap_or_else(|e| e.into_inner());
+        let mut decoder = self.decoder.lock_recovered();
         let (lang, no_speech_prob) = self.detect(&mut decoder, &cross)?;
         let duration = samples.len() as f32 / RATE as f32;
         let (chosen, rejected) = self.best_attempt(&mut decoder, &cross, lang, no_speech_prob)?;
@@ -245,7 +246,7 @@ impl Whisper {
         let mut audio = vec![0.0f32; MAX_SAMPLES as usize];
         let n = samples.len().min(audio.len());
         audio[..n].copy_from_slice(&samples[..n]);
-        let mut encoder = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
+        let mut encoder = self.encoder.lock_recovered();
         let mut outputs = encoder
             .run(ort::inputs!["audio" => Tensor::from_array(([1usize, MAX_SAMPLES as usize], audio)).map_err(err)?])
             .map_err(err)?;

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use super::Translator;
 use crate::corpus::Lang;
 use crate::error::{Error, Result};
+use crate::sync::Recover;
 
 const MODES_DIR: &str = "/usr/share/apertium/modes";
 const INSTALL: &str = "apt-get install apertium apertium-eng-spa";
@@ -153,9 +154,7 @@ impl Translator for Apertium {
         if from == to {
             return Ok(texts.iter().map(|t| t.to_string()).collect());
         }
-        let mut slot = self.running[&(from, to)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.running[&(from, to)].lock_recovered();
         let mut out = Vec::with_capacity(texts.len());
         for text in texts {
             if text.trim().is_empty() {

@@ -251,7 +251,7 @@ async fn real_server_on_loopback_under_concurrent_load_then_graceful_stop() {
             .into_iter()
             .map(|q| q.text)
             .collect();
-    let report = podseek::serve::loadtest::run(
+    let report = podseek::eval::load::run(
         &[server.url.clone()],
         32,
         std::time::Duration::from_secs(5),
@@ -435,10 +435,13 @@ async fn every_error_is_json_and_5xx_hide_paths() {
         StatusCode::PAYLOAD_TOO_LARGE,
         "MCP shares the API's body limit: {body}"
     );
-    let message = podseek::serve::http_public_message(&podseek::Error::Io {
-        path: "/srv/secret/index/gen-1/records.json".into(),
-        source: std::io::Error::other("disk on fire"),
-    });
+    let message = podseek::serve::public_message(
+        &podseek::Error::Io {
+            path: "/srv/secret/index/gen-1/records.json".into(),
+            source: std::io::Error::other("disk on fire"),
+        }
+        .into(),
+    );
     assert!(!message.contains("/srv"), "{message}");
 }
 

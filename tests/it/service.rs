@@ -445,7 +445,7 @@ async fn replicas_share_one_milvus() {
     ]
     .map(String::from)
     .to_vec();
-    let report = podseek::serve::loadtest::run(
+    let report = podseek::eval::load::run(
         &[a.url.clone(), b.url.clone()],
         32,
         Duration::from_secs(5),
