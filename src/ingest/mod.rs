@@ -32,7 +32,7 @@ use totals::{corpus_hash, manifest_for, totals_after};
 use vectors::{chunks_for, vectors_for};
 
 /// What an ingest did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct IngestReport {
     pub episodes_added: usize,
     pub episodes_replaced: usize,

@@ -103,6 +103,7 @@ pub struct Hit {
     /// The evidence: the chunk that matched best.
     pub snippet: String,
     /// `summary`, `quote`, `description` or `transcript`.
+    #[schemars(extend("enum" = ["summary", "quote", "description", "transcript"]))]
     pub snippet_kind: String,
     pub speaker: Option<String>,
     /// For transcript evidence: the second inside the chapter where the best-matching sentence of
@@ -206,7 +207,7 @@ pub struct ChapterView {
     pub transcript_heard_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EpisodeSummary {
     pub id: String,
     pub title: String,

@@ -13,9 +13,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 
+use super::api::{EpisodeList, JobAnswer, SearchRequest};
 use super::error::{error_body, public_message, ApiError, ServeError};
 use super::AppState;
 use crate::error::Error;
@@ -71,23 +71,6 @@ pub async fn limit_body(request: Request, next: Next) -> Response {
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError(ServeError::invalid(field, message))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchBody {
-    q: String,
-    /// A number, integral: JSON Schema's `integer` admits `61.0`.
-    #[serde(default)]
-    k: Option<f64>,
-    #[serde(default)]
-    lang: Option<String>,
-    #[serde(default)]
-    episode: Option<String>,
-    #[serde(default)]
-    podcast: Option<String>,
-    #[serde(default)]
-    mode: Option<Mode>,
 }
 
 async fn run_search(state: AppState, query: search::Query) -> Result<Response, ApiError> {
@@ -161,7 +144,7 @@ async fn search_post(
             "must be a JSON object, such as {\"q\": \"…\"}",
         ));
     }
-    let b: SearchBody = serde_json::from_value(value)
+    let b: SearchRequest = serde_json::from_value(value)
         .map_err(|e| invalid("body", format!("malformed JSON: {e}")))?;
     run_search(
         state,
@@ -208,7 +191,7 @@ fn writes(state: &AppState) -> Result<&super::writes::Writes, ApiError> {
 /// 202 with the job to poll (`Location: /v1/jobs/{id}`).
 fn accepted(job: super::writes::Job) -> Response {
     let location = format!("/v1/jobs/{}", job.id);
-    let mut response = (StatusCode::ACCEPTED, Json(json!({"job": job}))).into_response();
+    let mut response = (StatusCode::ACCEPTED, Json(JobAnswer { job })).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -251,7 +234,8 @@ async fn job(
     let n: u64 = id
         .parse()
         .map_err(|_| invalid("id", format!("`{id}` is not a job number")))?;
-    Ok(Json(json!({"job": writes(&state)?.job(n)?})).into_response())
+    let job = writes(&state)?.job(n)?;
+    Ok(Json(JobAnswer { job }).into_response())
 }
 
 fn whole_k(k: Option<f64>) -> Result<Option<usize>, ApiError> {
@@ -281,7 +265,7 @@ async fn episodes(State(state): State<AppState>) -> Result<Response, ApiError> {
     let listed = tokio::task::spawn_blocking(move || engine.episodes())
         .await
         .unwrap_or_else(|e| Err(Error::Worker(e.to_string())))?;
-    Ok(Json(json!({"episodes": listed})).into_response())
+    Ok(Json(EpisodeList { episodes: listed }).into_response())
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod admission;
+mod api;
 mod error;
 mod http;
 pub mod mcp;

@@ -1,9 +1,23 @@
 //! The OpenAPI 3.1 document for the JSON API, served at `/openapi.json`: every route, every status
 //! it can answer (errors included), and the key scheme. schemathesis checks the server against it.
+//!
+//! The schemas are generated from the request and answer types with schemars (`api.rs`, `search`,
+//! `error.rs`); `GET /v1/search`'s parameters are `SearchRequest`'s fields. Written here by hand:
+//! the routes and their statuses, and one schema JSON Schema cannot derive from a type: the write
+//! body (`WriteRequest`, `EpisodeInput`, `ChapterInput`), because `corpus::json` reads that format
+//! from any JSON value (files too) with rules of its own: `language` or its alias `lang`, not
+//! both; a chapter start as seconds or as a timestamp the parser reads. Both rules are tested
+//! against the parser below.
 
 use std::sync::OnceLock;
 
+use schemars::generate::{Contract, SchemaSettings};
+use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
+
+use super::api::{EpisodeList, JobAnswer, SearchRequest};
+use super::error::ErrorBody;
+use crate::search::{ChapterView, SearchResponse};
 
 fn error(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
@@ -62,7 +76,7 @@ fn whitespace_class() -> &'static str {
 
 /// The `pattern` of a text the server trims and then requires: at least one character the trim
 /// keeps. schemathesis sent `q=%C2%85`, which `\S` allowed and the server refused as empty.
-fn not_only_whitespace() -> String {
+pub(super) fn not_only_whitespace() -> String {
     format!("[^{}]", whitespace_class())
 }
 
@@ -73,15 +87,65 @@ fn timestamp_pattern() -> String {
     format!("^{ws}([0-9]{{1,4}}:[0-5][0-9]|[0-9]{{1,2}}:[0-5][0-9]:[0-5][0-9]){ws}$")
 }
 
-fn search_params() -> Value {
-    json!([
-        {"name": "q", "in": "query", "required": true, "description": "The question, English or Spanish (1–2000 characters, not only spaces).", "schema": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": not_only_whitespace()}},
-        {"name": "k", "in": "query", "description": "Chapters to return.", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}},
-        {"name": "lang", "in": "query", "description": "Only chapters in this language; `all` or empty for both.", "schema": {"type": "string", "enum": ["en", "es", "all", ""]}},
-        {"name": "episode", "in": "query", "description": "Only chapters of this episode id.", "schema": {"type": "string"}},
-        {"name": "podcast", "in": "query", "description": "Only episodes of this podcast (its title, any case; feed episodes).", "schema": {"type": "string"}},
-        {"name": "mode", "in": "query", "description": "`ann` (HNSW, default) or `exact` (scan all vectors).", "schema": {"type": "string", "enum": ["ann", "exact"]}}
-    ])
+/// `GET /v1/search`'s query parameters: `SearchRequest`'s fields, without JSON's `null`.
+fn search_params(components: &Map<String, Value>) -> Value {
+    let request = &components["SearchRequest"];
+    let required = request["required"].as_array().cloned().unwrap_or_default();
+    let params: Vec<Value> = request["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, schema)| {
+            let mut schema = without_null(schema.clone(), components);
+            let description = schema
+                .as_object_mut()
+                .and_then(|s| s.remove("description"))
+                .unwrap_or(Value::Null);
+            json!({"name": name, "in": "query", "required": required.contains(&json!(name)),
+                "description": description, "schema": schema})
+        })
+        .collect();
+    Value::Array(params)
+}
+
+/// A field's schema as a query parameter's: `null` taken out of its types, enums and choices,
+/// references to enums inlined.
+fn without_null(mut schema: Value, components: &Map<String, Value>) -> Value {
+    let Some(s) = schema.as_object_mut() else {
+        return schema;
+    };
+    if let Some(Value::Array(types)) = s.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types[0].clone();
+            s.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(values)) = s.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+    if let Some(Value::Array(choices)) = s.remove("anyOf") {
+        let kept: Vec<Value> = choices
+            .into_iter()
+            .filter(|c| c.get("type") != Some(&json!("null")))
+            .collect();
+        if let [one] = kept.as_slice() {
+            let mut inner = resolve(one, components);
+            if let (Some(inner), Some(d)) = (inner.as_object_mut(), s.get("description")) {
+                inner.insert("description".into(), d.clone());
+            }
+            return inner;
+        }
+        s.insert("anyOf".into(), Value::Array(kept));
+    }
+    schema
+}
+
+fn resolve(schema: &Value, components: &Map<String, Value>) -> Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => components[r.trim_start_matches("#/components/schemas/")].clone(),
+        None => schema.clone(),
+    }
 }
 
 /// Job ids are `u64`s.
@@ -94,7 +158,7 @@ fn id_param(what: &str) -> Value {
     json!([{"name": "id", "in": "path", "required": true, "description": what, "schema": {"type": "string"}}])
 }
 
-fn paths() -> Value {
+fn paths(components: &Map<String, Value>) -> Value {
     let results = object("Chapters, best first", "SearchResponse");
     let busy = error("Overloaded (with Retry-After) or the model is still loading");
     let late = error("No answer within the request deadline");
@@ -125,17 +189,17 @@ fn paths() -> Value {
     let accepted = json!({"description": "Queued; poll the job (also in `Location`)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobAnswer"}}}});
     json!({
         "/v1/search": {
-            "get": {"summary": "Search chapters", "parameters": search_params(), "responses": search_get},
+            "get": {"summary": "Search chapters", "parameters": search_params(components), "responses": search_get},
             "post": {"summary": "Search chapters (JSON body)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}}}},
                 "responses": search_post}
         },
         "/v1/chapters/{id}": {"get": {"summary": "One chapter with its quotes, transcript lines, episode entities and neighbours",
             "parameters": id_param("A chapter id"),
-            "responses": guarded(responses(&[("200", object("The chapter", "Chapter")), ("400", error("Malformed id")), ("404", error("Unknown chapter id")), ("503", busy.clone())]))}},
+            "responses": guarded(responses(&[("200", object("The chapter", "ChapterView")), ("400", error("Malformed id")), ("404", error("Unknown chapter id")), ("503", busy.clone())]))}},
         "/v1/episodes": {
             "get": {"summary": "All episodes with their chapters",
-                "responses": guarded(responses(&[("200", object("Episodes", "Episodes")), ("503", busy.clone())]))},
+                "responses": guarded(responses(&[("200", object("Episodes", "EpisodeList")), ("503", busy.clone())]))},
             "post": {"summary": "Add or replace episodes (JSON input format) or a feed (`{\"feed\": URL}`); admin key",
                 "description": "All or nothing: a body with any episode or chapter the parser would skip is a 400 naming it. One rule is beyond the schema: two chapters of an episode may not start at the same second.",
                 "security": [{"key": []}],
@@ -189,53 +253,60 @@ fn chapter_input() -> Value {
             {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}, "speaker": {"type": ["string", "null"]}}}]}}}})
 }
 
-fn schemas() -> Value {
-    json!({
-        "SearchRequest": {"type": "object", "required": ["q"], "additionalProperties": false, "properties": {
-            "q": {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": not_only_whitespace()}, "k": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
-            "lang": {"enum": ["en", "es", "all", "", null]}, "episode": {"type": ["string", "null"]}, "podcast": {"type": ["string", "null"]},
-            "mode": {"enum": ["ann", "exact", null]}}},
-        "SearchResponse": {"type": "object", "required": ["query", "count", "hits"], "properties": {"query": {"type": "string"}, "count": {"type": "integer"}, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
-        "Hit": {"type": "object", "required": ["rank", "score", "chapter_id", "chapter_title", "start_s", "timestamp", "episode_id", "episode_title", "lang", "snippet", "snippet_kind", "citation"], "properties": {
-            "rank": {"type": "integer"}, "score": {"type": "number", "description": "ranking score, higher is closer: the best chunk's cosine with the question plus a keyword bonus of at most 0.05; not a probability"},
-            "chapter_id": {"type": "string"}, "chapter_title": {"type": "string"}, "start_s": {"type": "integer"}, "end_s": {"type": ["integer", "null"]},
-            "timestamp": {"type": "string"}, "episode_id": {"type": "string"}, "episode_title": {"type": "string"}, "lang": {"type": "string"},
-            "snippet": {"type": "string"}, "snippet_kind": {"type": "string", "enum": ["summary", "quote", "description", "transcript"]}, "speaker": {"type": ["string", "null"]},
-            "evidence_start_s": {"type": "integer", "description": "transcript evidence: the second inside the chapter where the matching sentence is said"},
-            "evidence_timestamp": {"type": "string"}, "podcast": {"type": "string"},
-            "citation": {"type": "string"}, "url": {"type": ["string", "null"]},
-            "audio_url": {"type": "string", "description": "the episode's audio (feed enclosure), for a player to start at the evidence second"},
-            "chapter_generated": {"type": "boolean", "description": "true when podseek made the episode's chapters from its transcript (the feed had none)"}}},
-        "Chapter": {"type": "object", "required": ["id", "title", "start_s", "timestamp", "episode_id"], "properties": {
-            "id": {"type": "string"}, "title": {"type": "string"}, "start_s": {"type": "integer"}, "timestamp": {"type": "string"},
-            "episode_id": {"type": "string"}, "summary": {"type": "string"}, "quotes": {"type": "array"}, "transcript": {"type": "array"},
-            "audio_url": {"type": "string"}, "generated": {"type": "boolean", "description": "chapters made by podseek from the transcript"},
-            "transcript_heard_by": {"type": "string", "description": "the speech model that transcribed the audio, when podseek did"}}},
-        "Episodes": {"type": "object", "required": ["episodes"], "properties": {"episodes": {"type": "array", "items": {"type": "object"}}}},
-        "WriteRequest": {"description": "`{\"feed\": \"https://…\"}`, or episodes in the JSON input format (one object, an array, or `{\"episodes\": [...]}`)",
-            "oneOf": [
-                {"type": "object", "required": ["feed"], "additionalProperties": false, "properties": {"feed": {"type": "string", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}}},
-                {"$ref": "#/components/schemas/EpisodeInput"},
-                {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EpisodeInput"}},
-                {"type": "object", "required": ["episodes"], "additionalProperties": false, "properties": {"episodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EpisodeInput"}}}}]},
-        "EpisodeInput": episode_input(),
-        "ChapterInput": chapter_input(),
-        "JobAnswer": {"type": "object", "required": ["job"], "properties": {"job": {"type": "object", "required": ["id", "kind", "state"], "properties": {
-            "id": {"type": "integer"}, "kind": {"type": "string"}, "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
-            "submitted_at": {"type": "integer"}, "report": {"type": "object"}, "notes": {"type": "array", "items": {"type": "string"}}, "error": {"type": "string"}}}}},
-        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["status", "message"], "properties": {
-            "status": {"type": "integer"}, "field": {"type": ["string", "null"]}, "message": {"type": "string"}}}}}
-    })
+/// The schemas: generated from the types, plus the write body's.
+fn schemas() -> Map<String, Value> {
+    let settings = |contract| {
+        let mut s = SchemaSettings::draft2020_12();
+        s.definitions_path = "/components/schemas".into();
+        s.contract = contract;
+        s
+    };
+    // What the server reads is described as deserialized, what it answers as serialized.
+    let mut requests = settings(Contract::Deserialize).into_generator();
+    let mut answers = settings(Contract::Serialize).into_generator();
+    let mut all = Map::new();
+    named::<SearchRequest>(&mut requests, &mut all);
+    named::<SearchResponse>(&mut answers, &mut all);
+    named::<ChapterView>(&mut answers, &mut all);
+    named::<EpisodeList>(&mut answers, &mut all);
+    named::<JobAnswer>(&mut answers, &mut all);
+    named::<ErrorBody>(&mut answers, &mut all);
+    all.extend(requests.take_definitions(true));
+    all.extend(answers.take_definitions(true));
+    all.insert("WriteRequest".into(), write_request());
+    all.insert("EpisodeInput".into(), episode_input());
+    all.insert("ChapterInput".into(), chapter_input());
+    all
+}
+
+/// A type's schema under its own name (schemars references it; the root is filed here).
+fn named<T: JsonSchema>(generator: &mut schemars::SchemaGenerator, all: &mut Map<String, Value>) {
+    let mut root = generator.root_schema_for::<T>().to_value();
+    if let Some(root) = root.as_object_mut() {
+        root.remove("$schema");
+        root.remove("$defs");
+    }
+    all.insert(T::schema_name().into_owned(), root);
+}
+
+fn write_request() -> Value {
+    json!({"description": "`{\"feed\": \"https://…\"}`, or episodes in the JSON input format (one object, an array, or `{\"episodes\": [...]}`)",
+        "oneOf": [
+            {"type": "object", "required": ["feed"], "additionalProperties": false, "properties": {"feed": {"type": "string", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}}},
+            {"$ref": "#/components/schemas/EpisodeInput"},
+            {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EpisodeInput"}},
+            {"type": "object", "required": ["episodes"], "additionalProperties": false, "properties": {"episodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EpisodeInput"}}}}]})
 }
 
 pub fn document() -> Value {
+    let schemas = schemas();
     json!({
         "openapi": "3.1.0",
         "info": {"title": "podseek", "version": env!("CARGO_PKG_VERSION"), "description": "Cross-lingual semantic search over podcast chapters (English ⇄ Spanish). Reads are open on loopback unless the server requires the search key; writes need the admin key."},
         "security": [{}, {"key": []}],
-        "paths": paths(),
+        "paths": paths(&schemas),
         "components": {
-            "schemas": schemas(),
+            "schemas": schemas,
             "securitySchemes": {"key": {"type": "http", "scheme": "bearer", "description": "The admin key (writes) or the search key (reads, when required)"}}
         }
     })

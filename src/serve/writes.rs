@@ -54,7 +54,7 @@ pub enum JobState {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Job {
     pub id: u64,
     pub kind: &'static str,
