@@ -253,10 +253,8 @@ impl ExactScan {
 
     /// The rows as the bytes of `vectors.f32` (little-endian f32, row after row).
     pub fn as_bytes(&self) -> &[u8] {
-        let floats: &[f32] = &self.rows;
-        // SAFETY: any f32 is four initialized bytes, u8 has no alignment, and the target is
-        // little-endian (checked at compile time in `column.rs`).
-        unsafe { std::slice::from_raw_parts(floats.as_ptr().cast::<u8>(), floats.len() * 4) }
+        // Little-endian: checked at compile time in `column.rs`.
+        bytemuck::cast_slice(&self.rows)
     }
 
     /// Every key, ascending, in row order.

@@ -230,7 +230,7 @@ impl CatalogFile {
         if map.len() < header || &map[..8] != MAGIC {
             return Err(corrupt("not a catalog (bad header)".into()));
         }
-        let word = |at: usize| u64::from_le_bytes(map[at..at + 8].try_into().expect("8 bytes"));
+        let word = |at: usize| bytemuck::pod_read_unaligned::<u64>(&map[at..at + 8]);
         if word(16) != SECTIONS as u64 {
             return Err(corrupt(format!(
                 "{} sections, expected {SECTIONS}",
@@ -278,7 +278,7 @@ impl CatalogFile {
         let b = self.bytes(s);
         let n = b
             .get(..8)
-            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")) as usize)
+            .map(|w| bytemuck::pod_read_unaligned::<u64>(w) as usize)
             .ok_or_else(|| self.corrupt(format!("list {} has no length", s as usize)))?;
         if n.checked_add(1)
             .and_then(|m| m.checked_mul(8))
@@ -331,7 +331,7 @@ impl CatalogFile {
 
     fn u32_at(&self, s: Section, i: usize) -> u32 {
         let b = &self.bytes(s)[i * 4..i * 4 + 4];
-        u32::from_le_bytes(b.try_into().expect("4 bytes"))
+        bytemuck::pod_read_unaligned::<u32>(b)
     }
 
     fn u8_at(&self, s: Section, i: usize) -> u8 {
@@ -341,10 +341,10 @@ impl CatalogFile {
     /// Item `i` of a list section; `None` when its offsets point outside the section.
     fn item(&self, s: Section, i: usize) -> Option<&[u8]> {
         let b = self.bytes(s);
-        let n = u64::from_le_bytes(b[..8].try_into().ok()?) as usize;
+        let n = bytemuck::pod_read_unaligned::<u64>(b.get(..8)?) as usize;
         let offset = |j: usize| {
             b.get(8 + j * 8..16 + j * 8)
-                .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")) as usize)
+                .map(|w| bytemuck::pod_read_unaligned::<u64>(w) as usize)
         };
         let data = 8 + (n + 1) * 8;
         let (from, to) = (offset(i)?, offset(i + 1)?);
@@ -358,7 +358,7 @@ impl CatalogFile {
     fn u32_list(&self, s: Section, i: usize) -> Vec<u32> {
         self.item(s, i).map_or(Vec::new(), |b| {
             b.chunks_exact(4)
-                .map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes")))
+                .map(|w| bytemuck::pod_read_unaligned::<u32>(w))
                 .collect()
         })
     }

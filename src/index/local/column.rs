@@ -22,12 +22,10 @@ pub fn map_file(path: &Path) -> Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path))
 }
 
-/// Numbers every bit pattern of which is a valid value, so a mapped byte range can be read as them.
-pub trait Plain: Copy + Send + Sync + 'static {}
-impl Plain for u8 {}
-impl Plain for u32 {}
-impl Plain for u64 {}
-impl Plain for f32 {}
+/// Numbers every bit pattern of which is a valid value (`bytemuck::Pod`), so a mapped byte range
+/// can be read as them.
+pub trait Plain: bytemuck::Pod + Send + Sync {}
+impl<T: bytemuck::Pod + Send + Sync> Plain for T {}
 
 #[derive(Clone)]
 pub enum Column<T: Plain> {
@@ -64,12 +62,10 @@ impl<T: Plain> Deref for Column<T> {
     fn deref(&self) -> &[T] {
         match self {
             Column::Owned(values) => values,
-            // SAFETY: `mapped` checked that the range lies inside the map and is aligned for `T`,
-            // `T` is `Plain` (any bits are a value), and the map lives as long as `self`. Segment
-            // files are never written after their switch, so the bytes cannot change under us.
-            Column::Mapped { map, offset, len } => unsafe {
-                std::slice::from_raw_parts(map.as_ptr().add(*offset).cast::<T>(), *len)
-            },
+            // `mapped` checked the range and its alignment, so the cast cannot fail.
+            Column::Mapped { map, offset, len } => {
+                bytemuck::cast_slice(&map[*offset..*offset + *len * std::mem::size_of::<T>()])
+            }
         }
     }
 }

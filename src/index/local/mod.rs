@@ -141,7 +141,7 @@ fn open_legacy_vectors(
     }
     let floats: Vec<f32> = bytes
         .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .map(bytemuck::pod_read_unaligned::<f32>)
         .collect();
     let by_key = records
         .chunks

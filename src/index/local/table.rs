@@ -308,12 +308,12 @@ impl ChunkTable {
         let u32s = |from: usize| -> Column<u32> {
             bytes[from..from + n * 4]
                 .chunks_exact(4)
-                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .map(|b| bytemuck::pod_read_unaligned::<u32>(b))
                 .collect()
         };
         let keys: Column<u64> = bytes[at(0)..at(0) + n * 8]
             .chunks_exact(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .map(|b| bytemuck::pod_read_unaligned::<u64>(b))
             .collect();
         let columns = Columns {
             keys,
@@ -437,7 +437,7 @@ impl Layout {
         if bytes.len() < HEADER || &bytes[..8] != MAGIC {
             return Err(corrupt("not a chunk table (bad header)".into()));
         }
-        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let word = |at: usize| bytemuck::pod_read_unaligned::<u64>(&bytes[at..at + 8]);
         let (n, dict_len) = (word(8) as usize, word(16) as usize);
         let expected = n
             .checked_mul(ROW_BYTES)
