@@ -99,8 +99,9 @@ fn tokenize(text: &str) -> Vec<Token> {
     tokens
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Default)]
 enum Mode {
+    #[default]
     Other,
     Summary,
     Quotes,
@@ -116,6 +117,8 @@ struct Builder {
     entity: (Option<String>, Option<String>),
     /// The last quote piece ended in a number the scraper split off; the next piece continues it.
     glue: bool,
+    /// The section being read.
+    mode: Mode,
 }
 
 impl Builder {
@@ -161,125 +164,158 @@ pub fn repair(text: &str) -> Repair {
     let from = start_in_text(text).unwrap_or(0);
     let tokens = tokenize(&text[from..]);
     let mut b = Builder::default();
-    let mut mode = Mode::Other;
     let mut i = 0;
     while i < tokens.len() {
-        match &tokens[i] {
-            Token::Str(key) if tokens.get(i + 1) == Some(&Token::Punct(':')) => {
-                i += 2;
-                match key.as_str() {
-                    "start" => {
-                        if let Some(Token::Num(n)) = tokens.get(i) {
-                            b.start(*n);
-                            i += 1;
-                        }
-                        mode = Mode::Other;
-                    }
-                    "summary" => mode = Mode::Summary,
-                    "quotes" => mode = Mode::Quotes,
-                    "entities" => mode = Mode::Entities,
-                    "name" | "type" | "description" if mode == Mode::Entities => {
-                        if let Some(Token::Str(v)) = tokens.get(i) {
-                            match key.as_str() {
-                                "name" => b.entity.0 = Some(clean(v)),
-                                "type" => b.entity.1 = Some(clean(v)),
-                                _ => {
-                                    if let (Some(name), kind) = b.entity.clone() {
-                                        b.repair.entities.push(Entity {
-                                            name,
-                                            kind: kind.unwrap_or_default(),
-                                            description: clean(v),
-                                        });
-                                    }
-                                    b.entity = (None, None);
-                                }
-                            }
-                            i += 1;
-                        }
-                    }
-                    _ if mode == Mode::Entities => {}
-                    _ => {
-                        b.finish_quote_section(mode);
-                        mode = Mode::Other;
-                    }
-                }
-                continue;
-            }
-            Token::Str(s) => {
-                let mut marked = false;
-                // JSON fragments inside a string: the last marker in it decides what follows.
-                let mut markers: Vec<(usize, Mode)> = Vec::new();
-                for m in START_KEY.captures_iter(s) {
-                    b.start(m[1].parse().unwrap_or(0.0));
-                    markers.push((m.get(0).unwrap().end(), Mode::Other));
-                    marked = true;
-                }
-                for (needle, m) in [
-                    ("\"summary\":", Mode::Summary),
-                    ("\"quotes\":", Mode::Quotes),
-                    ("entities\":", Mode::Entities),
-                    ("title\":", Mode::Other),
-                ] {
-                    if let Some(p) = s.rfind(needle) {
-                        markers.push((p, m));
-                        marked = true;
-                    }
-                }
-                if let Some((_, m)) = markers.iter().max_by_key(|(p, _)| *p) {
-                    if mode == Mode::Quotes && *m != Mode::Quotes {
-                        b.flush_quote(None);
-                    }
-                    mode = *m;
-                }
-                if let Some(c) = NAME_TAIL.captures(s) {
-                    mode = Mode::Entities;
-                    b.entity = (Some(clean(&c[1])), None);
-                }
-                if !marked && !is_junk(s) {
-                    match mode {
-                        Mode::Summary => b.summary.push(s.clone()),
-                        Mode::Quotes if b.glue => {
-                            if let Some(last) = b.quote.last_mut() {
-                                last.push(' ');
-                                last.push_str(s);
-                            }
-                        }
-                        Mode::Quotes => b.quote.push(s.clone()),
-                        Mode::Other | Mode::Entities => {}
-                    }
-                }
-                b.glue = false;
-            }
-            Token::Punct('[') if mode == Mode::Quotes => {
-                if let (
-                    Some(Token::Num(m)),
-                    Some(Token::Punct(',')),
-                    Some(Token::Num(s)),
-                    Some(Token::Punct(']')),
-                ) = (
-                    tokens.get(i + 1),
-                    tokens.get(i + 2),
-                    tokens.get(i + 3),
-                    tokens.get(i + 4),
-                ) {
-                    b.flush_quote(Some((*m as u32) * 60 + *s as u32));
-                    i += 5;
-                    continue;
-                }
-            }
-            Token::Num(n) if mode == Mode::Quotes && !b.quote.is_empty() => {
-                // A number the scraper split out of a quote ("850,000" → "850", 0).
-                if let Some(last) = b.quote.last_mut() {
-                    last.push_str(&format!(",{n}"));
-                    b.glue = true;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
+        i = b.token(&tokens, i);
     }
     b.finish();
     b.repair
+}
+
+/// `[m, s]` at `i`: a quote's time in seconds.
+fn quote_time(tokens: &[Token], i: usize) -> Option<u32> {
+    match (
+        tokens.get(i + 1),
+        tokens.get(i + 2),
+        tokens.get(i + 3),
+        tokens.get(i + 4),
+    ) {
+        (
+            Some(Token::Num(m)),
+            Some(Token::Punct(',')),
+            Some(Token::Num(s)),
+            Some(Token::Punct(']')),
+        ) => Some((*m as u32) * 60 + *s as u32),
+        _ => None,
+    }
+}
+
+impl Builder {
+    /// Take the token at `i` (and the value it introduces); the index of the next one to read.
+    fn token(&mut self, tokens: &[Token], i: usize) -> usize {
+        match &tokens[i] {
+            Token::Str(key) if tokens.get(i + 1) == Some(&Token::Punct(':')) => {
+                self.key(key, tokens, i + 2)
+            }
+            Token::Str(s) => {
+                self.string(s);
+                i + 1
+            }
+            Token::Punct('[') if self.mode == Mode::Quotes => match quote_time(tokens, i) {
+                Some(at_s) => {
+                    self.flush_quote(Some(at_s));
+                    i + 5
+                }
+                None => i + 1,
+            },
+            Token::Num(n) if self.mode == Mode::Quotes && !self.quote.is_empty() => {
+                // A number the scraper split out of a quote ("850,000" → "850", 0).
+                if let Some(last) = self.quote.last_mut() {
+                    last.push_str(&format!(",{n}"));
+                    self.glue = true;
+                }
+                i + 1
+            }
+            _ => i + 1,
+        }
+    }
+
+    /// A `"key":` pair whose value starts at `i`; the index after what it took.
+    fn key(&mut self, key: &str, tokens: &[Token], i: usize) -> usize {
+        match key {
+            "start" => {
+                self.mode = Mode::Other;
+                if let Some(Token::Num(n)) = tokens.get(i) {
+                    self.start(*n);
+                    return i + 1;
+                }
+            }
+            "summary" => self.mode = Mode::Summary,
+            "quotes" => self.mode = Mode::Quotes,
+            "entities" => self.mode = Mode::Entities,
+            "name" | "type" | "description" if self.mode == Mode::Entities => {
+                if let Some(Token::Str(v)) = tokens.get(i) {
+                    self.entity_field(key, v);
+                    return i + 1;
+                }
+            }
+            _ if self.mode == Mode::Entities => {}
+            _ => {
+                self.finish_quote_section(self.mode);
+                self.mode = Mode::Other;
+            }
+        }
+        i
+    }
+
+    /// An entity's name, type or (last) description.
+    fn entity_field(&mut self, key: &str, value: &str) {
+        match key {
+            "name" => self.entity.0 = Some(clean(value)),
+            "type" => self.entity.1 = Some(clean(value)),
+            _ => {
+                if let (Some(name), kind) = self.entity.clone() {
+                    self.repair.entities.push(Entity {
+                        name,
+                        kind: kind.unwrap_or_default(),
+                        description: clean(value),
+                    });
+                }
+                self.entity = (None, None);
+            }
+        }
+    }
+
+    /// A string that is not a key: text of the current section, or JSON fragments whose last
+    /// marker decides what follows.
+    fn string(&mut self, s: &str) {
+        let marked = self.markers(s);
+        if let Some(c) = NAME_TAIL.captures(s) {
+            self.mode = Mode::Entities;
+            self.entity = (Some(clean(&c[1])), None);
+        }
+        if !marked && !is_junk(s) {
+            match self.mode {
+                Mode::Summary => self.summary.push(s.to_string()),
+                Mode::Quotes if self.glue => {
+                    if let Some(last) = self.quote.last_mut() {
+                        last.push(' ');
+                        last.push_str(s);
+                    }
+                }
+                Mode::Quotes => self.quote.push(s.to_string()),
+                Mode::Other | Mode::Entities => {}
+            }
+        }
+        self.glue = false;
+    }
+
+    /// JSON fragments inside a string (`"start": 12`, `"summary":` …): records they start, and the
+    /// mode the last of them sets. Whether there were any.
+    fn markers(&mut self, s: &str) -> bool {
+        let mut markers: Vec<(usize, Mode)> = Vec::new();
+        for m in START_KEY.captures_iter(s) {
+            self.start(m[1].parse().unwrap_or(0.0));
+            markers.push((m.get(0).unwrap().end(), Mode::Other));
+        }
+        for (needle, m) in [
+            ("\"summary\":", Mode::Summary),
+            ("\"quotes\":", Mode::Quotes),
+            ("entities\":", Mode::Entities),
+            ("title\":", Mode::Other),
+        ] {
+            if let Some(p) = s.rfind(needle) {
+                markers.push((p, m));
+            }
+        }
+        if let Some((_, m)) = markers.iter().max_by_key(|(p, _)| *p) {
+            if self.mode == Mode::Quotes && *m != Mode::Quotes {
+                self.flush_quote(None);
+            }
+            self.mode = *m;
+        }
+        !markers.is_empty()
+    }
 }
 
 impl Builder {

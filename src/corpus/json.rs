@@ -55,45 +55,13 @@ enum InQuote {
 pub fn parse(file: &str, text: &str) -> Parsed {
     let mut out = Parsed::default();
     let trimmed = text.trim_start();
-    // (line number, JSON value) per episode
-    let mut values: Vec<(usize, serde_json::Value)> = Vec::new();
-    if trimmed.starts_with('[')
+    let values = if trimmed.starts_with('[')
         || (trimmed.starts_with('{') && serde_json::from_str::<serde_json::Value>(text).is_ok())
     {
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(serde_json::Value::Array(items)) => values.extend(items.into_iter().map(|v| (1, v))),
-            Ok(v) => values.push((1, v)),
-            Err(e) => out.diagnostics.push(Diagnostic {
-                position: Position {
-                    file: file.to_string(),
-                    line: e.line(),
-                    column: e.column(),
-                },
-                episode: None,
-                message: format!("invalid JSON: {e}"),
-                skipped: true,
-            }),
-        }
+        document_values(file, text, &mut out.diagnostics)
     } else {
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str(line) {
-                Ok(v) => values.push((i + 1, v)),
-                Err(e) => out.diagnostics.push(Diagnostic {
-                    position: Position {
-                        file: file.to_string(),
-                        line: i + 1,
-                        column: e.column(),
-                    },
-                    episode: None,
-                    message: format!("invalid JSON line: {e}; episode skipped"),
-                    skipped: true,
-                }),
-            }
-        }
-    }
+        line_values(file, text, &mut out.diagnostics)
+    };
     for (n, (line, value)) in values.into_iter().enumerate() {
         let position = Position {
             file: file.to_string(),
@@ -104,24 +72,72 @@ pub fn parse(file: &str, text: &str) -> Parsed {
             .get("title")
             .and_then(|t| t.as_str())
             .map(str::to_string);
-        let ep: InEpisode = match serde_json::from_value(value) {
-            Ok(ep) => ep,
-            Err(e) => {
-                out.diagnostics.push(Diagnostic {
-                    position,
-                    episode: name,
-                    message: format!("episode #{}: {e}; episode skipped", n + 1),
-                    skipped: true,
-                });
-                continue;
-            }
-        };
-        match convert(ep, &position, &mut out.diagnostics) {
-            Some(e) => out.episodes.push(e),
-            None => continue,
+        match serde_json::from_value::<InEpisode>(value) {
+            Ok(ep) => out
+                .episodes
+                .extend(convert(ep, &position, &mut out.diagnostics)),
+            Err(e) => out.diagnostics.push(Diagnostic {
+                position,
+                episode: name,
+                message: format!("episode #{}: {e}; episode skipped", n + 1),
+                skipped: true,
+            }),
         }
     }
     out
+}
+
+/// A JSON document: one episode or an array of them, each at line 1.
+fn document_values(
+    file: &str,
+    text: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(usize, serde_json::Value)> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Array(items)) => items.into_iter().map(|v| (1, v)).collect(),
+        Ok(v) => vec![(1, v)],
+        Err(e) => {
+            diagnostics.push(Diagnostic {
+                position: Position {
+                    file: file.to_string(),
+                    line: e.line(),
+                    column: e.column(),
+                },
+                episode: None,
+                message: format!("invalid JSON: {e}"),
+                skipped: true,
+            });
+            Vec::new()
+        }
+    }
+}
+
+/// JSON Lines: an episode per non-empty line, with its line number.
+fn line_values(
+    file: &str,
+    text: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<(usize, serde_json::Value)> {
+    let mut values = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(v) => values.push((i + 1, v)),
+            Err(e) => diagnostics.push(Diagnostic {
+                position: Position {
+                    file: file.to_string(),
+                    line: i + 1,
+                    column: e.column(),
+                },
+                episode: None,
+                message: format!("invalid JSON line: {e}; episode skipped"),
+                skipped: true,
+            }),
+        }
+    }
+    values
 }
 
 fn convert(
@@ -141,86 +157,13 @@ fn convert(
         diag("field `title` is empty; episode skipped".to_string(), true);
         return None;
     }
-    let lang = match ep.language.as_deref() {
-        None => None,
-        Some(code) => match Lang::from_code(code) {
-            Some(l) => Some(l),
-            None => {
-                diag(format!("field `language`: `{code}` is not `en` or `es`; detected from the text instead"), false);
-                None
-            }
-        },
-    };
-    let url = match ep.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-        None => None,
-        Some(u) => match super::feed::web_url(u) {
-            Some(u) => Some(u),
-            None => {
-                diag(
-                    format!("field `url`: `{u}` is not an http(s) URL; the episode is kept without a link"),
-                    false,
-                );
-                None
-            }
-        },
-    };
+    let lang = episode_lang(ep.language.as_deref(), &mut diag);
+    let url = episode_url(ep.url.as_deref(), &mut diag);
     let mut chapters = Vec::new();
     for (i, c) in ep.chapters.into_iter().enumerate() {
-        let start_s = match &c.start {
-            Start::Seconds(s) if *s >= 0.0 && s.is_finite() => Some(s.round() as u32),
-            Start::Seconds(_) => None,
-            Start::Stamp(s) => parse_timestamp(s),
-        };
-        let Some(start_s) = start_s else {
-            diag(
-                format!("chapters[{i}].start is not seconds or MM:SS / H:MM:SS; chapter skipped"),
-                true,
-            );
-            continue;
-        };
-        if c.title.trim().is_empty() {
-            diag(
-                format!("chapters[{i}].title is empty; chapter skipped"),
-                true,
-            );
-            continue;
+        if let Some(chapter) = chapter(i, c, &chapters, &mut diag) {
+            chapters.push(chapter);
         }
-        if chapters.iter().any(|x: &Chapter| x.start_s == start_s) {
-            diag(format!("chapters[{i}] starts at the same second as an earlier chapter; chapter skipped"), true);
-            continue;
-        }
-        let timestamp = match &c.start {
-            Start::Stamp(s) => s.trim().to_string(),
-            Start::Seconds(_) => super::format_timestamp(start_s),
-        };
-        chapters.push(Chapter {
-            id: String::new(),
-            index: 0,
-            title: super::page::clean(&c.title),
-            start_s,
-            end_s: None,
-            timestamp,
-            summary: super::page::clean(&c.summary),
-            quotes: c
-                .quotes
-                .into_iter()
-                .map(|q| match q {
-                    InQuote::Text(text) => Quote {
-                        text,
-                        speaker: None,
-                        at_s: None,
-                    },
-                    InQuote::Full { text, speaker } => Quote {
-                        text,
-                        speaker,
-                        at_s: None,
-                    },
-                })
-                .filter(|q| !q.text.trim().is_empty())
-                .collect(),
-            lang: Lang::En,
-            transcript: Vec::new(),
-        });
     }
     Some(Episode::assemble(
         ep.title.trim().to_string(),
@@ -230,4 +173,83 @@ fn convert(
         chapters,
         ep.entities,
     ))
+}
+
+/// A diagnostic about the episode being converted: its message, and whether something was skipped.
+type Diag<'a> = dyn FnMut(String, bool) + 'a;
+
+fn episode_lang(code: Option<&str>, diag: &mut Diag) -> Option<Lang> {
+    let code = code?;
+    let lang = Lang::from_code(code);
+    if lang.is_none() {
+        diag(format!("field `language`: `{code}` is not `en` or `es`; detected from the text instead"), false);
+    }
+    lang
+}
+
+fn episode_url(url: Option<&str>, diag: &mut Diag) -> Option<String> {
+    let u = url.map(str::trim).filter(|u| !u.is_empty())?;
+    let web = super::feed::web_url(u);
+    if web.is_none() {
+        diag(
+            format!("field `url`: `{u}` is not an http(s) URL; the episode is kept without a link"),
+            false,
+        );
+    }
+    web
+}
+
+/// Chapter `i`, unless it has no readable start, no title, or the start of an earlier one.
+fn chapter(i: usize, c: InChapter, earlier: &[Chapter], diag: &mut Diag) -> Option<Chapter> {
+    let start_s = match &c.start {
+        Start::Seconds(s) if *s >= 0.0 && s.is_finite() => Some(s.round() as u32),
+        Start::Seconds(_) => None,
+        Start::Stamp(s) => parse_timestamp(s),
+    };
+    let Some(start_s) = start_s else {
+        diag(
+            format!("chapters[{i}].start is not seconds or MM:SS / H:MM:SS; chapter skipped"),
+            true,
+        );
+        return None;
+    };
+    if c.title.trim().is_empty() {
+        diag(format!("chapters[{i}].title is empty; chapter skipped"), true);
+        return None;
+    }
+    if earlier.iter().any(|x| x.start_s == start_s) {
+        diag(format!("chapters[{i}] starts at the same second as an earlier chapter; chapter skipped"), true);
+        return None;
+    }
+    let timestamp = match &c.start {
+        Start::Stamp(s) => s.trim().to_string(),
+        Start::Seconds(_) => super::format_timestamp(start_s),
+    };
+    Some(Chapter {
+        id: String::new(),
+        index: 0,
+        title: super::page::clean(&c.title),
+        start_s,
+        end_s: None,
+        timestamp,
+        summary: super::page::clean(&c.summary),
+        quotes: c.quotes.into_iter().map(quote).filter(|q| !q.text.trim().is_empty()).collect(),
+        lang: Lang::En,
+        transcript: Vec::new(),
+    })
+}
+
+fn quote(q: InQuote) -> Quote {
+    match q {
+        InQuote::Text(text) => Quote {
+            text,
+            speaker: None,
+            at_s: None,
+        },
+        InQuote::Full { text, speaker } => Quote {
+            text,
+            speaker,
+            at_s: None,
+        },
+    }
 }

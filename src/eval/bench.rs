@@ -150,23 +150,12 @@ pub fn bench_ann(
         let build_s = t.elapsed().as_secs_f64();
         for &ef in efs {
             store.graph().set_expansion_search(ef);
-            let mut lat = Vec::with_capacity(queries.len());
-            let mut hits = 0usize;
-            let all = Instant::now();
-            for (query, truth) in queries.iter().zip(&truth) {
-                let t = Instant::now();
-                let got = store.search(query, 10, &ChunkFilter::default(), false)?;
-                lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                hits += got.iter().filter(|(k, _)| truth.contains(k)).count();
-            }
-            let total = all.elapsed().as_secs_f64();
-            lat.sort_by(f64::total_cmp);
-            let denominator: usize = truth.iter().map(Vec::len).sum();
+            let (recall_at_10, queries_per_s, lat) = sweep_point(&store, queries, &truth)?;
             out.push(AnnRow {
                 quantization: q,
                 ef,
-                recall_at_10: hits as f64 / denominator.max(1) as f64,
-                queries_per_s: queries.len() as f64 / total,
+                recall_at_10,
+                queries_per_s,
                 p50_ms: percentile(&lat, 0.5),
                 p99_ms: percentile(&lat, 0.99),
                 build_s,
@@ -174,6 +163,32 @@ pub fn bench_ann(
         }
     }
     Ok(out)
+}
+
+/// Every query against one graph at its current ef: recall@10 against `truth`, queries/s, and the
+/// latencies in ms, sorted.
+fn sweep_point(
+    store: &SegmentVectors,
+    queries: &[Vec<f32>],
+    truth: &[Vec<u64>],
+) -> Result<(f64, f64, Vec<f64>)> {
+    let mut lat = Vec::with_capacity(queries.len());
+    let mut hits = 0usize;
+    let all = Instant::now();
+    for (query, truth) in queries.iter().zip(truth) {
+        let t = Instant::now();
+        let got = store.search(query, 10, &ChunkFilter::default(), false)?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        hits += got.iter().filter(|(k, _)| truth.contains(k)).count();
+    }
+    let total = all.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let denominator: usize = truth.iter().map(Vec::len).sum();
+    Ok((
+        hits as f64 / denominator.max(1) as f64,
+        queries.len() as f64 / total,
+        lat,
+    ))
 }
 
 pub fn render_ann(rows: &[AnnRow], vectors: usize, queries: usize) -> String {

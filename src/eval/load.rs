@@ -46,14 +46,7 @@ pub async fn run(
     if base_urls.is_empty() {
         return Err(Error::invalid("url", "no server to send to"));
     }
-    crate::fetch::install_tls();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .map_err(|e| Error::Fetch {
-            url: base_urls.join(","),
-            message: e.to_string(),
-        })?;
+    let client = http_client(base_urls, clients)?;
     let started = Instant::now();
     let deadline = started + duration;
     let run_seconds = std::time::SystemTime::now()
@@ -85,9 +78,13 @@ pub async fn run(
         shed += tally.shed;
         errors += tally.errors;
     }
-    let seconds = started.elapsed().as_secs_f64();
+    Ok(report(clients, started.elapsed().as_secs_f64(), all, shed, errors))
+}
+
+/// The run's figures from every client's tally.
+fn report(clients: usize, seconds: f64, mut all: Vec<f64>, shed: usize, errors: usize) -> LoadReport {
     all.sort_by(f64::total_cmp);
-    Ok(LoadReport {
+    LoadReport {
         clients,
         seconds,
         requests: all.len() + shed + errors,
@@ -98,7 +95,18 @@ pub async fn run(
         p50_ms: crate::eval::bench::percentile(&all, 0.5),
         p99_ms: crate::eval::bench::percentile(&all, 0.99),
         max_ms: all.last().copied().unwrap_or(0.0),
-    })
+    }
+}
+
+fn http_client(base_urls: &[String], clients: usize) -> Result<reqwest::Client> {
+    crate::fetch::install_tls();
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .map_err(|e| Error::Fetch {
+            url: base_urls.join(","),
+            message: e.to_string(),
+        })
 }
 
 /// One simulated client: asks its share of the questions in turn until the deadline.

@@ -178,30 +178,20 @@ fn group(items: &[QueryMetrics]) -> Group {
     }
 }
 
-/// Run every judged query and score it. `chapter_lang` gives each chapter's language.
-pub fn evaluate(
-    system: &System,
-    queries: &[EvalQuery],
-    qrels: &HashMap<String, Judgments>,
-    chapter_lang: &HashMap<String, Lang>,
-    manifest: serde_json::Value,
-    k: usize,
-) -> Result<Report> {
-    let mut all = Vec::new();
-    let mut kinds: BTreeMap<String, Vec<QueryMetrics>> = BTreeMap::new();
-    let mut pairs: BTreeMap<String, Vec<QueryMetrics>> = BTreeMap::new();
-    let (mut same, mut cross) = (Vec::new(), Vec::new());
-    let mut per_query = BTreeMap::new();
-    let mut run = Vec::new();
-    let mut unjudged = Vec::new();
-    for q in queries {
-        let Some(judged) = qrels.get(&q.id).filter(|j| j.values().any(|&g| g > 0)) else {
-            unjudged.push(q.id.clone());
-            continue;
-        };
-        let found = system.retrieve(&q.text)?;
-        let ranked: Vec<String> = found.iter().map(|(d, _)| d.clone()).collect();
-        let m = QueryMetrics::compute(&ranked, judged, k);
+/// The scores of the queries run so far, in the groups a report shows.
+#[derive(Default)]
+struct Tally {
+    all: Vec<QueryMetrics>,
+    kinds: BTreeMap<String, Vec<QueryMetrics>>,
+    pairs: BTreeMap<String, Vec<QueryMetrics>>,
+    /// Queries whose relevant chapters are all in the question's language, or all in the other.
+    same: Vec<QueryMetrics>,
+    cross: Vec<QueryMetrics>,
+    per_query: BTreeMap<String, QueryMetrics>,
+}
+
+impl Tally {
+    fn add(&mut self, q: &EvalQuery, m: QueryMetrics, judged: &Judgments, chapter_lang: &HashMap<String, Lang>) {
         let qlang = q
             .lang
             .as_deref()
@@ -218,38 +208,62 @@ pub fn evaluate(
             [one] => one.code().to_string(),
             _ => "mixed".to_string(),
         };
-        if rel_langs.len() == 1 {
-            if rel_langs[0] == qlang {
-                same.push(m);
-            } else {
-                cross.push(m);
-            }
+        match rel_langs.as_slice() {
+            [one] if *one == qlang => self.same.push(m),
+            [_] => self.cross.push(m),
+            _ => {}
         }
-        pairs
+        self.pairs
             .entry(format!("{}→{}", qlang.code(), target))
             .or_default()
             .push(m);
-        kinds
+        self.kinds
             .entry(q.kind.clone().unwrap_or_else(|| "unlabelled".into()))
             .or_default()
             .push(m);
-        all.push(m);
-        per_query.insert(q.id.clone(), m);
+        self.all.push(m);
+        self.per_query.insert(q.id.clone(), m);
+    }
+
+    /// nDCG@10 of same-language queries less that of cross-language ones (0 unless both exist).
+    fn cross_lingual_gap(&self) -> f64 {
+        if self.same.is_empty() || self.cross.is_empty() {
+            return 0.0;
+        }
+        QueryMetrics::mean(&self.same).ndcg_10 - QueryMetrics::mean(&self.cross).ndcg_10
+    }
+}
+
+/// Run every judged query and score it. `chapter_lang` gives each chapter's language.
+pub fn evaluate(
+    system: &System,
+    queries: &[EvalQuery],
+    qrels: &HashMap<String, Judgments>,
+    chapter_lang: &HashMap<String, Lang>,
+    manifest: serde_json::Value,
+    k: usize,
+) -> Result<Report> {
+    let mut tally = Tally::default();
+    let mut run = Vec::new();
+    let mut unjudged = Vec::new();
+    for q in queries {
+        let Some(judged) = qrels.get(&q.id).filter(|j| j.values().any(|&g| g > 0)) else {
+            unjudged.push(q.id.clone());
+            continue;
+        };
+        let found = system.retrieve(&q.text)?;
+        let ranked: Vec<String> = found.iter().map(|(d, _)| d.clone()).collect();
+        tally.add(q, QueryMetrics::compute(&ranked, judged, k), judged, chapter_lang);
         run.push((q.id.clone(), found));
     }
-    let gap = QueryMetrics::mean(&same).ndcg_10 - QueryMetrics::mean(&cross).ndcg_10;
     Ok(Report {
         manifest,
         k,
-        overall: group(&all),
-        by_kind: kinds.into_iter().map(|(k, v)| (k, group(&v))).collect(),
-        by_pair: pairs.into_iter().map(|(k, v)| (k, group(&v))).collect(),
-        cross_lingual_gap: if same.is_empty() || cross.is_empty() {
-            0.0
-        } else {
-            gap
-        },
-        per_query,
+        overall: group(&tally.all),
+        by_kind: tally.kinds.iter().map(|(k, v)| (k.clone(), group(v))).collect(),
+        by_pair: tally.pairs.iter().map(|(k, v)| (k.clone(), group(v))).collect(),
+        cross_lingual_gap: tally.cross_lingual_gap(),
+        per_query: tally.per_query,
         run,
         unjudged,
     })

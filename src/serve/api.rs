@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::openapi::not_only_whitespace;
 use super::writes::Job;
-use crate::search::{EpisodeSummary, Mode, MAX_K, MAX_QUERY_CHARS};
+use crate::search::{EpisodeSummary, Mode, DEFAULT_K, MAX_K, MAX_QUERY_CHARS};
 
 /// A search as `POST /v1/search` takes it; `GET /v1/search` takes the same fields as query
 /// parameters.
@@ -19,10 +19,10 @@ pub struct SearchRequest {
     /// The question, English or Spanish (1–2000 characters, not only spaces).
     #[schemars(length(min = 1, max = MAX_QUERY_CHARS), transform = not_blank)]
     pub q: String,
-    /// Chapters to return (default 10). Read as a number, then checked to be whole: JSON Schema's
-    /// `integer` admits `61.0`.
+    /// Chapters to return.
+    // Read as a number, then checked to be whole: JSON Schema's `integer` admits `61.0`.
     #[serde(default)]
-    #[schemars(with = "Option<u32>", range(min = 1, max = MAX_K))]
+    #[schemars(with = "Option<u32>", range(min = 1, max = MAX_K), extend("default" = DEFAULT_K))]
     pub k: Option<f64>,
     /// Only chapters in this language; `all` or empty for both.
     #[serde(default)]

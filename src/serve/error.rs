@@ -147,6 +147,7 @@ fn field(e: &ServeError) -> Option<&str> {
 
 /// The JSON error shape: `{"error": {status, field, message}}`.
 #[derive(Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }

@@ -106,6 +106,52 @@ fn truncate_chars(s: &str, max: usize) -> (String, bool) {
     (format!("{}…", cut.trim_end()), true)
 }
 
+/// Hits with their snippets cut to fit one answer's budget; whether any was cut.
+fn within_budget(hits: Vec<Hit>, max_chars: usize) -> (Vec<Hit>, bool) {
+    let per_hit = max_chars.min(ANSWER_CHAR_BUDGET / hits.len().max(1));
+    let mut truncated = false;
+    let hits = hits
+        .into_iter()
+        .map(|mut h| {
+            let (s, cut) = truncate_chars(&h.snippet, per_hit);
+            truncated |= cut;
+            h.snippet = s;
+            h
+        })
+        .collect();
+    (hits, truncated)
+}
+
+/// The hits as the text block an agent reads beside the structured answer.
+fn hits_text(hits: &[Hit], question: &str, truncated: bool) -> String {
+    let mut text = format!(
+        "{} chapters for \"{}\"{}:\n",
+        hits.len(),
+        question,
+        if truncated {
+            " (snippets shortened)"
+        } else {
+            ""
+        }
+    );
+    for h in hits {
+        text.push_str(&format!(
+            "{}. {} ({}; score {:.3}; id {})\n   {}{}\n",
+            h.rank,
+            h.citation,
+            h.lang,
+            h.score,
+            h.chapter_id,
+            h.speaker
+                .as_ref()
+                .map(|s| format!("{s}: "))
+                .unwrap_or_default(),
+            h.snippet
+        ));
+    }
+    text
+}
+
 fn structured<T: Serialize>(value: &T, text: String) -> CallToolResult {
     let mut result =
         CallToolResult::structured(serde_json::to_value(value).expect("tool output serializes"));
@@ -170,42 +216,8 @@ impl PodseekMcp {
             Ok(h) => h,
             Err(e) => return tool_error(&e),
         };
-        let per_hit = max_chars.min(ANSWER_CHAR_BUDGET / hits.len().max(1));
-        let mut truncated = false;
-        let hits: Vec<Hit> = hits
-            .into_iter()
-            .map(|mut h| {
-                let (s, cut) = truncate_chars(&h.snippet, per_hit);
-                truncated |= cut;
-                h.snippet = s;
-                h
-            })
-            .collect();
-        let mut text = format!(
-            "{} chapters for \"{}\"{}:\n",
-            hits.len(),
-            args.query.trim(),
-            if truncated {
-                " (snippets shortened)"
-            } else {
-                ""
-            }
-        );
-        for h in &hits {
-            text.push_str(&format!(
-                "{}. {} ({}; score {:.3}; id {})\n   {}{}\n",
-                h.rank,
-                h.citation,
-                h.lang,
-                h.score,
-                h.chapter_id,
-                h.speaker
-                    .as_ref()
-                    .map(|s| format!("{s}: "))
-                    .unwrap_or_default(),
-                h.snippet
-            ));
-        }
+        let (hits, truncated) = within_budget(hits, max_chars);
+        let text = hits_text(&hits, args.query.trim(), truncated);
         let answer = SearchResponse {
             truncated: Some(truncated),
             ..SearchResponse::new(args.query, hits)

@@ -12,7 +12,6 @@
 use std::sync::OnceLock;
 
 use schemars::generate::{Contract, SchemaSettings};
-use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
 use super::api::{EpisodeList, JobAnswer, SearchRequest};
@@ -124,6 +123,9 @@ fn without_null(mut schema: Value, components: &Map<String, Value>) -> Value {
     if let Some(Value::Array(values)) = s.get_mut("enum") {
         values.retain(|v| !v.is_null());
     }
+    if s.get("default") == Some(&Value::Null) {
+        s.remove("default");
+    }
     if let Some(Value::Array(choices)) = s.remove("anyOf") {
         let kept: Vec<Value> = choices
             .into_iter()
@@ -199,7 +201,7 @@ fn paths(components: &Map<String, Value>) -> Value {
             "responses": guarded(responses(&[("200", object("The chapter", "ChapterView")), ("400", error("Malformed id")), ("404", error("Unknown chapter id")), ("503", busy.clone())]))}},
         "/v1/episodes": {
             "get": {"summary": "All episodes with their chapters",
-                "responses": guarded(responses(&[("200", object("Episodes", "EpisodeList")), ("503", busy.clone())]))},
+                "responses": guarded(responses(&[("200", object("Every episode with its chapters", "EpisodeList")), ("503", busy.clone())]))},
             "post": {"summary": "Add or replace episodes (JSON input format) or a feed (`{\"feed\": URL}`); admin key",
                 "description": "All or nothing: a body with any episode or chapter the parser would skip is a 400 naming it. One rule is beyond the schema: two chapters of an episode may not start at the same second.",
                 "security": [{"key": []}],
@@ -264,29 +266,20 @@ fn schemas() -> Map<String, Value> {
     // What the server reads is described as deserialized, what it answers as serialized.
     let mut requests = settings(Contract::Deserialize).into_generator();
     let mut answers = settings(Contract::Serialize).into_generator();
+    // Each type is filed under its own name, with every type it refers to.
+    requests.subschema_for::<SearchRequest>();
+    answers.subschema_for::<SearchResponse>();
+    answers.subschema_for::<ChapterView>();
+    answers.subschema_for::<EpisodeList>();
+    answers.subschema_for::<JobAnswer>();
+    answers.subschema_for::<ErrorBody>();
     let mut all = Map::new();
-    named::<SearchRequest>(&mut requests, &mut all);
-    named::<SearchResponse>(&mut answers, &mut all);
-    named::<ChapterView>(&mut answers, &mut all);
-    named::<EpisodeList>(&mut answers, &mut all);
-    named::<JobAnswer>(&mut answers, &mut all);
-    named::<ErrorBody>(&mut answers, &mut all);
     all.extend(requests.take_definitions(true));
     all.extend(answers.take_definitions(true));
     all.insert("WriteRequest".into(), write_request());
     all.insert("EpisodeInput".into(), episode_input());
     all.insert("ChapterInput".into(), chapter_input());
     all
-}
-
-/// A type's schema under its own name (schemars references it; the root is filed here).
-fn named<T: JsonSchema>(generator: &mut schemars::SchemaGenerator, all: &mut Map<String, Value>) {
-    let mut root = generator.root_schema_for::<T>().to_value();
-    if let Some(root) = root.as_object_mut() {
-        root.remove("$schema");
-        root.remove("$defs");
-    }
-    all.insert(T::schema_name().into_owned(), root);
 }
 
 fn write_request() -> Value {

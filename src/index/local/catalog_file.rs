@@ -101,34 +101,18 @@ fn lang_of(code: u8) -> Lang {
     }
 }
 
+/// A chapter as the catalog files it: id, episode number, language, heading (JSON).
+type ChapterLine<'a> = (&'a str, u32, Lang, Vec<u8>);
+
 /// The bytes of `catalog.bin` for these records, rows in the order of `keys` (the chunk table's).
 pub fn catalog_bytes(records: &Records, keys: &[u64]) -> Vec<u8> {
     let mut episodes: Vec<&Episode> = records.episodes.iter().collect();
     episodes.sort_by(|a, b| a.id.cmp(&b.id));
+    let chapters = sorted_chapters(&episodes);
+    let chapter_number: HashMap<&str, u32> = chapters.iter().map(|c| c.0).zip(0u32..).collect();
     let episode_number: HashMap<&str, u32> =
         episodes.iter().map(|e| e.id.as_str()).zip(0u32..).collect();
-    let mut chapters: Vec<(&str, u32, Lang, Vec<u8>)> = episodes
-        .iter()
-        .zip(0u32..)
-        .flat_map(|(e, n)| {
-            e.chapters.iter().map(move |c| {
-                let heading = serde_json::to_vec(&Heading::of(e, c)).expect("headings serialize");
-                (c.id.as_str(), n, c.lang, heading)
-            })
-        })
-        .collect();
-    chapters.sort_by(|a, b| a.0.cmp(b.0));
-    let chapter_number: HashMap<&str, u32> = chapters.iter().map(|c| c.0).zip(0u32..).collect();
     let row_of: HashMap<u64, u32> = keys.iter().copied().zip(0u32..).collect();
-    let by_row = chunks_by_row(records, keys);
-    let row_chapter: Vec<u32> = by_row
-        .iter()
-        .map(|c| {
-            *chapter_number
-                .get(c.chapter_id.as_str())
-                .unwrap_or(&NO_CHAPTER)
-        })
-        .collect();
     let mut chapter_rows = vec![Vec::new(); chapters.len()];
     let mut episode_rows = vec![Vec::new(); episodes.len()];
     for c in &records.chunks {
@@ -140,10 +124,63 @@ pub fn catalog_bytes(records: &Records, keys: &[u64]) -> Vec<u8> {
             episode_rows[n as usize].push(row);
         }
     }
+    let [row_chapter, chunks] = row_sections(&chunks_by_row(records, keys), &chapter_number);
+    let [ids, episode, lang, rows, headings] = chapter_sections(&chapters, &chapter_rows);
+    let [e_ids, e_json, e_hash, e_podcast, e_lang, e_chapters, e_rows] =
+        episode_sections(&episodes, records, &episode_rows);
+    let sections: [Vec<u8>; SECTIONS] = [
+        row_chapter, chunks, ids, episode, lang, rows, headings, e_ids, e_json, e_hash, e_podcast,
+        e_lang, e_chapters, e_rows,
+    ];
+    assemble(&sections, keys.len())
+}
+
+/// Every chapter of these episodes (numbered in their order), sorted by id.
+fn sorted_chapters<'a>(episodes: &[&'a Episode]) -> Vec<ChapterLine<'a>> {
+    let mut chapters: Vec<ChapterLine> = episodes
+        .iter()
+        .zip(0u32..)
+        .flat_map(|(e, n)| {
+            e.chapters.iter().map(move |c| {
+                let heading = serde_json::to_vec(&Heading::of(e, c)).expect("headings serialize");
+                (c.id.as_str(), n, c.lang, heading)
+            })
+        })
+        .collect();
+    chapters.sort_by(|a, b| a.0.cmp(b.0));
+    chapters
+}
+
+/// `RowChapter` and `Chunks`.
+fn row_sections(by_row: &[&Chunk], chapter_number: &HashMap<&str, u32>) -> [Vec<u8>; 2] {
+    let row_chapter = by_row.iter().map(|c| {
+        *chapter_number
+            .get(c.chapter_id.as_str())
+            .unwrap_or(&NO_CHAPTER)
+    });
     let chunk_json: Vec<Vec<u8>> = by_row
         .iter()
         .map(|c| serde_json::to_vec(c).expect("chunks serialize"))
         .collect();
+    [
+        put_u32s(row_chapter),
+        put_list(chunk_json.iter().map(Vec::as_slice)),
+    ]
+}
+
+/// `ChapterIds` to `ChapterHeadings`.
+fn chapter_sections(chapters: &[ChapterLine], rows: &[Vec<u32>]) -> [Vec<u8>; 5] {
+    [
+        put_list(chapters.iter().map(|c| c.0.as_bytes())),
+        put_u32s(chapters.iter().map(|c| c.1)),
+        chapters.iter().map(|c| lang_code(c.2)).collect(),
+        put_row_lists(rows),
+        put_list(chapters.iter().map(|c| c.3.as_slice())),
+    ]
+}
+
+/// `EpisodeIds` to `EpisodeRows`.
+fn episode_sections(episodes: &[&Episode], records: &Records, rows: &[Vec<u32>]) -> [Vec<u8>; 7] {
     let episode_json: Vec<Vec<u8>> = episodes
         .iter()
         .map(|e| serde_json::to_vec(e).expect("episodes serialize"))
@@ -154,14 +191,7 @@ pub fn catalog_bytes(records: &Records, keys: &[u64]) -> Vec<u8> {
             .get(&e.id)
             .map_or(&b""[..], |h| h.as_bytes())
     };
-    let sections: [Vec<u8>; SECTIONS] = [
-        put_u32s(row_chapter.into_iter()),
-        put_list(chunk_json.iter().map(Vec::as_slice)),
-        put_list(chapters.iter().map(|c| c.0.as_bytes())),
-        put_u32s(chapters.iter().map(|c| c.1)),
-        chapters.iter().map(|c| lang_code(c.2)).collect(),
-        put_row_lists(&chapter_rows),
-        put_list(chapters.iter().map(|c| c.3.as_slice())),
+    [
         put_list(episodes.iter().map(|e| e.id.as_bytes())),
         put_list(episode_json.iter().map(Vec::as_slice)),
         put_list(episodes.iter().map(hash)),
@@ -172,9 +202,8 @@ pub fn catalog_bytes(records: &Records, keys: &[u64]) -> Vec<u8> {
         ),
         episodes.iter().map(|e| lang_code(e.lang)).collect(),
         put_u32s(episodes.iter().map(|e| e.chapters.len() as u32)),
-        put_row_lists(&episode_rows),
-    ];
-    assemble(&sections, keys.len())
+        put_row_lists(rows),
+    ]
 }
 
 /// The chunk of each row, in `keys` order.
