@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::page::clean;
+use super::collapse_spaces;
 use super::{Entity, Quote};
 
 static START_KEY: LazyLock<Regex> =
@@ -126,7 +126,7 @@ impl Builder {
         if self.quote.is_empty() {
             return;
         }
-        let text = clean(&self.quote.join(", "));
+        let text = collapse_spaces(&self.quote.join(", "));
         self.quote.clear();
         if let Some(r) = self.current.as_mut() {
             r.quotes.push(Quote {
@@ -148,7 +148,7 @@ impl Builder {
     fn finish(&mut self) {
         self.flush_quote(None);
         if let Some(mut r) = self.current.take() {
-            r.summary = clean(&self.summary.join(", "));
+            r.summary = collapse_spaces(&self.summary.join(", "));
             self.repair.records.push(r);
         }
         self.summary.clear();
@@ -251,14 +251,14 @@ impl Builder {
     /// An entity's name, type or (last) description.
     fn entity_field(&mut self, key: &str, value: &str) {
         match key {
-            "name" => self.entity.0 = Some(clean(value)),
-            "type" => self.entity.1 = Some(clean(value)),
+            "name" => self.entity.0 = Some(collapse_spaces(value)),
+            "type" => self.entity.1 = Some(collapse_spaces(value)),
             _ => {
                 if let (Some(name), kind) = self.entity.clone() {
                     self.repair.entities.push(Entity {
                         name,
                         kind: kind.unwrap_or_default(),
-                        description: clean(value),
+                        description: collapse_spaces(value),
                     });
                 }
                 self.entity = (None, None);
@@ -272,7 +272,7 @@ impl Builder {
         let marked = self.markers(s);
         if let Some(c) = NAME_TAIL.captures(s) {
             self.mode = Mode::Entities;
-            self.entity = (Some(clean(&c[1])), None);
+            self.entity = (Some(collapse_spaces(&c[1])), None);
         }
         if !marked && !is_junk(s) {
             match self.mode {

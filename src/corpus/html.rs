@@ -23,7 +23,7 @@ pub fn to_text(html: &str) -> String {
 /// Spaces collapsed within lines; blank lines removed; lines kept.
 fn collapse(text: &str) -> String {
     text.lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(super::collapse_spaces)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("\n")

@@ -169,7 +169,7 @@ fn convert(
         ep.title.trim().to_string(),
         url,
         lang,
-        super::page::clean(&ep.description),
+        super::collapse_spaces(&ep.description),
         chapters,
         ep.entities,
     ))
@@ -182,7 +182,12 @@ fn episode_lang(code: Option<&str>, diag: &mut Diag) -> Option<Lang> {
     let code = code?;
     let lang = Lang::from_code(code);
     if lang.is_none() {
-        diag(format!("field `language`: `{code}` is not `en` or `es`; detected from the text instead"), false);
+        diag(
+            format!(
+                "field `language`: `{code}` is not `en` or `es`; detected from the text instead"
+            ),
+            false,
+        );
     }
     lang
 }
@@ -214,11 +219,19 @@ fn chapter(i: usize, c: InChapter, earlier: &[Chapter], diag: &mut Diag) -> Opti
         return None;
     };
     if c.title.trim().is_empty() {
-        diag(format!("chapters[{i}].title is empty; chapter skipped"), true);
+        diag(
+            format!("chapters[{i}].title is empty; chapter skipped"),
+            true,
+        );
         return None;
     }
     if earlier.iter().any(|x| x.start_s == start_s) {
-        diag(format!("chapters[{i}] starts at the same second as an earlier chapter; chapter skipped"), true);
+        diag(
+            format!(
+                "chapters[{i}] starts at the same second as an earlier chapter; chapter skipped"
+            ),
+            true,
+        );
         return None;
     }
     let timestamp = match &c.start {
@@ -228,12 +241,17 @@ fn chapter(i: usize, c: InChapter, earlier: &[Chapter], diag: &mut Diag) -> Opti
     Some(Chapter {
         id: String::new(),
         index: 0,
-        title: super::page::clean(&c.title),
+        title: super::collapse_spaces(&c.title),
         start_s,
         end_s: None,
         timestamp,
-        summary: super::page::clean(&c.summary),
-        quotes: c.quotes.into_iter().map(quote).filter(|q| !q.text.trim().is_empty()).collect(),
+        summary: super::collapse_spaces(&c.summary),
+        quotes: c
+            .quotes
+            .into_iter()
+            .map(quote)
+            .filter(|q| !q.text.trim().is_empty())
+            .collect(),
         lang: Lang::En,
         transcript: Vec::new(),
     })

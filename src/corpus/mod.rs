@@ -422,6 +422,11 @@ fn dedupe_episodes(name: &str, parsed: &mut Parsed) {
     parsed.episodes = kept;
 }
 
+/// Runs of whitespace as one space, trimmed: how every text the parsers keep is spaced.
+pub(crate) fn collapse_spaces(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// A readable summary of a parse: episodes, chapter counts and titles with timestamps.
 pub fn summary(parsed: &Parsed) -> String {
     use std::fmt::Write;
@@ -448,42 +453,48 @@ pub fn summary(parsed: &Parsed) -> String {
         parsed.diagnostics.iter().filter(|d| d.skipped).count()
     );
     for e in &parsed.episodes {
-        let _ = writeln!(
-            out,
-            "\n{} [{}] {} chapters, {} entities  (id {})",
-            e.title,
-            e.lang.code(),
-            e.chapters.len(),
-            e.entities.len(),
-            e.id
-        );
-        if let Some(f) = &e.feed {
-            let transcript = f
-                .transcript
-                .as_ref()
-                .map_or("no transcript".to_string(), |t| {
-                    format!("transcript {} ({} cues)", t.format.as_str(), t.cues)
-                });
-            let _ = writeln!(
-                out,
-                "  podcast \"{}\" · chapters from {} · {transcript}",
-                f.podcast, f.chapters_from
-            );
-        }
-        for c in &e.chapters {
-            let lines = if c.transcript.is_empty() {
-                String::new()
-            } else {
-                format!(", {} transcript lines", c.transcript.len())
-            };
-            let _ = writeln!(
-                out,
-                "  [{:>8}] {}  ({} quotes{lines})",
-                c.timestamp,
-                c.title,
-                c.quotes.len()
-            );
-        }
+        episode_summary(&mut out, e);
     }
     out
+}
+
+/// One episode of `summary`: its heading, feed facts and chapters.
+fn episode_summary(out: &mut String, e: &Episode) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "\n{} [{}] {} chapters, {} entities  (id {})",
+        e.title,
+        e.lang.code(),
+        e.chapters.len(),
+        e.entities.len(),
+        e.id
+    );
+    if let Some(f) = &e.feed {
+        let transcript = f
+            .transcript
+            .as_ref()
+            .map_or("no transcript".to_string(), |t| {
+                format!("transcript {} ({} cues)", t.format.as_str(), t.cues)
+            });
+        let _ = writeln!(
+            out,
+            "  podcast \"{}\" · chapters from {} · {transcript}",
+            f.podcast, f.chapters_from
+        );
+    }
+    for c in &e.chapters {
+        let lines = if c.transcript.is_empty() {
+            String::new()
+        } else {
+            format!(", {} transcript lines", c.transcript.len())
+        };
+        let _ = writeln!(
+            out,
+            "  [{:>8}] {}  ({} quotes{lines})",
+            c.timestamp,
+            c.title,
+            c.quotes.len()
+        );
+    }
 }

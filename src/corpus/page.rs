@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::collapse_spaces;
 use super::dump;
 use super::titles::{self, TitleContext};
 use super::{parse_timestamp, Chapter, Diagnostic, Entity, Episode, Lang, Parsed, Position, Quote};
@@ -223,7 +224,7 @@ fn raw_chapters(text: &str, chapters_end: usize, diag: &mut Diag) -> (String, Ve
     let description_end = headers
         .first()
         .map_or(chapters_end, |c| c.get(0).unwrap().start());
-    let description = clean(&text[..description_end]);
+    let description = collapse_spaces(&text[..description_end]);
     let mut raws = Vec::new();
     for (i, cap) in headers.iter().enumerate() {
         let whole = cap.get(0).unwrap();
@@ -369,11 +370,6 @@ fn q_rest(blocks: &[QuoteBlock], from: usize) -> String {
         .join(" ")
 }
 
-/// Collapse runs of whitespace; trim.
-pub(crate) fn clean(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 struct QuoteBlock {
     text: String,
     speaker: Option<String>,
@@ -410,10 +406,10 @@ fn split_quotes(text: &str) -> (String, Vec<QuoteBlock>) {
         let speaker = ["—", "–", "-"]
             .iter()
             .find_map(|d| after.strip_prefix(d))
-            .map(clean)
+            .map(collapse_spaces)
             .filter(|s| !s.is_empty());
         blocks.push(QuoteBlock {
-            text: clean(body),
+            text: collapse_spaces(body),
             speaker,
             raw: raw.to_string(),
         });
@@ -431,9 +427,12 @@ fn parse_entities(text: &str) -> Vec<Entity> {
                 .get(i + 1)
                 .map_or(text.len(), |n| n.get(0).unwrap().start());
             Entity {
-                name: clean(&c[1]),
-                kind: c.get(2).map(|m| clean(m.as_str())).unwrap_or_default(),
-                description: clean(&text[c.get(0).unwrap().end()..end]),
+                name: collapse_spaces(&c[1]),
+                kind: c
+                    .get(2)
+                    .map(|m| collapse_spaces(m.as_str()))
+                    .unwrap_or_default(),
+                description: collapse_spaces(&text[c.get(0).unwrap().end()..end]),
             }
         })
         .collect()

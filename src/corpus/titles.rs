@@ -214,22 +214,41 @@ impl TitleContext {
             pairs: HashSet::new(),
             lowercase_names: lowercase_names.clone(),
         };
+        ctx.learn_names(episode_title, description, chapter_texts.clone(), entities);
+        let all: String = std::iter::once(description)
+            .chain(chapter_texts.clone())
+            .collect::<Vec<_>>()
+            .join(" ");
+        ctx.spanish_minor = super::Lang::detect(&all) == super::Lang::Es;
+        ctx.title_case = !ctx.spanish_minor && ctx.mostly_title_case(chapter_texts);
+        ctx
+    }
+
+    /// Word pairs that are names: from the entities, and capitalized pairs seen at least twice
+    /// in the titles, description and chapter texts.
+    fn learn_names<'a>(
+        &mut self,
+        episode_title: &'a str,
+        description: &'a str,
+        chapter_texts: impl Iterator<Item = &'a str>,
+        entities: &[Entity],
+    ) {
         for e in entities {
             let words: Vec<&str> = e.name.split_whitespace().collect();
             for w in words.windows(2) {
-                ctx.pairs.insert((stem(w[0]), stem(w[1])));
+                self.pairs.insert((stem(w[0]), stem(w[1])));
             }
         }
         let mut counts: HashMap<(String, String), usize> = HashMap::new();
         // Chapter heads are skipped: the pair where a title meets its summary must not count as a name.
         let texts = [(episode_title, 0), (description, 0)]
             .into_iter()
-            .chain(chapter_texts.clone().map(|t| (t, HEAD_WORDS)));
+            .chain(chapter_texts.map(|t| (t, HEAD_WORDS)));
         for (text, skip) in texts {
             let words: Vec<&str> = text.split_whitespace().skip(skip).collect();
             for w in words.windows(2) {
-                if ctx.is_cap(w[0])
-                    && ctx.is_cap(w[1])
+                if self.is_cap(w[0])
+                    && self.is_cap(w[1])
                     && !w[0].ends_with([',', '.', ':', '?', '!', ';'])
                     && !OPENERS.contains(&w[0])
                 {
@@ -237,34 +256,30 @@ impl TitleContext {
                 }
             }
         }
-        ctx.pairs
+        self.pairs
             .extend(counts.into_iter().filter(|(_, n)| *n >= 2).map(|(k, _)| k));
+    }
 
-        let all: String = std::iter::once(description)
-            .chain(chapter_texts.clone())
-            .collect::<Vec<_>>()
-            .join(" ");
-        ctx.spanish_minor = super::Lang::detect(&all) == super::Lang::Es;
-        // Title Case when most chapters' first two content words after the first are capitalized.
+    /// Title Case when most chapters' first two content words after the first are capitalized.
+    fn mostly_title_case<'a>(&self, chapter_texts: impl Iterator<Item = &'a str>) -> bool {
         let (mut tc, mut sc) = (0, 0);
         for text in chapter_texts {
             let words: Vec<&str> = text
                 .split_whitespace()
                 .skip(1)
-                .filter(|w| !ctx.is_minor(w) && !ctx.is_neutral(w))
+                .filter(|w| !self.is_minor(w) && !self.is_neutral(w))
                 .take(2)
                 .collect();
             if words.len() < 2 {
                 continue;
             }
-            if words.iter().all(|w| ctx.is_cap(w)) {
+            if words.iter().all(|w| self.is_cap(w)) {
                 tc += 1;
             } else {
                 sc += 1;
             }
         }
-        ctx.title_case = !ctx.spanish_minor && tc * 2 >= sc;
-        ctx
+        tc * 2 >= sc
     }
 
     fn is_cap(&self, word: &str) -> bool {
@@ -306,7 +321,7 @@ pub fn split(text: &str, ctx: &TitleContext) -> (String, String) {
     let text = text.trim();
     if let Some((first, rest)) = text.split_once('\n') {
         if !first.trim().is_empty() {
-            return (super::page::clean(first), super::page::clean(rest));
+            return (super::collapse_spaces(first), super::collapse_spaces(rest));
         }
     }
     let words: Vec<&str> = text.split_whitespace().collect();

@@ -362,7 +362,7 @@ fn plain(text: &str) -> ParsedTranscript {
 /// Text without times: one cue per paragraph, all at 0 s (the assembler knows they are untimed).
 fn untimed(text: &str) -> Vec<Cue> {
     text.split("\n\n")
-        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(super::collapse_spaces)
         .filter(|p| !p.is_empty())
         .map(|p| Cue {
             start_s: 0.0,

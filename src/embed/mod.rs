@@ -1,10 +1,15 @@
 //! Embedding models: text in, unit vectors out, from local ONNX files only.
 //!
 //! Owns the `Embedder` trait, model folders (`models/<id>/model.json`), loading ONNX Runtime, and the
-//! three built-in models: `use-m3` (USE multilingual v3 through `ort`), `e5-small` (multilingual-e5
-//! through fastembed, prefixes and windows for long texts) and the `use-m3+e5` ensemble; any other
-//! folder with a `model.json` goes through fastembed. It knows nothing of chapters, chunks or indexes.
-//! Every vector it returns is L2-normalized, so a dot product is a cosine.
+//! built-in models: `embeddinggemma`, the default (EmbeddingGemma through `ort`, a graph that pools
+//! and normalizes itself: `sentence.rs`), `use-m3` (USE multilingual v3 through `ort`), `e5-small`
+//! (multilingual-e5 through fastembed, prefixes and windows for long texts) and the `use-m3+e5`
+//! ensemble; any other folder with a `model.json` goes through fastembed. Every vector it returns
+//! is L2-normalized, so a dot product is a cosine.
+//!
+//! It knows nothing of chapters or indexes. Of chunks it knows one thing: their size is counted
+//! in the model's tokens, so an `Embedder` hands out its tokenizer as a `chunk::TokenCount` and
+//! the most tokens a passage may have (`chunk_sizer`).
 
 mod e5;
 mod ensemble;
@@ -30,7 +35,7 @@ pub const DEFAULT_MODEL: &str = "embeddinggemma";
 /// A text embedding model. Sync and shareable: implementations pool their own sessions, so callers
 /// run it from blocking threads (`spawn_blocking`) and share one instance across requests.
 pub trait Embedder: Send + Sync {
-    /// Stable id written into index manifests (`use-m3`, `e5-small`, `use-m3+e5`, …).
+    /// Stable id written into index manifests (`embeddinggemma`, `use-m3`, `e5-small`, …).
     fn model_id(&self) -> &str;
     fn dims(&self) -> usize;
     /// A search question (models with prefixes use their query prefix).
@@ -56,7 +61,7 @@ pub fn models_root() -> PathBuf {
 
 pub const FETCH_HINT: &str = "bash models/fetch.sh";
 
-/// Load a model by id (`use-m3`, `e5-small`, `use-m3+e5`) or by folder path, with `threads`
+/// Load a model by id (`embeddinggemma`, `use-m3`, `e5-small`, `use-m3+e5`) or by folder path, with `threads`
 /// sessions of one intra-op thread each (one per concurrent caller).
 pub fn load(model: &str, threads: usize) -> Result<Arc<dyn Embedder>> {
     load_from(&models_root(), model, threads)

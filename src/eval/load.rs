@@ -78,11 +78,23 @@ pub async fn run(
         shed += tally.shed;
         errors += tally.errors;
     }
-    Ok(report(clients, started.elapsed().as_secs_f64(), all, shed, errors))
+    Ok(report(
+        clients,
+        started.elapsed().as_secs_f64(),
+        all,
+        shed,
+        errors,
+    ))
 }
 
 /// The run's figures from every client's tally.
-fn report(clients: usize, seconds: f64, mut all: Vec<f64>, shed: usize, errors: usize) -> LoadReport {
+fn report(
+    clients: usize,
+    seconds: f64,
+    mut all: Vec<f64>,
+    shed: usize,
+    errors: usize,
+) -> LoadReport {
     all.sort_by(f64::total_cmp);
     LoadReport {
         clients,

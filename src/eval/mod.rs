@@ -191,7 +191,13 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, q: &EvalQuery, m: QueryMetrics, judged: &Judgments, chapter_lang: &HashMap<String, Lang>) {
+    fn add(
+        &mut self,
+        q: &EvalQuery,
+        m: QueryMetrics,
+        judged: &Judgments,
+        chapter_lang: &HashMap<String, Lang>,
+    ) {
         let qlang = q
             .lang
             .as_deref()
@@ -253,15 +259,28 @@ pub fn evaluate(
         };
         let found = system.retrieve(&q.text)?;
         let ranked: Vec<String> = found.iter().map(|(d, _)| d.clone()).collect();
-        tally.add(q, QueryMetrics::compute(&ranked, judged, k), judged, chapter_lang);
+        tally.add(
+            q,
+            QueryMetrics::compute(&ranked, judged, k),
+            judged,
+            chapter_lang,
+        );
         run.push((q.id.clone(), found));
     }
     Ok(Report {
         manifest,
         k,
         overall: group(&tally.all),
-        by_kind: tally.kinds.iter().map(|(k, v)| (k.clone(), group(v))).collect(),
-        by_pair: tally.pairs.iter().map(|(k, v)| (k.clone(), group(v))).collect(),
+        by_kind: tally
+            .kinds
+            .iter()
+            .map(|(k, v)| (k.clone(), group(v)))
+            .collect(),
+        by_pair: tally
+            .pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), group(v)))
+            .collect(),
         cross_lingual_gap: tally.cross_lingual_gap(),
         per_query: tally.per_query,
         run,

@@ -252,6 +252,23 @@ fn records(corpus: &Corpus) -> Records {
     }
 }
 
+/// The non-empty synthetic podcast whose share of `episodes` is nearest to the one asked.
+fn nearest_podcast(episodes: usize) -> impl Fn(f64) -> usize {
+    let mut sizes = vec![0usize; PODCASTS];
+    for e in 0..episodes {
+        sizes[podcast_of(e, PODCAST_SEED)] += 1;
+    }
+    move |share: f64| {
+        (0..PODCASTS)
+            .filter(|&p| sizes[p] > 0)
+            .min_by(|&a, &b| {
+                let off = |p: usize| (sizes[p] as f64 / episodes as f64 - share).abs();
+                off(a).total_cmp(&off(b))
+            })
+            .unwrap_or(0)
+    }
+}
+
 /// The filters measured, named for the share of chunks they keep.
 pub fn filters(corpus: &Corpus) -> Vec<(String, ChunkFilter)> {
     let n = corpus.table.len().max(1);
@@ -266,21 +283,7 @@ pub fn filters(corpus: &Corpus) -> Vec<(String, ChunkFilter)> {
         podcast: Some(format!("Podcast {p}")),
         ..Default::default()
     };
-    let episodes = n.div_ceil(CHUNKS_PER_EPISODE);
-    let mut sizes = vec![0usize; PODCASTS];
-    for e in 0..episodes {
-        sizes[podcast_of(e, PODCAST_SEED)] += 1;
-    }
-    // The non-empty podcast whose share is nearest to `share`.
-    let nearest = |share: f64| {
-        (0..PODCASTS)
-            .filter(|&p| sizes[p] > 0)
-            .min_by(|&a, &b| {
-                let off = |p: usize| (sizes[p] as f64 / episodes as f64 - share).abs();
-                off(a).total_cmp(&off(b))
-            })
-            .unwrap_or(0)
-    };
+    let nearest = nearest_podcast(n.div_ceil(CHUNKS_PER_EPISODE));
     let (mid, small) = (nearest(0.015), nearest(0.001));
     let candidates = vec![
         (
@@ -693,37 +696,11 @@ pub fn serve(dir: &Path, dims: usize, sweep: &[usize], workload: &Workload) -> R
     let (recall_at_10, p50_ms, p99_ms) =
         run_queries(&search, &workload.queries, &workload.truth, &unfiltered)?;
     let rss_unfiltered = Rss::now().since(before);
-    let filters = workload
-        .filters
-        .iter()
-        .map(|f| {
-            let (recall_at_10, p50_ms, p99_ms) =
-                run_queries(&search, &workload.queries, &f.truth, &f.filter())?;
-            Ok(PassReport {
-                label: f.name.clone(),
-                recall_at_10,
-                p50_ms,
-                p99_ms,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let filters = filter_passes(&search, workload)?;
     let records = records_pass(&index, &workload.queries)?;
     let keywords = keyword_pass(&index, &workload.questions)?;
     let rss_after = Rss::now().since(before);
-    let sweep = sweep
-        .iter()
-        .map(|&ef| {
-            index.set_expansion_search(ef);
-            let (recall_at_10, p50_ms, p99_ms) =
-                run_queries(&search, &workload.queries, &workload.truth, &unfiltered)?;
-            Ok(PassReport {
-                label: ef.to_string(),
-                recall_at_10,
-                p50_ms,
-                p99_ms,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let sweep = ef_passes(&index, &search, workload, sweep)?;
     Ok(ServeReport {
         sweep,
         open_ms,
@@ -739,6 +716,48 @@ pub fn serve(dir: &Path, dims: usize, sweep: &[usize], workload: &Workload) -> R
         records,
         keywords,
     })
+}
+
+/// The workload under each of its filters.
+fn filter_passes(search: Search, workload: &Workload) -> Result<Vec<PassReport>> {
+    workload
+        .filters
+        .iter()
+        .map(|f| {
+            let (recall_at_10, p50_ms, p99_ms) =
+                run_queries(search, &workload.queries, &f.truth, &f.filter())?;
+            Ok(PassReport {
+                label: f.name.clone(),
+                recall_at_10,
+                p50_ms,
+                p99_ms,
+            })
+        })
+        .collect()
+}
+
+/// The unfiltered workload at each of `sweep`'s ef.
+fn ef_passes(
+    index: &LocalSnapshot,
+    search: Search,
+    workload: &Workload,
+    sweep: &[usize],
+) -> Result<Vec<PassReport>> {
+    let unfiltered = ChunkFilter::default();
+    sweep
+        .iter()
+        .map(|&ef| {
+            index.set_expansion_search(ef);
+            let (recall_at_10, p50_ms, p99_ms) =
+                run_queries(search, &workload.queries, &workload.truth, &unfiltered)?;
+            Ok(PassReport {
+                label: ef.to_string(),
+                recall_at_10,
+                p50_ms,
+                p99_ms,
+            })
+        })
+        .collect()
 }
 
 /// p50 and p99 of `f` over `items`, each call timed alone.

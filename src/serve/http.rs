@@ -107,10 +107,10 @@ async fn search_get(
                 .map_err(|_| invalid("k", format!("`{k}` is not a whole number")))?,
         ),
     };
-    let mode = match params.get("mode").map(String::as_str) {
-        None | Some("ann") => Mode::Ann,
-        Some("exact") => Mode::Exact,
-        Some(m) => return Err(invalid("mode", format!("`{m}` is not `ann` or `exact`"))),
+    let mode = match params.get("mode") {
+        None => Mode::Ann,
+        Some(m) => <Mode as clap::ValueEnum>::from_str(m, false)
+            .map_err(|_| invalid("mode", format!("`{m}` is not `ann` or `exact`")))?,
     };
     run_search(
         state,

@@ -160,48 +160,57 @@ fn id_param(what: &str) -> Value {
     json!([{"name": "id", "in": "path", "required": true, "description": what, "schema": {"type": "string"}}])
 }
 
+fn busy() -> Value {
+    error("Overloaded (with Retry-After) or the model is still loading")
+}
+
 fn paths(components: &Map<String, Value>) -> Value {
+    let mut all = search_paths(components);
+    all.extend(write_paths());
+    all.extend(other_paths());
+    Value::Object(all)
+}
+
+/// `/v1/search`, GET and POST.
+fn search_paths(components: &Map<String, Value>) -> Map<String, Value> {
     let results = object("Chapters, best first", "SearchResponse");
-    let busy = error("Overloaded (with Retry-After) or the model is still loading");
     let late = error("No answer within the request deadline");
+    let unknown_filter = error("The episode or podcast filter names none the index holds");
     let search_get = guarded(responses(&[
         ("200", results.clone()),
         (
             "400",
             error("Invalid parameter (the error names the field)"),
         ),
-        (
-            "404",
-            error("The episode or podcast filter names none the index holds"),
-        ),
-        ("503", busy.clone()),
+        ("404", unknown_filter.clone()),
+        ("503", busy()),
         ("504", late.clone()),
     ]));
     let search_post = guarded(responses(&[
         ("200", results),
         ("400", error("Invalid body or field")),
-        (
-            "404",
-            error("The episode or podcast filter names none the index holds"),
-        ),
+        ("404", unknown_filter),
         ("413", error("Body over 64 KiB")),
-        ("503", busy.clone()),
+        ("503", busy()),
         ("504", late),
     ]));
-    let accepted = json!({"description": "Queued; poll the job (also in `Location`)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobAnswer"}}}});
-    json!({
+    into_map(json!({
         "/v1/search": {
             "get": {"summary": "Search chapters", "parameters": search_params(components), "responses": search_get},
             "post": {"summary": "Search chapters (JSON body)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}}}},
                 "responses": search_post}
-        },
-        "/v1/chapters/{id}": {"get": {"summary": "One chapter with its quotes, transcript lines, episode entities and neighbours",
-            "parameters": id_param("A chapter id"),
-            "responses": guarded(responses(&[("200", object("The chapter", "ChapterView")), ("400", error("Malformed id")), ("404", error("Unknown chapter id")), ("503", busy.clone())]))}},
+        }
+    }))
+}
+
+/// The episode list and the write API: episodes, deletions, jobs.
+fn write_paths() -> Map<String, Value> {
+    let accepted = json!({"description": "Queued; poll the job (also in `Location`)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobAnswer"}}}});
+    into_map(json!({
         "/v1/episodes": {
             "get": {"summary": "All episodes with their chapters",
-                "responses": guarded(responses(&[("200", object("Every episode with its chapters", "EpisodeList")), ("503", busy.clone())]))},
+                "responses": guarded(responses(&[("200", object("Every episode with its chapters", "EpisodeList")), ("503", busy())]))},
             "post": {"summary": "Add or replace episodes (JSON input format) or a feed (`{\"feed\": URL}`); admin key",
                 "description": "All or nothing: a body with any episode or chapter the parser would skip is a 400 naming it. One rule is beyond the schema: two chapters of an episode may not start at the same second.",
                 "security": [{"key": []}],
@@ -211,24 +220,41 @@ fn paths(components: &Map<String, Value>) -> Value {
         "/v1/episodes/{id}": {"delete": {"summary": "Delete an episode; admin key",
             "security": [{"key": []}],
             "parameters": id_param("An episode id"),
-            "responses": guarded(responses(&[("202", accepted), ("400", error("Malformed id")), ("404", error("Unknown episode id")), ("503", busy)]))}},
+            "responses": guarded(responses(&[("202", accepted), ("400", error("Malformed id")), ("404", error("Unknown episode id")), ("503", busy())]))}},
         "/v1/jobs/{id}": {"get": {"summary": "A write job's state and report; admin key",
             "security": [{"key": []}],
             "parameters": job_id_param(),
-            "responses": guarded(responses(&[("200", object("The job", "JobAnswer")), ("400", error("Not a job number")), ("404", error("Unknown job"))]))}},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The process is up", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "responses": guarded(responses(&[("200", object("The job", "JobAnswer")), ("400", error("Not a job number")), ("404", error("Unknown job"))]))}}
+    }))
+}
+
+/// Chapters, health, metrics, this document, the page and MCP.
+fn other_paths() -> Map<String, Value> {
+    let html = json!({"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}});
+    let any_object = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"type": "object"}}}});
+    into_map(json!({
+        "/v1/chapters/{id}": {"get": {"summary": "One chapter with its quotes, transcript lines, episode entities and neighbours",
+            "parameters": id_param("A chapter id"),
+            "responses": guarded(responses(&[("200", object("The chapter", "ChapterView")), ("400", error("Malformed id")), ("404", error("Unknown chapter id")), ("503", busy())]))}},
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": any_object("The process is up")}}},
         "/readyz": {"get": {"summary": "Readiness: model loaded; the generation served, translation, writes, last reload error",
-            "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {"type": "object"}}}},
-                          "503": {"description": "Still loading, or loading failed", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "responses": {"200": any_object("Ready"), "503": any_object("Still loading, or loading failed")}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (text exposition format)",
             "responses": guarded(responses(&[("200", json!({"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}))]))}},
-        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-        "/": {"get": {"summary": "The search page", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": any_object("OpenAPI 3.1")}}},
+        "/": {"get": {"summary": "The search page", "responses": html.clone()}},
         "/chapters/{id}": {"get": {"summary": "The search page, opened on a chapter", "parameters": id_param("A chapter id"),
-            "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+            "responses": html}},
         "/mcp": {"post": {"summary": "Model Context Protocol (Streamable HTTP); see the MCP specification",
             "responses": {"default": {"description": "An MCP answer"}}}}
-    })
+    }))
+}
+
+fn into_map(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
 }
 
 /// An episode in the JSON input format, as `corpus::json` reads it (unknown fields refused;

@@ -39,10 +39,6 @@ fn vectors(v: &Value, key: &str) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn cos(a: &[f32], b: &[f32]) -> f32 {
-    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
-}
-
 /// The default model (EmbeddingGemma, 8-bit linear layers, int8 embedding table) against the fp32
 /// numpy reference: the conversion must keep cos ≥ 0.999 for questions and documents in both
 /// languages, and reproduce the model card's example similarities.
@@ -57,10 +53,18 @@ fn embeddinggemma_parity_with_numpy_reference() {
     let doc_refs: Vec<&str> = documents.iter().map(String::as_str).collect();
     let d = m.embed_passages(&doc_refs).unwrap();
     for (got, want) in q.iter().zip(vectors(&r, "query_vectors")) {
-        assert!(cos(got, &want) >= 0.999, "query cos {}", cos(got, &want));
+        assert!(
+            crate::fixtures::cosine(got, &want) >= 0.999,
+            "query cos {}",
+            crate::fixtures::cosine(got, &want)
+        );
     }
     for (got, want) in d.iter().zip(vectors(&r, "document_vectors")) {
-        assert!(cos(got, &want) >= 0.999, "document cos {}", cos(got, &want));
+        assert!(
+            crate::fixtures::cosine(got, &want) >= 0.999,
+            "document cos {}",
+            crate::fixtures::cosine(got, &want)
+        );
     }
     // Model card: "Which planet is known as the Red Planet?" vs four planets. A wiring check, not the
     // fidelity bar (the cosines above are): int8 rounding moves these four dot products by up to
@@ -90,7 +94,7 @@ fn matryoshka_dims_are_the_renormalized_prefix() {
     let full = default_model().embed_query(text).unwrap();
     let cut = small.embed_query(text).unwrap();
     assert!((dot(&cut, &cut) - 1.0).abs() < 1e-5);
-    assert!(cos(&cut, &full[..256]) > 0.99999);
+    assert!(crate::fixtures::cosine(&cut, &full[..256]) > 0.99999);
     let err = podseek::embed::load("embeddinggemma@300", 1)
         .err()
         .unwrap()
@@ -104,14 +108,14 @@ fn parity_with_python_onnxruntime() {
     let texts = strings(&r, "texts");
     let (u, e) = (use_m3(), e5());
     for (i, t) in texts.iter().enumerate() {
-        let c = cos(&u.embed_query(t).unwrap(), &vectors(&r, "use-m3")[i]);
+        let c = crate::fixtures::cosine(&u.embed_query(t).unwrap(), &vectors(&r, "use-m3")[i]);
         assert!(c >= 0.9999, "use-m3 text {i}: cos {c}");
-        let c = cos(
+        let c = crate::fixtures::cosine(
             &e.embed_query(t).unwrap(),
             &vectors(&r, "e5-small/query")[i],
         );
         assert!(c >= 0.9999, "e5 query text {i}: cos {c}");
-        let c = cos(
+        let c = crate::fixtures::cosine(
             &e.embed_passages(&[t.as_str()]).unwrap()[0],
             &vectors(&r, "e5-small/passage")[i],
         );
@@ -209,7 +213,11 @@ fn assert_same_alone_as_together(m: &dyn Embedder, texts: &[&str], min_cos: f32)
     let together = m.embed_passages(texts).unwrap();
     for (t, v) in texts.iter().zip(&together) {
         let alone = m.embed_passages(&[t]).unwrap().remove(0);
-        assert!(cos(v, &alone) > min_cos, "{t}: cos {}", cos(v, &alone));
+        assert!(
+            crate::fixtures::cosine(v, &alone) > min_cos,
+            "{t}: cos {}",
+            crate::fixtures::cosine(v, &alone)
+        );
     }
 }
 
@@ -271,10 +279,14 @@ fn concurrent_questions_get_their_own_vectors() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
-        assert!(cos(a, b) > 0.99999, "question {i}: cos {}", cos(a, b));
+        assert!(
+            crate::fixtures::cosine(a, b) > 0.99999,
+            "question {i}: cos {}",
+            crate::fixtures::cosine(a, b)
+        );
     }
     // Different questions really got different vectors (no mix-up between callers).
-    assert!(cos(&together[0], &together[1]) < 0.9999);
+    assert!(crate::fixtures::cosine(&together[0], &together[1]) < 0.9999);
 }
 
 /// The default graph quantizes activations with stored scales, not scales computed over each call's
@@ -317,13 +329,13 @@ fn optimized_graph_is_kept_and_reused() {
         .unwrap()
         .embed_query(text)
         .unwrap();
-    assert!(cos(&first, &again) > 0.999999);
+    assert!(crate::fixtures::cosine(&first, &again) > 0.999999);
 
     std::fs::write(kept[0].join("model.onnx"), b"not a model").unwrap();
     let repaired = podseek::embed::load(path, 1)
         .unwrap()
         .embed_query(text)
         .unwrap();
-    assert!(cos(&first, &repaired) > 0.999999);
+    assert!(crate::fixtures::cosine(&first, &repaired) > 0.999999);
     assert!(std::fs::metadata(kept[0].join("model.onnx")).unwrap().len() > 1000);
 }

@@ -1,6 +1,8 @@
 //! Shared fixtures: paths, the parsed sample corpus, loaded models, the sample index (built once
 //! per test run with the default model) and a `podseek serve` subprocess on loopback.
 
+#[cfg(feature = "milvus")]
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use podseek::corpus::{self, Parsed};
 use podseek::embed::{self, Embedder};
+use podseek::error::Result;
 use podseek::index::LocalSnapshot;
+#[cfg(feature = "milvus")]
+use podseek::index::{Snapshot, Store};
 use podseek::ingest::{self, IngestOptions};
 use podseek::search::SearchEngine;
 
@@ -216,4 +221,136 @@ where
         });
     });
     base
+}
+
+/// Text → a unit vector from its hash: the same text always gives the same vector, different
+/// texts nearly orthogonal ones. No model: chunks are sized in words.
+pub struct HashingEmbedder;
+
+/// Counts words, for chunking without a model's tokenizer.
+struct Words;
+
+impl podseek::chunk::TokenCount for Words {
+    fn tokens(&self, text: &str) -> usize {
+        text.split_whitespace().count()
+    }
+}
+
+impl Embedder for HashingEmbedder {
+    fn model_id(&self) -> &str {
+        "hashing"
+    }
+    fn dims(&self) -> usize {
+        128
+    }
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(hash_vector(text, self.dims()))
+    }
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(texts.iter().map(|t| hash_vector(t, self.dims())).collect())
+    }
+    fn chunk_sizer(&self) -> (&dyn podseek::chunk::TokenCount, usize) {
+        (&Words, 512)
+    }
+}
+
+pub fn hash_vector(text: &str, dims: usize) -> Vec<f32> {
+    use sha2::{Digest, Sha256};
+    let mut seed = u64::from_le_bytes(Sha256::digest(text.as_bytes())[..8].try_into().unwrap());
+    let mut v: Vec<f32> = (0..dims)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        })
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+/// Cosine similarity (for unit vectors, their dot product).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+}
+
+/// The real model's vectors of the sample index, by embedded text: indexing the same corpus into
+/// another store reuses them instead of embedding it again (as a re-ingest reuses stored vectors).
+#[cfg(feature = "milvus")]
+struct SampleVectors {
+    real: Arc<dyn Embedder>,
+    by_text: HashMap<String, Vec<f32>>,
+    /// Texts the sample index did not have, embedded now.
+    misses: std::sync::atomic::AtomicUsize,
+}
+
+#[cfg(feature = "milvus")]
+impl SampleVectors {
+    fn new() -> SampleVectors {
+        let local = LocalSnapshot::open(sample_index_dir(), None).unwrap();
+        let by_text = local
+            .records()
+            .unwrap()
+            .chunks
+            .iter()
+            .map(|c| {
+                let v = local.vector(c.key).expect("every chunk has a vector");
+                (c.embed_text.clone(), v.to_vec())
+            })
+            .collect();
+        SampleVectors {
+            real: default_model(),
+            by_text,
+            misses: Default::default(),
+        }
+    }
+}
+
+#[cfg(feature = "milvus")]
+impl Embedder for SampleVectors {
+    fn model_id(&self) -> &str {
+        self.real.model_id()
+    }
+    fn dims(&self) -> usize {
+        self.real.dims()
+    }
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        self.real.embed_query(text)
+    }
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        texts
+            .iter()
+            .map(|t| match self.by_text.get(*t) {
+                Some(v) => Ok(v.clone()),
+                None => {
+                    self.misses
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(self.real.embed_passages(&[t])?.remove(0))
+                }
+            })
+            .collect()
+    }
+    fn chunk_sizer(&self) -> (&dyn podseek::chunk::TokenCount, usize) {
+        self.real.chunk_sizer()
+    }
+}
+
+/// The bundled corpus into `store`, with the sample index's vectors.
+#[cfg(feature = "milvus")]
+pub fn fill_with_sample(store: &dyn Store) {
+    let vectors = SampleVectors::new();
+    ingest::ingest_into(
+        store,
+        &vectors,
+        sample().episodes.clone(),
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        vectors.misses.into_inner(),
+        0,
+        "every vector came from the sample index"
+    );
 }

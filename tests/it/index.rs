@@ -236,7 +236,7 @@ fn killed_ingest_leaves_the_previous_index_intact() {
 #[test]
 fn a_repeated_episode_id_is_reported_and_the_first_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let embedder = crate::store::HashingEmbedder;
+    let embedder = crate::fixtures::HashingEmbedder;
     let first = sample().episodes[0].clone();
     let mut second = first.clone();
     second.title = "The same id, other text".into();
@@ -541,7 +541,7 @@ fn filtered_searches_keep_recall_on_small_and_large_selections() {
 /// Ingest with the hashing embedder (no model: chunks sized in words, vectors from text hashes):
 /// storage tests that need many writes stay fast.
 fn ingest_hashed(dir: &std::path::Path, episodes: Vec<Episode>) -> ingest::IngestReport {
-    let embedder = crate::store::HashingEmbedder;
+    let embedder = crate::fixtures::HashingEmbedder;
     ingest::ingest(dir, &embedder, episodes, &IngestOptions::default()).expect("ingest")
 }
 
@@ -638,7 +638,7 @@ fn upserts_add_segments_and_compaction_folds_them_with_the_same_answers() {
     ingest_hashed(fresh.path(), expected);
     assert_eq!(answers(dir.path()), answers(fresh.path()));
 
-    let embedder = crate::store::HashingEmbedder;
+    let embedder = crate::fixtures::HashingEmbedder;
     ingest::delete(
         dir.path(),
         &embedder,

@@ -369,7 +369,7 @@ async fn replicas_share_one_milvus() {
     let store = url.clone();
     tokio::task::spawn_blocking(move || {
         let store = podseek::index::milvus::MilvusStore::connect(&store).unwrap();
-        crate::store::fill_with_sample(&store);
+        crate::fixtures::fill_with_sample(&store);
     })
     .await
     .unwrap();

@@ -5,66 +5,16 @@
 //! the real model.
 
 use std::collections::HashMap;
-#[cfg(feature = "milvus")]
-use std::sync::Arc;
 
 use podseek::chunk::ChunkKind;
 use podseek::corpus::{Episode, Lang};
 use podseek::embed::Embedder;
-use podseek::error::{Error, Result};
-#[cfg(feature = "milvus")]
-use podseek::index::Snapshot;
+use podseek::error::Error;
 use podseek::index::{self, ChunkFilter, Store};
 use podseek::ingest::{self, IngestOptions};
 
 use crate::fixtures;
-
-/// Text → a unit vector from its hash: the same text always gives the same vector, different
-/// texts nearly orthogonal ones. No model: chunks are sized in words.
-pub struct HashingEmbedder;
-
-/// Counts words, for chunking without a model's tokenizer.
-struct Words;
-
-impl podseek::chunk::TokenCount for Words {
-    fn tokens(&self, text: &str) -> usize {
-        text.split_whitespace().count()
-    }
-}
-
-impl Embedder for HashingEmbedder {
-    fn model_id(&self) -> &str {
-        "hashing"
-    }
-    fn dims(&self) -> usize {
-        128
-    }
-    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        Ok(hash_vector(text, self.dims()))
-    }
-    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        Ok(texts.iter().map(|t| hash_vector(t, self.dims())).collect())
-    }
-    fn chunk_sizer(&self) -> (&dyn podseek::chunk::TokenCount, usize) {
-        (&Words, 512)
-    }
-}
-
-pub fn hash_vector(text: &str, dims: usize) -> Vec<f32> {
-    use sha2::{Digest, Sha256};
-    let mut seed = u64::from_le_bytes(Sha256::digest(text.as_bytes())[..8].try_into().unwrap());
-    let mut v: Vec<f32> = (0..dims)
-        .map(|_| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        })
-        .collect();
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
-}
+use crate::fixtures::{hash_vector, HashingEmbedder};
 
 /// Three episodes of the sample: two English, one Spanish.
 fn three_episodes() -> Vec<Episode> {
@@ -78,10 +28,6 @@ fn three_episodes() -> Vec<Episode> {
     picked.extend(episodes.iter().find(|e| e.lang == Lang::Es).cloned());
     assert_eq!(picked.len(), 3);
     picked
-}
-
-fn cos(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// What every store must do, from empty: write, read back, search with data filters, upsert by
@@ -131,7 +77,7 @@ fn finds_every_chunk_by_its_own_vector(store: &dyn Store, embedder: &HashingEmbe
         assert!((hits[0].1 - 1.0).abs() < 1e-4, "cosine {}", hits[0].1);
         let stored = snap.vectors(&[c.key]).unwrap();
         assert!(
-            cos(&stored[&c.key], &v) > 0.9999,
+            fixtures::cosine(&stored[&c.key], &v) > 0.9999,
             "the stored vector is intact"
         );
     }
@@ -330,85 +276,6 @@ fn milvus_store_conforms() {
     conformance(&store);
 }
 
-/// The real model's vectors of the sample index, by embedded text: indexing the same corpus into
-/// another store reuses them instead of embedding it again (as a re-ingest reuses stored vectors).
-#[cfg(feature = "milvus")]
-struct SampleVectors {
-    real: Arc<dyn Embedder>,
-    by_text: HashMap<String, Vec<f32>>,
-    /// Texts the sample index did not have, embedded now.
-    misses: std::sync::atomic::AtomicUsize,
-}
-
-#[cfg(feature = "milvus")]
-impl SampleVectors {
-    fn new() -> SampleVectors {
-        let local = index::LocalSnapshot::open(fixtures::sample_index_dir(), None).unwrap();
-        let by_text = local
-            .records()
-            .unwrap()
-            .chunks
-            .iter()
-            .map(|c| {
-                let v = local.vector(c.key).expect("every chunk has a vector");
-                (c.embed_text.clone(), v.to_vec())
-            })
-            .collect();
-        SampleVectors {
-            real: fixtures::default_model(),
-            by_text,
-            misses: Default::default(),
-        }
-    }
-}
-
-#[cfg(feature = "milvus")]
-impl Embedder for SampleVectors {
-    fn model_id(&self) -> &str {
-        self.real.model_id()
-    }
-    fn dims(&self) -> usize {
-        self.real.dims()
-    }
-    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
-        self.real.embed_query(text)
-    }
-    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        texts
-            .iter()
-            .map(|t| match self.by_text.get(*t) {
-                Some(v) => Ok(v.clone()),
-                None => {
-                    self.misses
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Ok(self.real.embed_passages(&[t])?.remove(0))
-                }
-            })
-            .collect()
-    }
-    fn chunk_sizer(&self) -> (&dyn podseek::chunk::TokenCount, usize) {
-        self.real.chunk_sizer()
-    }
-}
-
-/// The bundled corpus into `store`, with the sample index's vectors.
-#[cfg(feature = "milvus")]
-pub fn fill_with_sample(store: &dyn Store) {
-    let vectors = SampleVectors::new();
-    ingest::ingest_into(
-        store,
-        &vectors,
-        fixtures::sample().episodes.clone(),
-        &IngestOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(
-        vectors.misses.into_inner(),
-        0,
-        "every vector came from the sample index"
-    );
-}
-
 /// The bundled corpus served from Milvus ranks like the local index: the dev set's nDCG@10 within
 /// 0.01, and the same top hits for the same questions.
 #[cfg(feature = "milvus")]
@@ -416,7 +283,7 @@ pub fn fill_with_sample(store: &dyn Store) {
 fn milvus_answers_like_the_local_index() {
     use podseek::search::{Query, SearchEngine};
     let store = fixtures::milvus_store("dev");
-    fill_with_sample(&store);
+    fixtures::fill_with_sample(&store);
     let remote = SearchEngine::new(
         index::open_live(&store, None).unwrap(),
         fixtures::default_model(),

@@ -129,8 +129,20 @@ pub fn catalog_bytes(records: &Records, keys: &[u64]) -> Vec<u8> {
     let [e_ids, e_json, e_hash, e_podcast, e_lang, e_chapters, e_rows] =
         episode_sections(&episodes, records, &episode_rows);
     let sections: [Vec<u8>; SECTIONS] = [
-        row_chapter, chunks, ids, episode, lang, rows, headings, e_ids, e_json, e_hash, e_podcast,
-        e_lang, e_chapters, e_rows,
+        row_chapter,
+        chunks,
+        ids,
+        episode,
+        lang,
+        rows,
+        headings,
+        e_ids,
+        e_json,
+        e_hash,
+        e_podcast,
+        e_lang,
+        e_chapters,
+        e_rows,
     ];
     assemble(&sections, keys.len())
 }
