@@ -167,9 +167,26 @@ impl Drop for Server {
 /// HOST:PORT on loopback); empty until the test writes it.
 #[cfg(feature = "milvus")]
 pub fn milvus_store(name: &str) -> podseek::index::milvus::MilvusStore {
+    milvus_store_at(&milvus_url(name))
+}
+
+/// The bundled corpus in a Milvus collection, filled once for the run (with the sample index's
+/// vectors); its `milvus://` URL.
+#[cfg(feature = "milvus")]
+pub fn sample_milvus() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let url = milvus_url("sample");
+        fill_with_sample(&milvus_store_at(&url));
+        url
+    })
+}
+
+#[cfg(feature = "milvus")]
+pub fn milvus_store_at(url: &str) -> podseek::index::milvus::MilvusStore {
     use podseek::index::Store;
     // A server that just said healthy can still time out its first calls: wait for an answer.
-    let url = milvus_url(name);
+    let url = url.to_string();
     let started = Instant::now();
     loop {
         let answer = podseek::index::milvus::MilvusStore::connect(&url)

@@ -252,6 +252,21 @@ async fn mcp_over_stdio() {
     exercise(client).await;
 }
 
+/// `podseek mcp --store milvus://…`: an agent over stdio reads the same corpus from Milvus.
+#[cfg(feature = "milvus")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_over_stdio_from_milvus() {
+    let url = tokio::task::spawn_blocking(|| crate::fixtures::sample_milvus().to_string())
+        .await
+        .unwrap();
+    let transport = TokioChildProcess::new(tokio::process::Command::new(bin()).configure(|cmd| {
+        cmd.arg("mcp").arg("--store").arg(&url).current_dir(root());
+    }))
+    .unwrap();
+    let client = ().serve(transport).await.unwrap();
+    exercise(client).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_over_streamable_http() {
     let server = Server::start(tokio::task::spawn_blocking(sample_index_dir).await.unwrap()).await;

@@ -282,8 +282,7 @@ fn milvus_store_conforms() {
 #[test]
 fn milvus_answers_like_the_local_index() {
     use podseek::search::{Query, SearchEngine};
-    let store = fixtures::milvus_store("dev");
-    fixtures::fill_with_sample(&store);
+    let store = fixtures::milvus_store_at(fixtures::sample_milvus());
     let remote = SearchEngine::new(
         index::open_live(&store, None).unwrap(),
         fixtures::default_model(),
