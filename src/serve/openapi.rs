@@ -171,9 +171,25 @@ fn paths(components: &Map<String, Value>) -> Value {
     Value::Object(all)
 }
 
+/// The 202 a write answers: its job, and the link to poll it (`GET /v1/jobs/{id}` with the job's
+/// id): the one relationship between the write and read operations that a stateful tester would
+/// otherwise have to guess (and could guess wrong: a job's id is not an episode's).
+fn accepted() -> Value {
+    json!({"description": "Queued; poll the job (also in `Location`)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobAnswer"}}},
+        "links": {"job": {"operationId": "getJob", "parameters": {"id": "$response.body#/job/id"}}}})
+}
+
+/// A search's 200, linked to the chapter view of its first hit.
+fn results() -> Value {
+    json!({"description": "Chapters, best first",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchResponse"}}},
+        "links": {"chapter": {"operationId": "getChapter", "parameters": {"id": "$response.body#/hits/0/chapter_id"}}}})
+}
+
 /// `/v1/search`, GET and POST.
 fn search_paths(components: &Map<String, Value>) -> Map<String, Value> {
-    let results = object("Chapters, best first", "SearchResponse");
+    let results = results();
     let late = error("No answer within the request deadline");
     let unknown_filter = error("The episode or podcast filter names none the index holds");
     let search_get = guarded(responses(&[
@@ -196,8 +212,8 @@ fn search_paths(components: &Map<String, Value>) -> Map<String, Value> {
     ]));
     into_map(json!({
         "/v1/search": {
-            "get": {"summary": "Search chapters", "parameters": search_params(components), "responses": search_get},
-            "post": {"summary": "Search chapters (JSON body)",
+            "get": {"operationId": "searchGet", "summary": "Search chapters", "parameters": search_params(components), "responses": search_get},
+            "post": {"operationId": "searchPost", "summary": "Search chapters (JSON body)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}}}},
                 "responses": search_post}
         }
@@ -206,22 +222,22 @@ fn search_paths(components: &Map<String, Value>) -> Map<String, Value> {
 
 /// The episode list and the write API: episodes, deletions, jobs.
 fn write_paths() -> Map<String, Value> {
-    let accepted = json!({"description": "Queued; poll the job (also in `Location`)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobAnswer"}}}});
+    let accepted = accepted();
     into_map(json!({
         "/v1/episodes": {
-            "get": {"summary": "All episodes with their chapters",
+            "get": {"operationId": "listEpisodes", "summary": "All episodes with their chapters",
                 "responses": guarded(responses(&[("200", object("Every episode with its chapters", "EpisodeList")), ("503", busy())]))},
-            "post": {"summary": "Add or replace episodes (JSON input format) or a feed (`{\"feed\": URL}`); admin key",
+            "post": {"operationId": "addEpisodes", "summary": "Add or replace episodes (JSON input format) or a feed (`{\"feed\": URL}`); admin key",
                 "description": "All or nothing: a body with any episode or chapter the parser would skip is a 400 naming it. One rule is beyond the schema: two chapters of an episode may not start at the same second.",
                 "security": [{"key": []}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WriteRequest"}}}},
                 "responses": guarded(responses(&[("202", accepted.clone()), ("400", error("Invalid body: the error names the episode and field")), ("413", error("Body over 8 MiB")), ("503", error("The write queue is full (with Retry-After), or the model is loading"))]))}
         },
-        "/v1/episodes/{id}": {"delete": {"summary": "Delete an episode; admin key",
+        "/v1/episodes/{id}": {"delete": {"operationId": "deleteEpisode", "summary": "Delete an episode; admin key",
             "security": [{"key": []}],
             "parameters": id_param("An episode id"),
             "responses": guarded(responses(&[("202", accepted), ("400", error("Malformed id")), ("404", error("Unknown episode id")), ("503", busy())]))}},
-        "/v1/jobs/{id}": {"get": {"summary": "A write job's state and report; admin key",
+        "/v1/jobs/{id}": {"get": {"operationId": "getJob", "summary": "A write job's state and report; admin key",
             "security": [{"key": []}],
             "parameters": job_id_param(),
             "responses": guarded(responses(&[("200", object("The job", "JobAnswer")), ("400", error("Not a job number")), ("404", error("Unknown job"))]))}}
@@ -233,7 +249,7 @@ fn other_paths() -> Map<String, Value> {
     let html = json!({"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}});
     let any_object = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"type": "object"}}}});
     into_map(json!({
-        "/v1/chapters/{id}": {"get": {"summary": "One chapter with its quotes, transcript lines, episode entities and neighbours",
+        "/v1/chapters/{id}": {"get": {"operationId": "getChapter", "summary": "One chapter with its quotes, transcript lines, episode entities and neighbours",
             "parameters": id_param("A chapter id"),
             "responses": guarded(responses(&[("200", object("The chapter", "ChapterView")), ("400", error("Malformed id")), ("404", error("Unknown chapter id")), ("503", busy())]))}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": any_object("The process is up")}}},
