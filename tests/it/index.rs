@@ -232,6 +232,63 @@ fn killed_ingest_leaves_the_previous_index_intact() {
     }
 }
 
+/// An episode with no chapters has no chunks, and a write that replaces or deletes it must still
+/// find it: such an episode used to stay in its segment (tombstones were learnt from the chunk
+/// table), listed twice after a replace, "deleted" but still listed, and a later compaction failed
+/// on duplicate keys.
+#[test]
+fn an_episode_without_chunks_is_replaced_and_deleted_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = crate::fixtures::HashingEmbedder;
+    let episode = |chapters: &str| {
+        let json = format!(r#"{{"title": "ghost", "language": "en", "chapters": [{chapters}]}}"#);
+        corpus::parse_file("ghost.json", json.as_bytes()).episodes
+    };
+    let write = |episodes: Vec<Episode>| {
+        ingest::ingest(dir.path(), &embedder, episodes, &IngestOptions::default()).unwrap()
+    };
+    let listed = || {
+        let live = LocalSnapshot::open(dir.path(), None).unwrap();
+        let ids: Vec<String> = live
+            .catalog()
+            .episode_ids()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        (ids, live.manifest.episodes)
+    };
+    write(sample().episodes[..1].to_vec());
+    let ghost = episode("");
+    assert_eq!(ghost.len(), 1);
+    write(ghost.clone());
+    write(episode(
+        r#"{"title": "Now with a chapter", "start": 0, "summary": "Something to say."}"#,
+    ));
+    let (ids, count) = listed();
+    assert_eq!((ids.len(), count), (2, 2), "{ids:?}");
+    ingest::delete(
+        dir.path(),
+        &embedder,
+        &[ghost[0].id.clone()],
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    write(ghost.clone());
+    ingest::delete(
+        dir.path(),
+        &embedder,
+        &[ghost[0].id.clone()],
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    let (ids, count) = listed();
+    assert_eq!((ids.len(), count), (1, 1), "{ids:?}");
+    write(ghost);
+    index::local::compact(dir.path()).unwrap();
+    write(sample().episodes[1..2].to_vec());
+    assert_eq!(listed().0.len(), 3);
+}
+
 /// An episode id given twice in one ingest is reported, and the first one is kept.
 #[test]
 fn a_repeated_episode_id_is_reported_and_the_first_kept() {

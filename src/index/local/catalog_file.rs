@@ -399,7 +399,7 @@ impl CatalogFile {
     fn u32_list(&self, s: Section, i: usize) -> Vec<u32> {
         self.item(s, i).map_or(Vec::new(), |b| {
             b.chunks_exact(4)
-                .map(|w| bytemuck::pod_read_unaligned::<u32>(w))
+                .map(bytemuck::pod_read_unaligned::<u32>)
                 .collect()
         })
     }

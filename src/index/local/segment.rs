@@ -136,8 +136,9 @@ pub fn open_legacy_segment(
 }
 
 /// `segments` with `gone` (episodes replaced or deleted) tombstoned wherever they are alive.
-/// Reads each segment's chunk table dictionaries (not its rows, records or vectors) to learn its
-/// episodes and their sizes.
+/// Reads each segment's chunk table dictionaries (not its rows, records or vectors) for the
+/// episodes' sizes, and its catalog's episode ids, which also hold the episodes without chunks
+/// (no chapters, no description).
 pub fn tombstone(
     index_dir: &Path,
     segments: &[SegmentRef],
@@ -148,12 +149,13 @@ pub fn tombstone(
         .map(|s| {
             let path = segment_dir(index_dir, &s.name).join(TABLE_FILE);
             let table = ChunkTable::map(&path)?;
+            let catalog = CatalogFile::open(&segment_dir(index_dir, &s.name).join(CATALOG_FILE))?;
             let mut next = s.clone();
             for id in gone {
-                if let Some(rows) = table.rows_of_episode_id(id) {
-                    if next.dead.insert(id.clone()) {
-                        next.dead_chunks += rows;
-                    }
+                let rows = table.rows_of_episode_id(id);
+                let held = rows.is_some() || catalog.episode_number(id).is_some();
+                if held && next.dead.insert(id.clone()) {
+                    next.dead_chunks += rows.unwrap_or(0);
                 }
             }
             Ok(next)

@@ -308,12 +308,12 @@ impl ChunkTable {
         let u32s = |from: usize| -> Column<u32> {
             bytes[from..from + n * 4]
                 .chunks_exact(4)
-                .map(|b| bytemuck::pod_read_unaligned::<u32>(b))
+                .map(bytemuck::pod_read_unaligned::<u32>)
                 .collect()
         };
         let keys: Column<u64> = bytes[at(0)..at(0) + n * 8]
             .chunks_exact(8)
-            .map(|b| bytemuck::pod_read_unaligned::<u64>(b))
+            .map(bytemuck::pod_read_unaligned::<u64>)
             .collect();
         let columns = Columns {
             keys,
