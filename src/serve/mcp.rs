@@ -153,8 +153,11 @@ fn hits_text(hits: &[Hit], question: &str, truncated: bool) -> String {
 }
 
 fn structured<T: Serialize>(value: &T, text: String) -> CallToolResult {
+    // Through text, so an f32 score reads as HTTP and the CLI write it (`0.2262328`), not widened
+    // to f64 digits (`0.22623279690742493`) as `to_value` would.
+    let json = serde_json::to_string(value).expect("tool output serializes");
     let mut result =
-        CallToolResult::structured(serde_json::to_value(value).expect("tool output serializes"));
+        CallToolResult::structured(serde_json::from_str(&json).expect("tool output parses"));
     result.content = vec![ContentBlock::text(text)];
     result
 }
