@@ -56,8 +56,13 @@ pub enum JobState {
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Job {
+    /// Unique across restarts of the server: the second it started, times a million, plus the
+    /// job's number.
     pub id: u64,
     pub kind: &'static str,
+    /// The episode a delete job removes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub episode: Option<String>,
     pub state: JobState,
     /// Seconds since the Unix epoch.
     pub submitted_at: u64,
@@ -74,6 +79,8 @@ pub struct Job {
 pub struct Writes {
     queue: mpsc::Sender<(u64, Work)>,
     jobs: Arc<Mutex<BTreeMap<u64, Job>>>,
+    /// The first job's id.
+    first_id: u64,
 }
 
 fn now() -> u64 {
@@ -89,17 +96,38 @@ impl Writes {
         let writes = Writes {
             queue: tx,
             jobs: Arc::new(Mutex::new(BTreeMap::new())),
+            // A restarted server never hands out an id an earlier one did (unless that one made a
+            // million jobs in each second it ran), so a client polling an old id gets a 404, not
+            // another job.
+            first_id: now() * 1_000_000 + 1,
         };
         (writes, rx)
     }
 
-    /// Queue work; the job id to poll, or 503 when the queue is full.
+    /// Queue work; the job id to poll, or 503 when the queue is full. Deleting an episode that
+    /// a queued or running job already deletes answers with that job.
     pub fn submit(&self, work: Work) -> ServeResult<Job> {
         let mut jobs = self.jobs.lock_recovered();
-        let id = jobs.keys().next_back().map_or(1, |last| last + 1);
+        let episode = match &work {
+            Work::Delete(id) => Some(id.clone()),
+            _ => None,
+        };
+        let pending = |j: &&Job| matches!(j.state, JobState::Queued | JobState::Running);
+        if let Some(same) = jobs
+            .values()
+            .filter(pending)
+            .find(|j| episode.is_some() && j.episode == episode)
+        {
+            return Ok(same.clone());
+        }
+        let id = jobs
+            .keys()
+            .next_back()
+            .map_or(self.first_id, |last| last + 1);
         let job = Job {
             id,
             kind: work.kind(),
+            episode,
             state: JobState::Queued,
             submitted_at: now(),
             report: None,

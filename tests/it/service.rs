@@ -193,9 +193,29 @@ async fn writes_with_keys_and_hot_reload_while_queries_run() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+    // Queued behind a slow write, a second delete of the same episode is the first one's job.
+    let slow = NEW_EPISODE.replace("Beekeeping on city rooftops", "Beekeeping, again");
+    let slow = submit(
+        client
+            .post(format!("{}/v1/episodes", server.url))
+            .body(slow),
+    )
+    .await;
     let location = submit(client.delete(format!("{}/v1/episodes/{new_id}", server.url))).await;
+    let again = submit(client.delete(format!("{}/v1/episodes/{new_id}", server.url))).await;
+    assert_eq!(again, location);
     let job = wait_job(&client, &server.url, &location).await;
     assert_eq!(job["report"]["episodes_deleted"], 1, "{job}");
+    assert_eq!(job["episode"], new_id.as_str(), "{job}");
+    assert_eq!(wait_job(&client, &server.url, &slow).await["state"], "done");
+    // Job ids are not counted from 1 (a restarted server would hand them out again).
+    let first = client
+        .get(format!("{}/v1/jobs/1", server.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 404);
 
     // A bad body is refused whole, naming the problem; nothing is queued.
     let res = client
@@ -223,10 +243,10 @@ async fn writes_with_keys_and_hot_reload_while_queries_run() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("podseek_ingest_jobs_total{outcome=\"done\"} 2"),
+        metrics.contains("podseek_ingest_jobs_total{outcome=\"done\"} 3"),
         "{metrics}"
     );
-    assert!(metrics.contains("podseek_reloads_total 3"), "{metrics}");
+    assert!(metrics.contains("podseek_reloads_total 4"), "{metrics}");
 }
 
 /// `podseek serve` on `dir` with `args` stops at start with an error naming `what`, not a panic.
