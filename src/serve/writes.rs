@@ -3,9 +3,9 @@
 //!
 //! Owns the job queue (bounded: a full queue is 503), the job table clients poll, and running each
 //! job on a blocking thread with the served model, after which the server reloads the new
-//! generation. It never edits an index in place: jobs go through `index::ingest`/`index::delete`,
-//! which write a new generation and switch to it atomically. Keys are checked before a handler
-//! runs (`access`).
+//! generation. It never edits an index in place: jobs go through `ingest::ingest_into` and
+//! `ingest::delete_from`, which write the store's next version (a local store switches to it
+//! atomically). Keys are checked before a handler runs (`access`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
