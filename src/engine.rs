@@ -115,8 +115,7 @@ impl EngineBuilder {
 /// (`search`, `eval`, `podseek mcp`) use.
 pub fn open(store: &dyn Store, options: EngineOptions) -> Result<SearchEngine> {
     let snapshot = index::open_live(store, options.expect_model.as_deref())?;
-    let model = snapshot.manifest().model_id.clone();
-    EngineBuilder::load(&model, options)?.build(snapshot)
+    over(snapshot, options)
 }
 
 /// An engine over an already opened snapshot, with its own model (benches, tests).

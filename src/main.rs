@@ -1089,11 +1089,7 @@ fn eval_command(args: EvalArgs) -> anyhow::Result<ExitCode> {
             eval::evaluate(&system, &queries, &qrels, &chapter_lang, manifest, args.k)?
         }
         System::Dense => {
-            let engine = engine::EngineBuilder::load(
-                &opened.manifest().model_id.clone(),
-                eval_options(&args),
-            )?
-            .build(opened)?;
+            let engine = engine::over(opened, eval_options(&args))?;
             let system = eval::System::Dense {
                 engine: &engine,
                 mode: args.mode,

@@ -333,7 +333,14 @@ fn write_request() -> Value {
             {"type": "object", "required": ["episodes"], "additionalProperties": false, "properties": {"episodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EpisodeInput"}}}}]})
 }
 
-pub fn document() -> Value {
+/// The document, made once: it depends on nothing but the types, and `/openapi.json` is open to
+/// anyone, so a request costs a serialization, not a schema generation.
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(generate)
+}
+
+fn generate() -> Value {
     let schemas = schemas();
     json!({
         "openapi": "3.1.0",
