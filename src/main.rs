@@ -160,6 +160,25 @@ struct IngestArgs {
     translate: bool,
     #[command(flatten)]
     hearing: HearingArgs,
+    #[command(flatten)]
+    fetching: FetchArgs,
+}
+
+/// Where fetches nobody named on this command line may go.
+#[derive(Args, Clone, Default)]
+struct FetchArgs {
+    /// A network (`10.0.0.0/8`), address or host name that feeds named by others (remembered,
+    /// written to the API), their linked documents and their audio may be fetched from. Public
+    /// addresses always may; loopback, private and link-local ones only when allowed here.
+    /// Repeat for more.
+    #[arg(long = "fetch-allow")]
+    fetch_allow: Vec<fetch::Allowed>,
+}
+
+impl FetchArgs {
+    fn policy(&self) -> fetch::FetchPolicy {
+        fetch::FetchPolicy::allowing(self.fetch_allow.clone())
+    }
 }
 
 /// How episodes with audio and no transcript are heard.
@@ -194,6 +213,8 @@ struct TranscribeArgs {
     /// Episodes transcribed at once.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    #[command(flatten)]
+    fetching: FetchArgs,
 }
 
 #[derive(Args)]
@@ -310,6 +331,8 @@ struct ServeArgs {
     /// Seconds a request may take before it is answered 504.
     #[arg(long, default_value_t = serve::admission::Limits::default().deadline.as_secs_f64())]
     deadline: f64,
+    #[command(flatten)]
+    fetching: FetchArgs,
 }
 
 #[derive(Args)]
@@ -566,20 +589,28 @@ fn main() -> ExitCode {
 }
 
 /// Read every source: pages and JSON files from disk, feeds (files or URLs) with their linked
-/// chapters and transcripts. A feed that cannot be read at all is reported and skipped, so one
-/// dead feed does not stop the others; diagnostics are printed as they are.
-fn load_sources(sources: &[String]) -> anyhow::Result<Parsed> {
+/// chapters and transcripts, and the `remembered` feeds an index holds (fetched under `policy`,
+/// as are all linked documents). A feed that cannot be read at all is reported and skipped, so
+/// one dead feed does not stop the others; diagnostics are printed as they are.
+fn load_sources(
+    sources: &[String],
+    remembered: &[String],
+    policy: &fetch::FetchPolicy,
+) -> anyhow::Result<Parsed> {
     let mut all = Parsed::default();
-    let mut feeds = Vec::new();
+    let mut feeds: Vec<(String, fetch::Origin)> = remembered
+        .iter()
+        .map(|f| (f.clone(), fetch::Origin::Untrusted))
+        .collect();
     for source in sources {
         if fetch::is_url(source) {
-            feeds.push(source.clone());
+            feeds.push((source.clone(), fetch::Origin::Operator));
             continue;
         }
         let bytes = std::fs::read(source).with_context(|| format!("cannot read {source}"))?;
         if corpus::feed::looks_like_feed(&String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]))
         {
-            feeds.push(local_feed_name(source));
+            feeds.push((local_feed_name(source), fetch::Origin::Operator));
             continue;
         }
         let mut p = corpus::parse_file(source, &bytes);
@@ -587,7 +618,7 @@ fn load_sources(sources: &[String]) -> anyhow::Result<Parsed> {
         all.diagnostics.append(&mut p.diagnostics);
     }
     if !feeds.is_empty() {
-        load_feeds(&feeds, &mut all)?;
+        load_feeds(&feeds, policy, &mut all)?;
     }
     print_diagnostics(&all.diagnostics);
     Ok(all)
@@ -623,12 +654,16 @@ fn local_feed_name(source: &str) -> String {
     std::fs::canonicalize(source).map_or_else(|_| source.to_string(), |p| p.display().to_string())
 }
 
-fn load_feeds(feeds: &[String], all: &mut Parsed) -> anyhow::Result<()> {
-    let fetcher = fetch::Fetcher::new(fetch::Limits::default())?;
+fn load_feeds(
+    feeds: &[(String, fetch::Origin)],
+    policy: &fetch::FetchPolicy,
+    all: &mut Parsed,
+) -> anyhow::Result<()> {
+    let fetcher = fetch::Fetcher::new(fetch::Limits::default(), policy.clone())?;
     let runtime = tokio::runtime::Runtime::new()?;
     let progress = progress::for_stderr();
-    for feed in feeds {
-        match runtime.block_on(fetcher.load_feed(feed, progress.as_ref())) {
+    for (feed, origin) in feeds {
+        match runtime.block_on(fetcher.load_feed(feed, *origin, progress.as_ref())) {
             Ok(mut p) => {
                 all.episodes.append(&mut p.episodes);
                 all.diagnostics.append(&mut p.diagnostics);
@@ -702,7 +737,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn parse_command(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let ParseArgs { sources, json } = args;
-    let parsed = load_sources(&sources)?;
+    let parsed = load_sources(&sources, &[], &fetch::FetchPolicy::default())?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(
@@ -747,7 +782,7 @@ fn embed_command(args: EmbedArgs) -> anyhow::Result<ExitCode> {
 
 fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let IngestArgs {
-        mut sources,
+        sources,
         refresh,
         model,
         index,
@@ -757,24 +792,22 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
         no_quotes,
         translate,
         hearing,
+        fetching,
     } = args;
     let store = index::open_store(store.as_deref(), &index)?;
+    let mut remembered = Vec::new();
     if refresh {
         let known = known_feeds(store.as_ref())?;
         if known.is_empty() {
             eprintln!("note: --refresh: the index holds no feed episodes yet");
         }
-        for feed in known {
-            if !sources.contains(&feed) {
-                sources.push(feed);
-            }
-        }
+        remembered = known.into_iter().filter(|f| !sources.contains(f)).collect();
     }
-    let mut parsed = load_sources(&sources)?;
+    let mut parsed = load_sources(&sources, &remembered, &fetching.policy())?;
     if parsed.episodes.is_empty() {
         bail!("no episodes to ingest (see the messages above); the index was not changed");
     }
-    let heard = hear_for_ingest(&mut parsed, hearing, threads, store.as_ref(), &index)?;
+    let heard = hear_for_ingest(&mut parsed, hearing, &fetching, threads, store.as_ref(), &index)?;
     let embedder = embed::load(&model, threads)?;
     chapter_heard(&mut parsed, &heard, embedder.as_ref())?;
     let mut options = IngestOptions::default();
@@ -832,6 +865,7 @@ fn print_ingest_report(
 fn hear_for_ingest(
     parsed: &mut Parsed,
     hearing: HearingArgs,
+    fetching: &FetchArgs,
     threads: usize,
     store: &dyn index::Store,
     index: &std::path::Path,
@@ -848,6 +882,7 @@ fn hear_for_ingest(
         transcribe: !hearing.no_transcribe,
         jobs: hearing.transcribe_jobs,
         threads,
+        policy: fetching.policy(),
         ..HearOptions::default()
     };
     hear_all(parsed, &TranscriptStore::new(folder), &options, None)
@@ -916,11 +951,13 @@ fn transcribe_command(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         shard,
         threads,
         jobs,
+        fetching,
     } = args;
-    let mut parsed = load_sources(&sources)?;
+    let mut parsed = load_sources(&sources, &[], &fetching.policy())?;
     let options = HearOptions {
         jobs,
         threads,
+        policy: fetching.policy(),
         ..HearOptions::default()
     };
     let store = TranscriptStore::new(&out);
@@ -1032,6 +1069,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allowed_hosts,
         queue,
         deadline,
+        fetching,
     } = args;
     if !(deadline.is_finite() && deadline > 0.0) {
         bail!("--deadline must be a positive number of seconds");
@@ -1058,6 +1096,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cors_origins,
         allowed_hosts,
         limits,
+        fetch_policy: fetching.policy(),
     }))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -1281,7 +1320,7 @@ fn bench_embed_command(
     queries: &std::path::Path,
     threads: usize,
 ) -> anyhow::Result<ExitCode> {
-    let parsed = load_sources(&[corpus.display().to_string()])?;
+    let parsed = load_sources(&[corpus.display().to_string()], &[], &fetch::FetchPolicy::default())?;
     let texts = question_texts(queries)?;
     let mut rows = Vec::new();
     for m in models {

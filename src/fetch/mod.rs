@@ -4,9 +4,17 @@
 //! Owns reading a feed from a URL or a file, following each item's `podcast:chapters` and
 //! `podcast:transcript` links (relative ones resolved against the feed), and the limits that keep
 //! a hostile or broken host from hurting us: timeouts, a size cap per document, a redirect cap and
-//! http(s) only. The feed itself failing is an error naming its URL; one chapters or transcript
-//! link failing skips that part with a diagnostic and keeps the episode. Parsing stays in
-//! `corpus::feed`; this module only moves bytes and calls it.
+//! http(s) only. Where fetches may go is `policy`: only a feed the operator names on the command
+//! line is fetched wherever it is; everything else (a write body's feed, remembered feeds, every
+//! linked document and enclosure) goes through the guarded client. A local feed's links reach
+//! only http(s) URLs or files under the feed's own folder.
+//!
+//! The feed itself failing is an error naming its URL and the kind of failure, never the fetched
+//! text or the OS's words (those go to the log); one chapters or transcript link failing skips
+//! that part with a diagnostic and keeps the episode. Parsing stays in `corpus::feed`; this module
+//! only moves bytes and calls it.
+
+pub mod policy;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
@@ -20,6 +28,9 @@ use crate::corpus::transcript::{self, TranscriptFormat};
 use crate::corpus::{Diagnostic, Parsed, Position, TranscriptSource};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+
+pub use policy::{Allowed, FetchPolicy};
+use policy::{GuardedResolver, Refused};
 
 /// Limits for one fetch. The defaults suit real podcast hosts; tests shrink them.
 #[derive(Debug, Clone)]
@@ -53,19 +64,67 @@ pub fn install_tls() {
     });
 }
 
-/// An HTTP client with podseek's user agent and the given limits.
+/// An HTTP client with podseek's user agent and the given limits, going anywhere (the load
+/// client, a feed the operator named).
 pub fn http_client(limits: &Limits) -> Result<reqwest::Client> {
+    build_client(client_builder(limits).redirect(reqwest::redirect::Policy::limited(
+        limits.max_redirects,
+    )))
+}
+
+fn client_builder(limits: &Limits) -> reqwest::ClientBuilder {
     install_tls();
     reqwest::Client::builder()
         .user_agent(concat!("podseek/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(limits.connect_timeout)
         .timeout(limits.timeout)
-        .redirect(reqwest::redirect::Policy::limited(limits.max_redirects))
-        .build()
-        .map_err(|e| Error::Fetch {
-            url: String::new(),
-            message: format!("cannot start the HTTP client: {e}"),
-        })
+        // A proxy from the environment would be the address connected to, not the host checked.
+        .no_proxy()
+}
+
+fn build_client(builder: reqwest::ClientBuilder) -> Result<reqwest::Client> {
+    builder.build().map_err(|e| Error::Fetch {
+        url: String::new(),
+        message: format!("cannot start the HTTP client: {e}"),
+    })
+}
+
+/// A client that connects only where `policy` admits: names resolve to admitted addresses only,
+/// and every redirect's literal address is checked before it is followed.
+fn guarded_client(limits: &Limits, policy: &Arc<FetchPolicy>) -> Result<reqwest::Client> {
+    let max = limits.max_redirects;
+    let for_redirects = policy.clone();
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > max {
+            return attempt.error("too many redirects");
+        }
+        match literal_refusal(&for_redirects, attempt.url()) {
+            Some(refused) => attempt.error(refused),
+            None => attempt.follow(),
+        }
+    });
+    build_client(
+        client_builder(limits)
+            .redirect(redirects)
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            })),
+    )
+}
+
+/// A URL whose host is a literal address the policy refuses (names are the resolver's job).
+fn literal_refusal(policy: &FetchPolicy, url: &Url) -> Option<Refused> {
+    let host = url.host_str()?;
+    let ip: std::net::IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    policy.refusal(ip).map(|kind| Refused { kind })
+}
+
+/// Who named a feed: its operator on the command line (fetched wherever it is), or anyone else
+/// (fetched under the policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Operator,
+    Untrusted,
 }
 
 /// Where a document lives: on the web, or on disk (only a local feed may point at local files).
@@ -92,20 +151,32 @@ pub fn is_url(source: &str) -> bool {
 
 #[derive(Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// For feeds the operator named.
+    open: reqwest::Client,
+    /// For everything else.
+    guarded: reqwest::Client,
+    policy: Arc<FetchPolicy>,
     limits: Limits,
 }
 
 impl Fetcher {
-    pub fn new(limits: Limits) -> Result<Fetcher> {
+    pub fn new(limits: Limits, policy: FetchPolicy) -> Result<Fetcher> {
+        let policy = Arc::new(policy);
         Ok(Fetcher {
-            client: http_client(&limits)?,
+            open: http_client(&limits)?,
+            guarded: guarded_client(&limits, &policy)?,
+            policy,
             limits,
         })
     }
 
     /// Read one feed (URL or path) and everything its items link to, as episodes plus diagnostics.
-    pub async fn load_feed(&self, source: &str, progress: &dyn Progress) -> Result<Parsed> {
+    pub async fn load_feed(
+        &self,
+        source: &str,
+        origin: Origin,
+        progress: &dyn Progress,
+    ) -> Result<Parsed> {
         let location = if is_url(source) {
             Location::Web(Url::parse(source).map_err(|e| Error::Fetch {
                 url: source.to_string(),
@@ -114,20 +185,14 @@ impl Fetcher {
         } else {
             Location::File(PathBuf::from(source))
         };
-        let text = self.get_text(&location).await?;
+        let text = self.get_text(&location, origin).await?;
         let parsed_feed = feed::parse(source, &text);
         let mut out = Parsed {
             episodes: Vec::new(),
             diagnostics: parsed_feed.diagnostics,
         };
         if parsed_feed.items.is_empty() {
-            return Err(Error::Fetch {
-                url: source.to_string(),
-                message: out
-                    .diagnostics
-                    .first()
-                    .map_or("no episodes".to_string(), |d| d.to_string()),
-            });
+            return Err(not_a_feed(source, &out.diagnostics));
         }
         progress.start("fetching", parsed_feed.items.len() as u64, "items");
         let podcast = parsed_feed.podcast;
@@ -252,7 +317,7 @@ impl Fetcher {
     ) -> Option<(String, String)> {
         let result = match resolve(base, &link.url) {
             Ok(location) => self
-                .get_text(&location)
+                .get_text(&location, Origin::Untrusted)
                 .await
                 .map(|text| (location.name(), text)),
             Err(e) => Err(e),
@@ -275,22 +340,22 @@ impl Fetcher {
         }
     }
 
-    async fn get_text(&self, location: &Location) -> Result<String> {
+    async fn get_text(&self, location: &Location, origin: Origin) -> Result<String> {
         let bytes = match location {
             Location::File(path) => read_file(path, self.limits.max_bytes)?,
-            Location::Web(url) => self.get_bytes(url).await?,
+            Location::Web(url) => self.get_bytes(url, origin).await?,
         };
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>> {
-        let mut response = self.respond(url).await?;
+    async fn get_bytes(&self, url: &Url, origin: Origin) -> Result<Vec<u8>> {
+        let mut response = self.respond(url, origin).await?;
         let max = self.limits.max_bytes;
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| fetch_error(url, describe(&e)))?
+            .map_err(|e| fetch_error(url, describe(url, &e)))?
         {
             body.extend_from_slice(&chunk);
             if body.len() as u64 > max {
@@ -303,14 +368,26 @@ impl Fetcher {
         Ok(body)
     }
 
-    /// A successful response to GET `url` whose declared length is within the limit.
-    async fn respond(&self, url: &Url) -> Result<reqwest::Response> {
-        let response = self
-            .client
+    /// A successful response to GET `url` whose declared length is within the limit; an
+    /// untrusted one only from an address the policy admits.
+    async fn respond(&self, url: &Url, origin: Origin) -> Result<reqwest::Response> {
+        let client = match origin {
+            Origin::Operator => &self.open,
+            Origin::Untrusted => {
+                if let Some(refused) = literal_refusal(&self.policy, url) {
+                    return Err(fetch_error(url, refused.to_string()));
+                }
+                &self.guarded
+            }
+        };
+        let response = client
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| fetch_error(url, describe(&e)))?;
+            .map_err(|e| fetch_error(url, describe(url, &e)))?;
+        if origin == Origin::Untrusted {
+            self.check_peer(url, &response)?;
+        }
         if !response.status().is_success() {
             return Err(fetch_error(
                 url,
@@ -325,6 +402,36 @@ impl Fetcher {
             ));
         }
         Ok(response)
+    }
+}
+
+impl Fetcher {
+    /// The address the answer came from, checked once more: whatever path led there (a resolver
+    /// answer, a redirect), an inward peer is refused before a byte of its body is read.
+    fn check_peer(&self, url: &Url, response: &reqwest::Response) -> Result<()> {
+        let kind = response
+            .remote_addr()
+            .and_then(|peer| self.policy.refusal(peer.ip()));
+        match kind {
+            Some(kind) => Err(fetch_error(url, Refused { kind }.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A document that is not a feed: where it broke, never what it said.
+fn not_a_feed(source: &str, diagnostics: &[Diagnostic]) -> Error {
+    let message = match diagnostics.first() {
+        Some(d) if d.message.starts_with("not a readable RSS feed") => {
+            format!("not an RSS feed (the XML breaks at line {})", d.position.line)
+        }
+        Some(d) if d.message == "the feed has no items" => "the feed has no items".to_string(),
+        Some(d) => format!("no usable items (the first problem is at line {})", d.position.line),
+        None => "no episodes".to_string(),
+    };
+    Error::Fetch {
+        url: source.to_string(),
+        message,
     }
 }
 
@@ -357,11 +464,15 @@ impl Fetcher {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(fail("only http and https are fetched".to_string()));
         }
-        let mut response = self.respond(&parsed).await?;
+        let mut response = self.respond(&parsed, Origin::Untrusted).await?;
         let max = self.limits.max_bytes;
         let mut file = std::fs::File::create(dest).map_err(Error::io(dest))?;
         let mut written = 0u64;
-        while let Some(chunk) = response.chunk().await.map_err(|e| fail(describe(&e)))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| fail(describe(&parsed, &e)))?
+        {
             written += chunk.len() as u64;
             if written > max {
                 return Err(fail(format!("larger than the {max}-byte limit")));
@@ -372,17 +483,32 @@ impl Fetcher {
     }
 }
 
-/// A reqwest error in words a user can act on.
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_redirect() {
-        "too many redirects".to_string()
-    } else if e.is_connect() {
-        format!("cannot connect ({})", root_cause(e))
-    } else {
-        root_cause(e)
+/// A reqwest error as the kind of failure: refused by the policy, too many redirects, unreachable
+/// (refused, timed out or unknown host alike, so answers are no port scanner), or a broken
+/// transfer. The OS's words go to the log only.
+fn describe(url: &Url, e: &reqwest::Error) -> String {
+    tracing::warn!("fetching {url}: {}", root_cause(e));
+    if let Some(refused) = find_cause::<Refused>(e) {
+        return refused.to_string();
     }
+    if e.is_redirect() {
+        "too many redirects".to_string()
+    } else if e.is_connect() || e.is_timeout() {
+        "unreachable (no connection, or no answer in time)".to_string()
+    } else {
+        "the transfer failed".to_string()
+    }
+}
+
+fn find_cause<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(found) = c.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 fn root_cause(e: &dyn std::error::Error) -> String {
@@ -405,7 +531,8 @@ fn read_file(path: &Path, max: u64) -> Result<Vec<u8>> {
 }
 
 /// A link relative to the feed it came from. A web feed may only point at http(s) URLs; a local
-/// feed may also point at files next to it (the bundled demo feed does).
+/// feed may also point at files under its own folder (the bundled demo feed does), never above it
+/// or elsewhere on disk, symbolic links included.
 fn resolve(base: &Location, link: &str) -> Result<Location> {
     let bad = |message: String| Error::Fetch {
         url: link.to_string(),
@@ -417,8 +544,7 @@ fn resolve(base: &Location, link: &str) -> Result<Location> {
             if let Ok(u) = Url::parse(link) {
                 Ok(u)
             } else {
-                let dir = p.parent().unwrap_or(Path::new("."));
-                return Ok(Location::File(dir.join(link)));
+                return beside_feed(p, link).map(Location::File);
             }
         }
     }
@@ -428,6 +554,33 @@ fn resolve(base: &Location, link: &str) -> Result<Location> {
         other => Err(bad(format!(
             "`{other}:` links are not followed (http and https only)"
         ))),
+    }
+}
+
+/// A local feed's relative link as a file under the feed's folder.
+fn beside_feed(feed: &Path, link: &str) -> Result<PathBuf> {
+    let outside = || Error::Fetch {
+        url: link.to_string(),
+        message: "a local feed's links may only name files under its own folder".to_string(),
+    };
+    if Path::new(link).is_absolute() {
+        return Err(outside());
+    }
+    let dir = feed.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let path = dir.join(link);
+    let (Ok(root), Ok(real)) = (dir.canonicalize(), path.canonicalize()) else {
+        // Missing files fail when read, with their own message; a path with `..` never passes.
+        return if Path::new(link).components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+            Ok(path)
+        } else {
+            Err(outside())
+        };
+    };
+    if real.starts_with(&root) {
+        Ok(path)
+    } else {
+        Err(outside())
     }
 }
 
@@ -451,5 +604,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(resolve(&local, "javascript:alert(1)").is_err());
+        assert!(resolve(&local, "/etc/hostname").is_err());
+        assert!(resolve(&local, "../../x").is_err());
+        assert!(resolve(&local, "file:///etc/hostname").is_err());
     }
 }

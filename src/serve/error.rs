@@ -212,12 +212,13 @@ pub fn tool_error(e: &ServeError) -> CallToolResult {
         ServeError::Library(Error::NotFound { what, id }) => {
             format!("no {what} with id `{id}`; use search_chapters to find ids")
         }
-        other => format!("podseek cannot answer right now: {other}"),
+        other => format!("podseek cannot answer right now: {}", public_message(other)),
     };
     CallToolResult::error(vec![ContentBlock::text(hint)])
 }
 
-/// A failed write job's `error` text.
+/// A failed write job's `error` text: what a client may see (no paths, no OS text); the whole
+/// error is logged by the writer.
 pub fn job_message(e: &ServeError) -> String {
-    e.to_string()
+    public_message(e)
 }

@@ -29,6 +29,7 @@ use axum::Router;
 use crate::embed;
 use crate::engine::{EngineBuilder, EngineOptions};
 use crate::error::{Error, Result};
+use crate::fetch::FetchPolicy;
 use crate::index::{SharedStore, Snapshot};
 use crate::search::keyword::Analysis;
 use crate::search::{SearchEngine, TranslationFusion};
@@ -64,6 +65,8 @@ pub struct AppState {
     admission: Arc<admission::Admission>,
     /// The write API; `None` when no admin key is configured.
     writes: Option<writes::Writes>,
+    /// Where a written feed, and what it links to, may be fetched from.
+    fetch_policy: Arc<FetchPolicy>,
 }
 
 impl AppState {
@@ -85,6 +88,7 @@ impl AppState {
             access: Arc::new(access),
             admission: Arc::new(admission::Admission::new(limits)),
             writes: None,
+            fetch_policy: Arc::new(FetchPolicy::default()),
         }
     }
 
@@ -177,6 +181,8 @@ pub struct ServeOptions {
     /// Host names clients may use for this server beyond loopback (for `/mcp`).
     pub allowed_hosts: Vec<String>,
     pub limits: admission::Limits,
+    /// Where feeds written to the API, and the documents they link to, may be fetched from.
+    pub fetch_policy: FetchPolicy,
 }
 
 /// Load the model (timed for `/metrics`), build the first engine and keep the builder for the
@@ -233,6 +239,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         access,
         options.limits,
     );
+    state.fetch_policy = Arc::new(options.fetch_policy.clone());
     if writes_enabled {
         let (writes, queue) = writes::Writes::new();
         state.writes = Some(writes.clone());

@@ -18,7 +18,7 @@ use super::error::{job_message, ServeError, ServeResult};
 use super::AppState;
 use crate::corpus::{self, Episode};
 use crate::error::{Error, Result};
-use crate::fetch::{Fetcher, Limits};
+use crate::fetch::{Fetcher, Limits, Origin};
 use crate::ingest::{self, IngestOptions, IngestReport};
 use crate::progress::Silent;
 use crate::sync::Recover;
@@ -196,8 +196,9 @@ async fn execute(state: &AppState, work: Work) -> ServeResult<(IngestReport, Vec
     let engine = state.engine()?;
     let (work, notes) = match work {
         Work::Feed(url) => {
-            let parsed = Fetcher::new(Limits::default())?
-                .load_feed(&url, &Silent)
+            let policy = state.fetch_policy.as_ref().clone();
+            let parsed = Fetcher::new(Limits::default(), policy)?
+                .load_feed(&url, Origin::Untrusted, &Silent)
                 .await?;
             let notes = parsed.diagnostics.iter().map(|d| d.to_string()).collect();
             (Work::Add(parsed.episodes), notes)

@@ -29,6 +29,8 @@ pub struct HearOptions {
     /// The models folder (`whisper-base/`, `silero-vad/`).
     pub models: PathBuf,
     pub limits: fetch::Limits,
+    /// Where enclosures may be downloaded from (they are links in someone's feed).
+    pub policy: fetch::FetchPolicy,
 }
 
 impl Default for HearOptions {
@@ -39,6 +41,7 @@ impl Default for HearOptions {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             models: crate::embed::models_root(),
             limits: fetch::audio_limits(),
+            policy: fetch::FetchPolicy::default(),
         }
     }
 }
@@ -145,7 +148,7 @@ fn transcribe_queue(
             .map_err(|e| crate::Error::Worker(format!("cannot start a download runtime: {e}")))?;
         workers.push((transcriber, runtime));
     }
-    let fetcher = Fetcher::new(options.limits.clone())?;
+    let fetcher = Fetcher::new(options.limits.clone(), options.policy.clone())?;
     std::thread::scope(|scope| {
         for (transcriber, runtime) in workers {
             let (shared, fetcher) = (&shared, &fetcher);

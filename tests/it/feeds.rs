@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use podseek::corpus::{self, Parsed};
-use podseek::fetch::{Fetcher, Limits};
+use podseek::fetch::{Allowed, FetchPolicy, Fetcher, Limits, Origin};
 use podseek::index::LocalSnapshot;
 use podseek::ingest::{self, IngestOptions};
 use podseek::progress::Silent;
@@ -21,7 +21,8 @@ use crate::fixtures::{bin, data, default_model, root, serve_loopback};
 
 /// Serves `/demo/*` from `data/demo-feed`, `/feeds/*` from `tests/data/feeds` (with `{{BASE}}`
 /// replaced by the server's URL), the specification's example feed with its `https://example.com/`
-/// chapter and transcript links pointed here (guids untouched), and `/redirect-loop`, which redirects to itself.
+/// chapter and transcript links pointed here (guids untouched), `/redirect-loop`, which redirects
+/// to itself, and `/redirect-inward`, which redirects to this server's loopback address.
 pub fn fixture_base() -> &'static str {
     static BASE: OnceLock<String> = OnceLock::new();
     BASE.get_or_init(|| {
@@ -32,6 +33,10 @@ pub fn fixture_base() -> &'static str {
 fn serve_fixture(base: &str, path: &str) -> Response {
     if path == "/redirect-loop" {
         return (StatusCode::FOUND, [(header::LOCATION, "/redirect-loop")]).into_response();
+    }
+    if path == "/redirect-inward" {
+        let inward = format!("{base}/feeds/namespace.xml");
+        return (StatusCode::FOUND, [(header::LOCATION, inward)]).into_response();
     }
     let (dir, rest) = match path.split_once('/').map(|(_, p)| p.split_once('/')) {
         Some(Some(("demo", rest))) => (data("data/demo-feed"), rest),
@@ -63,9 +68,20 @@ fn url(path: &str) -> String {
     format!("{}/{path}", fixture_base())
 }
 
+/// Fetches that may reach the loopback fixture server, as `--fetch-allow 127.0.0.1` allows.
+pub fn loopback_allowed() -> FetchPolicy {
+    FetchPolicy::allowing(vec!["127.0.0.1".parse::<Allowed>().unwrap()])
+}
+
+fn fetcher(limits: Limits) -> Fetcher {
+    Fetcher::new(limits, loopback_allowed()).unwrap()
+}
+
 async fn load(path: &str) -> Parsed {
-    let fetcher = Fetcher::new(Limits::default()).unwrap();
-    fetcher.load_feed(&url(path), &Silent).await.unwrap()
+    fetcher(Limits::default())
+        .load_feed(&url(path), Origin::Untrusted, &Silent)
+        .await
+        .unwrap()
 }
 
 /// The parse summary and every diagnostic, with the server's port taken out.
@@ -104,19 +120,110 @@ async fn fixture_feeds_read_as_expected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_that_is_not_xml_is_an_error_naming_it_and_its_line() {
-    let fetcher = Fetcher::new(Limits::default()).unwrap();
+    let fetcher = fetcher(Limits::default());
     let e = fetcher
-        .load_feed(&url("feeds/broken-xml.xml"), &Silent)
+        .load_feed(&url("feeds/broken-xml.xml"), Origin::Untrusted, &Silent)
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains("broken-xml.xml") && e.contains(":10:"), "{e}");
+    assert!(e.contains("broken-xml.xml") && e.contains("line 10"), "{e}");
     let e = fetcher
-        .load_feed(&url("feeds/nowhere.xml"), &Silent)
+        .load_feed(&url("feeds/nowhere.xml"), Origin::Untrusted, &Silent)
         .await
         .unwrap_err()
         .to_string();
     assert!(e.contains("nowhere.xml") && e.contains("404"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_inward_are_refused_unless_the_operator_allows_them() {
+    let guarded = Fetcher::new(Limits::default(), FetchPolicy::default()).unwrap();
+    let port = fixture_base().rsplit(':').next().unwrap();
+    // Someone else's feed on loopback, by address in any spelling, by name, or by a redirect
+    // from a host the operator allows: refused, naming the URL and why, nothing fetched.
+    let by_name = FetchPolicy::allowing(vec!["localhost".parse().unwrap()]);
+    let via_allowed_host = Fetcher::new(Limits::default(), by_name).unwrap();
+    let cases = [
+        (&guarded, url("feeds/namespace.xml")),
+        (&guarded, format!("http://localhost:{port}/feeds/namespace.xml")),
+        (&guarded, format!("http://[::ffff:127.0.0.1]:{port}/feeds/namespace.xml")),
+        (&guarded, format!("http://2130706433:{port}/feeds/namespace.xml")),
+        (&via_allowed_host, format!("http://localhost:{port}/redirect-inward")),
+    ];
+    for (fetcher, feed) in cases {
+        let e = fetcher
+            .load_feed(&feed, Origin::Untrusted, &Silent)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("refused by the fetch policy") && e.contains("loopback"),
+            "{feed}: {e}"
+        );
+        assert!(!e.contains("Namespace Fixture"), "no fetched text: {e}");
+    }
+    // The operator's own feed is read, but what it links to on loopback is not.
+    let parsed = guarded
+        .load_feed(&url("feeds/namespace.xml"), Origin::Operator, &Silent)
+        .await
+        .unwrap();
+    let notes = report(&parsed);
+    assert!(
+        notes.contains("transcript not used") && notes.contains("refused by the fetch policy"),
+        "{notes}"
+    );
+    assert!(parsed.episodes[0].chapters.iter().all(|c| c.transcript.is_empty()));
+    // Allowed, the same feed reads whole (the other tests read every fixture this way).
+    let parsed = load("feeds/namespace.xml").await;
+    assert!(!parsed.episodes[0].chapters[0].transcript.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_feed_links_only_to_files_under_its_folder() {
+    let work = tempfile::tempdir().unwrap();
+    let feed_dir = work.path().join("show");
+    std::fs::create_dir(&feed_dir).unwrap();
+    std::fs::write(work.path().join("secret.txt"), "a secret line\n").unwrap();
+    std::fs::write(feed_dir.join("ok.txt"), "Hello from the episode.\n").unwrap();
+    let item = |n: usize, link: &str| {
+        format!(
+            r#"<item><title>Episode {n}</title><guid>e{n}</guid>
+            <enclosure url="https://example.org/{n}.mp3" length="1" type="audio/mpeg"/>
+            <podcast:transcript url="{link}" type="text/plain"/></item>"#
+        )
+    };
+    let links = ["/etc/hostname", "../secret.txt", "file:///etc/hostname", "ok.txt"];
+    let items: String = links.iter().enumerate().map(|(n, l)| item(n, l)).collect();
+    let feed = feed_dir.join("feed.xml");
+    std::fs::write(
+        &feed,
+        format!(
+            r#"<?xml version="1.0"?><rss version="2.0" xmlns:podcast="https://podcastindex.org/namespace/1.0"><channel><title>Local</title>{items}</channel></rss>"#
+        ),
+    )
+    .unwrap();
+    let parsed = Fetcher::new(Limits::default(), FetchPolicy::default())
+        .unwrap()
+        .load_feed(feed.to_str().unwrap(), Origin::Operator, &Silent)
+        .await
+        .unwrap();
+    let notes = report(&parsed);
+    assert_eq!(
+        notes.matches("transcript not used").count(),
+        3,
+        "three links leave the folder: {notes}"
+    );
+    let text = |n: usize| -> String {
+        parsed.episodes[n]
+            .chapters
+            .iter()
+            .flat_map(|c| c.transcript.iter().map(|cue| cue.text.clone()))
+            .collect()
+    };
+    assert!(text(3).contains("Hello from the episode"), "{notes}");
+    for n in 0..3 {
+        assert!(!text(n).contains("secret") && text(n).is_empty(), "{}", text(n));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,9 +232,8 @@ async fn a_document_over_the_size_limit_is_refused() {
         max_bytes: 2_000,
         ..Limits::default()
     };
-    let parsed = Fetcher::new(small)
-        .unwrap()
-        .load_feed(&url("feeds/namespace.xml"), &Silent)
+    let parsed = fetcher(small)
+        .load_feed(&url("feeds/namespace.xml"), Origin::Untrusted, &Silent)
         .await
         .unwrap();
     let notes = report(&parsed);
@@ -348,7 +454,14 @@ fn cli_ingests_a_feed_url_then_refreshes_only_what_changed() {
     let work = tempfile::tempdir().unwrap();
     let index = work.path().join("index");
     let index_arg = index.to_str().unwrap();
-    let (ok, out, err) = run(&["ingest", &url("demo/feed.xml"), "--index", index_arg]);
+    let (ok, out, err) = run(&[
+        "ingest",
+        &url("demo/feed.xml"),
+        "--index",
+        index_arg,
+        "--fetch-allow",
+        "127.0.0.1",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("4 added"), "{out}");
     assert!(
@@ -386,7 +499,14 @@ fn cli_ingests_a_feed_url_then_refreshes_only_what_changed() {
         .unwrap()
         .replace("mariquitas", "mariquitas y crisopas");
     std::fs::write(&vtt, edited).unwrap();
-    let (ok, out, err) = run(&["ingest", "--refresh", "--index", index_arg]);
+    let (ok, out, err) = run(&[
+        "ingest",
+        "--refresh",
+        "--index",
+        index_arg,
+        "--fetch-allow",
+        "127.0.0.1",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("1 replaced"), "{out}");
     let embedded: usize = out

@@ -315,6 +315,8 @@ fn fixture() -> &'static Fixture {
             index.to_str().unwrap(),
             "--threads",
             "2",
+            "--fetch-allow",
+            "127.0.0.1",
         ]);
         Fixture {
             dir,
@@ -485,7 +487,14 @@ fn a_re_ingest_transcribes_nothing_and_the_transcript_exports() {
     let copy = f.dir.path().join("again");
     crate::feeds::copy_dir(&f.index, &copy);
     let feed = format!("{}/feed.xml", f.base);
-    let (_, out, err) = run(&["ingest", &feed, "--index", copy.to_str().unwrap()]);
+    let (_, out, err) = run(&[
+        "ingest",
+        &feed,
+        "--index",
+        copy.to_str().unwrap(),
+        "--fetch-allow",
+        "127.0.0.1",
+    ]);
     assert!(err.contains("(0 transcribed now, 4 from"), "{err}");
     assert!(out.contains("0 added, 0 replaced, 6 unchanged"), "{out}");
     let hits = search("Who invented printing with movable type?", 1);
@@ -527,6 +536,8 @@ fn a_kill_during_transcription_leaves_the_index_and_the_next_run_resumes() {
         index.to_str().unwrap(),
         "--transcripts",
         transcripts.to_str().unwrap(),
+        "--fetch-allow",
+        "127.0.0.1",
     ];
     let mut child = Command::new(bin())
         .args(args)

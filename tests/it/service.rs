@@ -18,10 +18,18 @@ const ADMIN: &str = "an-admin-key-for-the-service-tests";
 fn demo_index() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let fetcher = podseek::fetch::Fetcher::new(podseek::fetch::Limits::default()).unwrap();
+    let fetcher = podseek::fetch::Fetcher::new(
+        podseek::fetch::Limits::default(),
+        podseek::fetch::FetchPolicy::default(),
+    )
+    .unwrap();
     let feed = data("data/demo-feed/feed.xml").display().to_string();
     let parsed = rt
-        .block_on(fetcher.load_feed(&feed, &podseek::progress::Silent))
+        .block_on(fetcher.load_feed(
+            &feed,
+            podseek::fetch::Origin::Operator,
+            &podseek::progress::Silent,
+        ))
         .unwrap();
     ingest::ingest(
         dir.path(),
