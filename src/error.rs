@@ -80,6 +80,10 @@ pub enum Error {
     /// A worker thread panicked or was cancelled while doing this request's work.
     #[error("worker failed: {0}")]
     Worker(String),
+
+    /// The caller's deadline passed; the work stopped before `stage`.
+    #[error("the deadline passed before {stage}; the work was abandoned")]
+    PastDeadline { stage: &'static str },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -317,6 +317,10 @@ struct ServeArgs {
     /// whenever a search key is set.
     #[arg(long)]
     require_search_key: bool,
+    /// Serve searches beyond loopback without a key. Without it, `--addr` beyond loopback needs
+    /// a search key; writes and `/metrics` beyond loopback always need a key.
+    #[arg(long)]
+    public_reads: bool,
     /// A browser origin allowed to call the API (CORS), e.g. `https://app.example.org`; repeat
     /// for more. None by default.
     #[arg(long = "cors-origin")]
@@ -429,6 +433,22 @@ enum BenchCommand {
         /// Make every question distinct so no request is answered from the query cache.
         #[arg(long)]
         unique: bool,
+    },
+    /// Attack a running server on loopback (huge questions, slow heads, idle sockets) while a
+    /// polite client asks; prints what each cost and what the polite client saw.
+    Attack {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The server's process id, to read its resident memory.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Seconds per attack.
+        #[arg(long, default_value_t = 15.0)]
+        seconds: f64,
+        /// Fail unless the polite client got every answer with p99 under 1 s, every attacking
+        /// connection was closed, and the server's memory settled under this many MB.
+        #[arg(long)]
+        check_rss_mb: Option<f64>,
     },
     /// Recall@10 against exact search, queries/s, p50/p99 for a sweep of ef and quantization.
     Ann {
@@ -807,7 +827,14 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
     if parsed.episodes.is_empty() {
         bail!("no episodes to ingest (see the messages above); the index was not changed");
     }
-    let heard = hear_for_ingest(&mut parsed, hearing, &fetching, threads, store.as_ref(), &index)?;
+    let heard = hear_for_ingest(
+        &mut parsed,
+        hearing,
+        &fetching,
+        threads,
+        store.as_ref(),
+        &index,
+    )?;
     let embedder = embed::load(&model, threads)?;
     chapter_heard(&mut parsed, &heard, embedder.as_ref())?;
     let mut options = IngestOptions::default();
@@ -1065,6 +1092,7 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admin_key_file,
         search_key_file,
         require_search_key,
+        public_reads,
         cors_origins,
         allowed_hosts,
         queue,
@@ -1093,10 +1121,12 @@ fn serve_command(args: ServeArgs) -> anyhow::Result<ExitCode> {
             search_file: search_key_file,
         },
         require_search_key,
+        public_reads,
         cors_origins,
         allowed_hosts,
         limits,
         fetch_policy: fetching.policy(),
+        connections: serve::listen::ConnectionLimits::default(),
     }))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -1179,6 +1209,12 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
             ef,
             quantization,
         } => bench_ann_command(&index, &queries, &ef, &quantization),
+        BenchCommand::Attack {
+            url,
+            pid,
+            seconds,
+            check_rss_mb,
+        } => bench_attack_command(&url, pid, seconds, check_rss_mb),
         BenchCommand::Scale {
             chunks,
             from,
@@ -1320,7 +1356,11 @@ fn bench_embed_command(
     queries: &std::path::Path,
     threads: usize,
 ) -> anyhow::Result<ExitCode> {
-    let parsed = load_sources(&[corpus.display().to_string()], &[], &fetch::FetchPolicy::default())?;
+    let parsed = load_sources(
+        &[corpus.display().to_string()],
+        &[],
+        &fetch::FetchPolicy::default(),
+    )?;
     let texts = question_texts(queries)?;
     let mut rows = Vec::new();
     for m in models {
@@ -1358,6 +1398,51 @@ fn bench_http_command(
         report.clients, report.seconds, report.requests, report.accepted, report.shed, report.errors, report.requests_per_s, report.p50_ms, report.p99_ms, report.max_ms
     );
     Ok(if report.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn bench_attack_command(
+    url: &str,
+    pid: Option<u32>,
+    seconds: f64,
+    check_rss_mb: Option<f64>,
+) -> anyhow::Result<ExitCode> {
+    use eval::attack::{self, Attack};
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut reports = Vec::new();
+    for kind in Attack::ALL {
+        eprintln!("attack: {kind:?} for {seconds} s");
+        reports.push(runtime.block_on(attack::run(url, pid, kind, seconds))?);
+    }
+    print!("{}", attack::table(&reports));
+    let Some(max_rss) = check_rss_mb else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut failures = Vec::new();
+    for r in &reports {
+        if r.polite.errors > 0 || r.polite.answered == 0 || !(r.polite.p99_ms < 1000.0) {
+            failures.push(format!(
+                "{}: the polite client saw {:?}",
+                r.attack, r.polite
+            ));
+        }
+        if r.attackers.get("open").is_some_and(|n| *n > 0) {
+            failures.push(format!("{}: attacking connections still open", r.attack));
+        }
+        if r.rss_settled_mb.is_some_and(|mb| mb > max_rss) {
+            failures.push(format!(
+                "{}: memory settled at {:?} MB, over {max_rss}",
+                r.attack, r.rss_settled_mb
+            ));
+        }
+    }
+    for f in &failures {
+        eprintln!("failed: {f}");
+    }
+    Ok(if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

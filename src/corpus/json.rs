@@ -160,8 +160,10 @@ fn convert(
     let lang = episode_lang(ep.language.as_deref(), &mut diag);
     let url = episode_url(ep.url.as_deref(), &mut diag);
     let mut chapters = Vec::new();
+    let mut starts = std::collections::HashSet::new();
     for (i, c) in ep.chapters.into_iter().enumerate() {
-        if let Some(chapter) = chapter(i, c, &chapters, &mut diag) {
+        if let Some(chapter) = chapter(i, c, &starts, &mut diag) {
+            starts.insert(chapter.start_s);
             chapters.push(chapter);
         }
     }
@@ -204,8 +206,26 @@ fn episode_url(url: Option<&str>, diag: &mut Diag) -> Option<String> {
     web
 }
 
+/// The latest start a chapter may have: a week. Longer is a mistake (or an attack), and beyond
+/// `u32` seconds a float start would be clamped into a nonsense time.
+pub const MAX_START_S: u32 = 7 * 24 * 3600;
+
 /// Chapter `i`, unless it has no readable start, no title, or the start of an earlier one.
-fn chapter(i: usize, c: InChapter, earlier: &[Chapter], diag: &mut Diag) -> Option<Chapter> {
+fn chapter(
+    i: usize,
+    c: InChapter,
+    earlier: &std::collections::HashSet<u32>,
+    diag: &mut Diag,
+) -> Option<Chapter> {
+    if let Start::Seconds(s) = &c.start {
+        if *s > MAX_START_S as f64 {
+            diag(
+                format!("chapters[{i}].start is more than {MAX_START_S} seconds (a week); chapter skipped"),
+                true,
+            );
+            return None;
+        }
+    }
     let start_s = match &c.start {
         Start::Seconds(s) if *s >= 0.0 && s.is_finite() => Some(s.round() as u32),
         Start::Seconds(_) => None,
@@ -225,7 +245,7 @@ fn chapter(i: usize, c: InChapter, earlier: &[Chapter], diag: &mut Diag) -> Opti
         );
         return None;
     }
-    if earlier.iter().any(|x| x.start_s == start_s) {
+    if earlier.contains(&start_s) {
         diag(
             format!(
                 "chapters[{i}] starts at the same second as an earlier chapter; chapter skipped"

@@ -11,6 +11,7 @@ mod dump;
 pub mod feed;
 pub mod html;
 mod json;
+pub use json::MAX_START_S;
 mod page;
 mod timestamp;
 mod titles;
@@ -54,7 +55,7 @@ impl Lang {
     }
 
     pub fn from_code(code: &str) -> Option<Lang> {
-        match code.trim().to_ascii_lowercase().as_str() {
+        match code.trim().to_lowercase().as_str() {
             "en" | "eng" | "english" => Some(Lang::En),
             "es" | "spa" | "spanish" | "español" => Some(Lang::Es),
             _ => None,

@@ -79,6 +79,10 @@ pub fn session(env: &Environment, model: &Path, threads: usize) -> Result<Sessio
             .with_intra_threads(threads)
             .map_err(|e| fail(e.to_string()))?
             .with_inter_threads(1)
+            .map_err(|e| fail(e.to_string()))?
+            // Without the arena, memory one large input needed goes back to the system when the
+            // run ends, instead of staying reserved for the life of the process.
+            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
             .map_err(|e| fail(e.to_string()))
     };
     let Some(cache) = optimized_dir(model) else {

@@ -148,7 +148,7 @@ enum Outcome {
 }
 
 /// `n` in base 26, written with the letters a-z (0 is "a").
-fn letters(mut n: u64) -> String {
+pub(crate) fn letters(mut n: u64) -> String {
     let mut out = Vec::new();
     loop {
         out.push(b'a' + (n % 26) as u8);

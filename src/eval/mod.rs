@@ -6,6 +6,7 @@
 //! the BM25 baseline (`search::keyword`) and the benchmarks (`bench`). Documents are chapters, named by the
 //! chapter ids podseek prints. It reads files but knows nothing of HTTP.
 
+pub mod attack;
 pub mod bench;
 pub mod hearing;
 pub mod load;

@@ -67,9 +67,9 @@ pub fn install_tls() {
 /// An HTTP client with podseek's user agent and the given limits, going anywhere (the load
 /// client, a feed the operator named).
 pub fn http_client(limits: &Limits) -> Result<reqwest::Client> {
-    build_client(client_builder(limits).redirect(reqwest::redirect::Policy::limited(
-        limits.max_redirects,
-    )))
+    build_client(
+        client_builder(limits).redirect(reqwest::redirect::Policy::limited(limits.max_redirects)),
+    )
 }
 
 fn client_builder(limits: &Limits) -> reqwest::ClientBuilder {
@@ -115,7 +115,11 @@ fn guarded_client(limits: &Limits, policy: &Arc<FetchPolicy>) -> Result<reqwest:
 /// A URL whose host is a literal address the policy refuses (names are the resolver's job).
 fn literal_refusal(policy: &FetchPolicy, url: &Url) -> Option<Refused> {
     let host = url.host_str()?;
-    let ip: std::net::IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
     policy.refusal(ip).map(|kind| Refused { kind })
 }
 
@@ -423,10 +427,16 @@ impl Fetcher {
 fn not_a_feed(source: &str, diagnostics: &[Diagnostic]) -> Error {
     let message = match diagnostics.first() {
         Some(d) if d.message.starts_with("not a readable RSS feed") => {
-            format!("not an RSS feed (the XML breaks at line {})", d.position.line)
+            format!(
+                "not an RSS feed (the XML breaks at line {})",
+                d.position.line
+            )
         }
         Some(d) if d.message == "the feed has no items" => "the feed has no items".to_string(),
-        Some(d) => format!("no usable items (the first problem is at line {})", d.position.line),
+        Some(d) => format!(
+            "no usable items (the first problem is at line {})",
+            d.position.line
+        ),
         None => "no episodes".to_string(),
     };
     Error::Fetch {
@@ -500,7 +510,9 @@ fn describe(url: &Url, e: &reqwest::Error) -> String {
     }
 }
 
-fn find_cause<'a, T: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+fn find_cause<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut cause = Some(e);
     while let Some(c) = cause {
         if let Some(found) = c.downcast_ref::<T>() {
@@ -567,11 +579,20 @@ fn beside_feed(feed: &Path, link: &str) -> Result<PathBuf> {
         return Err(outside());
     }
     let dir = feed.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let path = dir.join(link);
     let (Ok(root), Ok(real)) = (dir.canonicalize(), path.canonicalize()) else {
         // Missing files fail when read, with their own message; a path with `..` never passes.
-        return if Path::new(link).components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+        return if Path::new(link).components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        }) {
             Ok(path)
         } else {
             Err(outside())

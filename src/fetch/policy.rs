@@ -48,7 +48,9 @@ impl FromStr for Allowed {
         }
         let host_like = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
         if prefix.is_none() && !text.is_empty() && text.chars().all(host_like) {
-            return Ok(Allowed::Host(text.trim_end_matches('.').to_ascii_lowercase()));
+            return Ok(Allowed::Host(
+                text.trim_end_matches('.').to_ascii_lowercase(),
+            ));
         }
         Err(format!(
             "`{text}` is neither a network (10.0.0.0/8, fd00::/8), an address nor a host name"
@@ -208,9 +210,8 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if policy.allows_host(&host) {
                 return Ok(Box::new(found.into_iter()) as Addrs);
             }
@@ -239,14 +240,38 @@ mod tests {
     fn inward_addresses_are_refused_in_every_spelling() {
         let policy = FetchPolicy::default();
         for ip in [
-            "127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "100.64.0.1", "224.0.0.1", "255.255.255.255", "0.0.0.0", "::1",
-            "::", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254", "::127.0.0.1", "64:ff9b::a00:1", "2002:7f00:1::",
+            "127.0.0.1",
+            "127.8.9.10",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
         ] {
             assert!(refused(&policy, ip), "{ip} should be refused");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!refused(&policy, ip), "{ip} should be admitted");
         }
     }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,11 @@ use crate::translate::{self, Translator};
 pub use crate::index::keywords as keyword;
 
 pub const MAX_QUERY_CHARS: usize = 2000;
+/// The most model tokens a question may have. Characters alone do not bound the model's work: a
+/// question of emoji or `€` signs is several tokens a character, and attention grows with the
+/// square of the tokens. Real questions are far below it (the longest of the unseen and dev sets
+/// fits twice over, a test checks), and a question never needs more than one model window.
+pub const MAX_QUERY_TOKENS: usize = 128;
 pub const MAX_K: usize = 100;
 pub const DEFAULT_K: usize = 10;
 /// Below this top score the page says nothing matches well. Calibrated per model on the tuning half
@@ -570,6 +576,15 @@ impl SearchEngine {
                 format!("the question has {chars} characters; the limit is {MAX_QUERY_CHARS}"),
             ));
         }
+        let tokens = self.embedder.chunk_sizer().0.tokens(text);
+        if tokens > MAX_QUERY_TOKENS {
+            return Err(Error::invalid(
+                "q",
+                format!(
+                    "the question is {tokens} tokens long; the limit is {MAX_QUERY_TOKENS} (a long question is about 30)"
+                ),
+            ));
+        }
         let k = q.k.unwrap_or(DEFAULT_K);
         if !(1..=MAX_K).contains(&k) {
             return Err(Error::invalid(
@@ -642,15 +657,28 @@ impl SearchEngine {
     }
 
     pub fn search(&self, q: &Query) -> Result<Vec<Hit>> {
+        self.search_before(q, None)
+    }
+
+    /// Search, giving up between stages (question embedded, translated) once `deadline` has
+    /// passed: nobody waits for that answer any more, so its remaining work is not done.
+    pub fn search_before(&self, q: &Query, deadline: Option<Instant>) -> Result<Vec<Hit>> {
+        let in_time = |stage: &'static str| match deadline {
+            Some(d) if Instant::now() >= d => Err(Error::PastDeadline { stage }),
+            _ => Ok(()),
+        };
         let checked = self.check(q)?;
         let text = checked.text.as_deref().unwrap_or_default();
         let needs_lang = self.translator.is_some() || self.ranking.same_language != [0.0, 0.0];
         let lang = needs_lang.then(|| Lang::detect(text));
+        in_time("embedding the question")?;
         let original = self.query_vector(text)?;
+        in_time("translating the question")?;
         let translated = match lang {
             Some(lang) => self.translated_question(text, lang)?,
             None => None,
         };
+        in_time("searching the index")?;
         let vectors = QueryVectors {
             original: &original,
             translated,

@@ -1,9 +1,13 @@
-//! Who may do what: API keys, reads on loopback, CORS.
+//! Who may do what: API keys, reads on loopback, the `Host` check, CORS, and the bind rules.
 //!
 //! Owns the admin key (writes) and the optional search key (reads), read from the environment or
 //! from files and never from the command line, kept only as SHA-256 digests and compared in
-//! constant time; which routes need which key; and the CORS answer for configured origins (none by
-//! default). A missing key is 401, a wrong or insufficient one 403, always as JSON.
+//! constant time; which routes need which key; the `Host` names the whole surface answers to
+//! (loopback names plus `--allowed-host`, checked when served on loopback or when names are
+//! configured: DNS rebinding); the rules for binding beyond loopback (searches need a key unless
+//! `--public-reads`; writes and `/metrics` always need one); and the CORS answer for configured
+//! origins (none by default). A missing key is 401, a wrong or insufficient one or a foreign host
+//! 403, always as JSON.
 
 use std::path::{Path, PathBuf};
 
@@ -33,8 +37,15 @@ pub struct Access {
     search: Option<[u8; 32]>,
     /// Reads need the search (or admin) key: asked for, or served beyond loopback with a key set.
     reads_need_key: bool,
+    /// `/metrics` needs a key (served beyond loopback).
+    metrics_need_key: bool,
+    /// The `Host` names answered to, when checked.
+    hosts: Option<Vec<String>>,
     cors_origins: Vec<String>,
 }
+
+/// Host names every loopback server answers to.
+const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
@@ -82,26 +93,55 @@ fn read_key(file: Option<&Path>, env: &str) -> Result<Option<[u8; 32]>> {
     Ok(Some(digest(&key)))
 }
 
+/// How a server is exposed: where it binds and what its operator opened.
+#[derive(Debug, Clone, Default)]
+pub struct Exposure {
+    pub loopback_only: bool,
+    pub require_search_key: bool,
+    /// Beyond loopback, searches without a key (the operator says so).
+    pub public_reads: bool,
+    /// Host names clients use beyond the loopback ones.
+    pub allowed_hosts: Vec<String>,
+    pub cors_origins: Vec<String>,
+}
+
 impl Access {
-    pub fn new(
-        keys: &KeySources,
-        require_search_key: bool,
-        loopback_only: bool,
-        cors_origins: Vec<String>,
-    ) -> Result<Access> {
+    pub fn new(keys: &KeySources, exposure: &Exposure) -> Result<Access> {
         let admin = read_key(keys.admin_file.as_deref(), ADMIN_KEY_ENV)?;
         let search = read_key(keys.search_file.as_deref(), SEARCH_KEY_ENV)?;
-        if require_search_key && search.is_none() && admin.is_none() {
+        if exposure.require_search_key && search.is_none() && admin.is_none() {
             return Err(Error::invalid(
                 "--require-search-key",
                 format!("no key to require: set {SEARCH_KEY_ENV} or pass --search-key-file"),
             ));
         }
+        let beyond = !exposure.loopback_only;
+        if beyond && search.is_none() && !exposure.public_reads {
+            return Err(Error::invalid(
+                "--addr",
+                format!("serving beyond loopback without a search key would open every search to the network: set {SEARCH_KEY_ENV} (or --search-key-file), or pass --public-reads to mean it"),
+            ));
+        }
+        let checks_hosts = exposure.loopback_only || !exposure.allowed_hosts.is_empty();
+        let hosts = checks_hosts.then(|| {
+            LOOPBACK_HOSTS
+                .iter()
+                .map(|h| h.to_string())
+                .chain(
+                    exposure
+                        .allowed_hosts
+                        .iter()
+                        .map(|h| h.to_ascii_lowercase()),
+                )
+                .collect()
+        });
         Ok(Access {
             admin,
             search,
-            reads_need_key: require_search_key || (!loopback_only && search.is_some()),
-            cors_origins,
+            reads_need_key: exposure.require_search_key || (beyond && search.is_some()),
+            metrics_need_key: beyond,
+            hosts,
+            cors_origins: exposure.cors_origins.clone(),
         })
     }
 
@@ -116,7 +156,62 @@ impl Access {
             admin: admin.map(digest),
             search: search.map(digest),
             reads_need_key,
+            metrics_need_key: false,
+            hosts: None,
             cors_origins,
+        }
+    }
+
+    /// May a request for this `Host` be answered? (A name, with or without its port.)
+    pub fn check_host(&self, headers: &HeaderMap) -> ServeResult<()> {
+        let Some(hosts) = &self.hosts else {
+            return Ok(());
+        };
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let name = match host.rsplit_once(':') {
+            Some((name, port))
+                if !name.is_empty()
+                    && port.chars().all(|c| c.is_ascii_digit())
+                    && !host.ends_with(']') =>
+            {
+                name
+            }
+            _ => host.as_str(),
+        };
+        if hosts.iter().any(|h| *h == host || h == name) {
+            Ok(())
+        } else {
+            Err(ServeError::Forbidden(format!(
+                "this server does not answer to the host `{}`; start it with --allowed-host to add a name",
+                host.chars().take(100).collect::<String>()
+            )))
+        }
+    }
+
+    /// May a request with these headers read `/metrics`? Beyond loopback only with a key.
+    fn check_metrics(&self, headers: &HeaderMap) -> ServeResult<()> {
+        if !self.metrics_need_key {
+            return self.check_read(headers);
+        }
+        if self.admin.is_none() && self.search.is_none() {
+            return Err(ServeError::Forbidden(
+                "/metrics is served beyond loopback only with a key; set one".into(),
+            ));
+        }
+        match Self::presented(headers) {
+            None => Err(ServeError::Unauthorized(
+                "/metrics needs a key: send `Authorization: Bearer KEY`".into(),
+            )),
+            Some(k) if self.is_admin(&k) || self.search.as_ref().is_some_and(|s| same(s, &k)) => {
+                Ok(())
+            }
+            Some(_) => Err(ServeError::Forbidden(
+                "the key sent is not valid here".into(),
+            )),
         }
     }
 
@@ -205,8 +300,12 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         return with_cors(StatusCode::NO_CONTENT.into_response(), cors);
     }
     let path = request.uri().path();
-    let checked = if is_write(request.method(), path) {
+    let checked = if let Err(e) = access.check_host(request.headers()) {
+        Err(e)
+    } else if is_write(request.method(), path) {
         access.check_write(request.headers())
+    } else if path == "/metrics" {
+        access.check_metrics(request.headers())
     } else if is_read(path) {
         access.check_read(request.headers())
     } else {

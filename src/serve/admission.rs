@@ -4,13 +4,26 @@
 //! with 503 and `Retry-After`; then it waits for one of a few running places, and only then starts
 //! its blocking work, so a request whose client went away while waiting is dropped before it cost
 //! anything. Every admitted request has a deadline (504 when it passes).
+//!
+//! Also the share of one client (by address): at most half the running places at once, so one
+//! client cannot take every running place; its further requests wait their turn (within the
+//! deadline), and beyond as many again waiting it is refused with 429.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::sync::Recover;
 
 use super::error::{ServeError, ServeResult};
 use crate::error::Result;
@@ -41,8 +54,16 @@ pub struct Admission {
     limits: Limits,
     queue: Arc<Semaphore>,
     running: Arc<Semaphore>,
+    /// Per client address: (places in flight, running places).
+    clients: Mutex<HashMap<IpAddr, (Arc<Semaphore>, Arc<Semaphore>)>>,
     pub shed: AtomicU64,
     pub timed_out: AtomicU64,
+}
+
+/// One client's places, held while its request is in flight.
+pub struct ClientPlaces {
+    _in_flight: OwnedSemaphorePermit,
+    _running: OwnedSemaphorePermit,
 }
 
 impl Admission {
@@ -51,6 +72,7 @@ impl Admission {
             limits,
             queue: Arc::new(Semaphore::new(limits.queue.max(1))),
             running: Arc::new(Semaphore::new(limits.running.max(1))),
+            clients: Mutex::new(HashMap::new()),
             shed: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
         }
@@ -63,6 +85,55 @@ impl Admission {
     /// Requests queued or running now.
     pub fn depth(&self) -> usize {
         self.limits.queue.max(1) - self.queue.available_permits()
+    }
+
+    /// Running places one client may hold at once: half of all.
+    pub fn per_client(&self) -> usize {
+        (self.limits.running / 2).max(1)
+    }
+
+    /// This client's semaphores (made on first use; forgotten when nobody holds them).
+    fn client(&self, client: IpAddr) -> (Arc<Semaphore>, Arc<Semaphore>) {
+        let share = self.per_client();
+        let mut clients = self.clients.lock_recovered();
+        if clients.len() > 4096 {
+            clients.retain(|_, (f, _)| Arc::strong_count(f) > 1);
+        }
+        clients
+            .entry(client)
+            .or_insert_with(|| {
+                (
+                    Arc::new(Semaphore::new(2 * share)),
+                    Arc::new(Semaphore::new(share)),
+                )
+            })
+            .clone()
+    }
+
+    /// A place for one more request of `client`: at once when it has fewer than its share
+    /// running, after a wait (within the deadline) when it has more waiting, 429 beyond.
+    pub async fn client_places(&self, client: IpAddr) -> Result<ClientPlaces, ServeError> {
+        let (in_flight, running) = self.client(client);
+        let Ok(in_flight) = in_flight.try_acquire_owned() else {
+            self.shed.fetch_add(1, Ordering::Relaxed);
+            return Err(ServeError::TooManyFromClient {
+                limit: 2 * self.per_client(),
+            });
+        };
+        let running =
+            match tokio::time::timeout(self.limits.deadline, running.acquire_owned()).await {
+                Ok(permit) => permit.expect("semaphore open"),
+                Err(_) => {
+                    self.timed_out.fetch_add(1, Ordering::Relaxed);
+                    return Err(ServeError::Deadline {
+                        after: self.limits.deadline,
+                    });
+                }
+            };
+        Ok(ClientPlaces {
+            _in_flight: in_flight,
+            _running: running,
+        })
     }
 
     /// Run `work` on a blocking thread if there is room, within the deadline.
@@ -101,6 +172,25 @@ impl Admission {
                 })
             }
         }
+    }
+}
+
+/// The per-client share, for the routes that run searches (`/v1/search`, MCP's POSTs). A request
+/// without a peer address (an in-process router) is not counted.
+pub async fn client_share(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let searches = request.uri().path() == "/v1/search"
+        || (request.uri().path().starts_with("/mcp")
+            && request.method() == axum::http::Method::POST);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let (true, Some(peer)) = (searches, peer) else {
+        return next.run(request).await;
+    };
+    match state.admission.client_places(peer).await {
+        Ok(_places) => next.run(request).await,
+        Err(e) => ApiError(e).into_response(),
     }
 }
 

@@ -31,6 +31,10 @@ pub enum ServeError {
     #[error("overloaded: {queued} requests are queued (the limit); retry in {retry_after_s} s")]
     Overloaded { queued: usize, retry_after_s: u32 },
 
+    /// One client has as many requests in flight as it may; it should retry in a second.
+    #[error("too many requests from this client at once (the limit is {limit}); retry in 1 s")]
+    TooManyFromClient { limit: usize },
+
     /// The request's deadline passed before its answer was ready.
     #[error("no answer within the {}-second deadline", after.as_secs_f64())]
     Deadline { after: std::time::Duration },
@@ -69,6 +73,7 @@ pub fn status(e: &ServeError) -> StatusCode {
         ServeError::Overloaded { .. } | ServeError::Loading | ServeError::LoadFailed(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
+        ServeError::TooManyFromClient { .. } => StatusCode::TOO_MANY_REQUESTS,
         ServeError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
         ServeError::Transport(_) | ServeError::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -83,6 +88,7 @@ pub fn library_status(e: &Error) -> StatusCode {
         Error::StoreConflict { .. } => StatusCode::CONFLICT,
         Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
         Error::Fetch { .. } => StatusCode::BAD_GATEWAY,
+        Error::PastDeadline { .. } => StatusCode::GATEWAY_TIMEOUT,
         Error::IndexMismatch { .. }
         | Error::Audio { .. }
         | Error::Io { .. }
@@ -186,15 +192,22 @@ impl IntoResponse for ApiError {
         let status = status(&self.0);
         match &self.0 {
             // Shedding is the designed answer to overload (counted in /metrics), not a fault.
-            ServeError::Overloaded { .. } => tracing::warn!("{}", self.0),
+            ServeError::Overloaded { .. } | ServeError::TooManyFromClient { .. } => {
+                tracing::warn!("{}", self.0)
+            }
             _ if status.is_server_error() => tracing::error!("{}", self.0),
             _ => {}
         }
         let mut response = error_body(status, field(&self.0), &public_message(&self.0));
-        if let ServeError::Overloaded { retry_after_s, .. } = &self.0 {
+        let retry_after_s = match &self.0 {
+            ServeError::Overloaded { retry_after_s, .. } => Some(*retry_after_s),
+            ServeError::TooManyFromClient { .. } => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after_s {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -47,6 +47,65 @@ pub fn routes(state: AppState) -> Router {
     reads.merge(writes).with_state(state)
 }
 
+/// The longest request target answered (longer is 414), and the most header bytes (431): far
+/// beyond any real search, below where the HTTP layer itself gives up without a body.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// 414 and 431 in the JSON error shape, before anything else looks at the request.
+pub async fn limit_head(request: Request, next: Next) -> Response {
+    let uri = request.uri().to_string().len();
+    if uri > MAX_URI_BYTES {
+        let message = format!("the request target is {uri} bytes; the limit is {MAX_URI_BYTES}");
+        return error_body(StatusCode::URI_TOO_LONG, Some("uri"), &message);
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        let message = format!("the headers are {headers} bytes; the limit is {MAX_HEADER_BYTES}");
+        return error_body(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Some("headers"),
+            &message,
+        );
+    }
+    next.run(request).await
+}
+
+/// Every error answer in the JSON error shape: those made outside our handlers (405 from the
+/// router, MCP's transport refusals) keep their status and get the shape, with their text as the
+/// message when it is short plain text.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if text.is_empty() || text.len() > 300 {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut answer = error_body(status, None, &message);
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = parts.headers.get(&name) {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    answer
+}
+
 /// Unknown routes: 404 in the JSON error shape.
 pub async fn not_found(request: Request) -> Response {
     let message = format!("no route for {} {}", request.method(), request.uri().path());
@@ -75,7 +134,9 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 
 async fn run_search(state: AppState, query: search::Query) -> Result<Response, ApiError> {
     let q = query.text.clone();
-    let hits = state.admitted(move |engine| engine.search(&query)).await?;
+    let hits = state
+        .admitted(move |engine, deadline| engine.search_before(&query, Some(deadline)))
+        .await?;
     Ok(Json(search::SearchResponse::new(q, hits)).into_response())
 }
 
@@ -206,8 +267,11 @@ async fn add_episodes(
         Ok(b) => b,
         Err(e) => return body_error(e, MAX_WRITE_BYTES),
     };
-    let work = super::writes::parse_body(&body)?;
-    Ok(accepted(writes(&state)?.submit(work)?))
+    let writes = writes(&state)?;
+    let work = tokio::task::spawn_blocking(move || super::writes::parse_body(&body))
+        .await
+        .map_err(|e| ServeError::Worker(e.to_string()))??;
+    Ok(accepted(writes.submit(work)?))
 }
 
 async fn delete_episode(

@@ -182,7 +182,7 @@ impl PodseekMcp {
 
     async fn with_engine<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&SearchEngine) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&SearchEngine, std::time::Instant) -> Result<T> + Send + 'static,
     ) -> ServeResult<T> {
         self.state.admitted(f).await
     }
@@ -215,7 +215,10 @@ impl PodseekMcp {
             podcast: args.podcast,
             mode: Mode::Ann,
         };
-        let hits = match self.with_engine(move |e| e.search(&query)).await {
+        let hits = match self
+            .with_engine(move |e, deadline| e.search_before(&query, Some(deadline)))
+            .await
+        {
             Ok(h) => h,
             Err(e) => return tool_error(&e),
         };
@@ -235,7 +238,7 @@ impl PodseekMcp {
     )]
     async fn get_chapter(&self, Parameters(args): Parameters<ChapterArgs>) -> CallToolResult {
         let id = args.id.trim().to_string();
-        match self.with_engine(move |e| e.chapter(&id)).await {
+        match self.with_engine(move |e, _| e.chapter(&id)).await {
             Ok(view) => {
                 let text = format!(
                     "{}\n{}\n{} quotes, {} entities",
@@ -264,7 +267,10 @@ impl PodseekMcp {
             podcast: None,
             mode: Mode::Ann,
         };
-        match self.with_engine(move |e| e.search(&query)).await {
+        match self
+            .with_engine(move |e, deadline| e.search_before(&query, Some(deadline)))
+            .await
+        {
             Ok(hits) => {
                 let results: Vec<ConnectorResult> = hits
                     .iter()
@@ -289,7 +295,7 @@ impl PodseekMcp {
     )]
     async fn fetch(&self, Parameters(args): Parameters<ChapterArgs>) -> CallToolResult {
         let id = args.id.trim().to_string();
-        match self.with_engine(move |e| e.chapter(&id)).await {
+        match self.with_engine(move |e, _| e.chapter(&id)).await {
             Ok(v) => {
                 let mut text = v.summary.clone();
                 for q in &v.quotes {

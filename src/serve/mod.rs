@@ -12,6 +12,7 @@ pub mod admission;
 mod api;
 mod error;
 mod http;
+pub mod listen;
 pub mod mcp;
 mod metrics;
 mod openapi;
@@ -131,13 +132,15 @@ impl AppState {
         }
     }
 
-    /// Run a search's blocking work within the queue bound and the deadline.
+    /// Run a search's blocking work within the queue bound and the deadline; the work is told
+    /// the deadline so it can stop once nobody waits for it.
     pub async fn admitted<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&SearchEngine) -> Result<T> + Send + 'static,
+        work: impl FnOnce(&SearchEngine, std::time::Instant) -> Result<T> + Send + 'static,
     ) -> ServeResult<T> {
         let engine = self.engine()?;
-        self.admission.run(move || work(&engine)).await
+        let deadline = std::time::Instant::now() + self.admission.limits().deadline;
+        self.admission.run(move || work(&engine, deadline)).await
     }
 }
 
@@ -151,7 +154,10 @@ pub fn router(state: AppState, mcp_hosts: &McpHosts) -> Router {
         .merge(page::routes(state.clone()))
         .merge(mcp)
         .fallback(http::not_found)
+        .layer(from_fn_with_state(state.clone(), admission::client_share))
         .layer(from_fn_with_state(state.clone(), access::guard))
+        .layer(from_fn(http::json_errors))
+        .layer(from_fn(http::limit_head))
         .layer(from_fn_with_state(state, metrics::track))
 }
 
@@ -176,6 +182,8 @@ pub struct ServeOptions {
     pub keys: KeySources,
     /// Reads need the search key even on loopback.
     pub require_search_key: bool,
+    /// Beyond loopback, searches need no key (else serving beyond loopback needs a search key).
+    pub public_reads: bool,
     /// Origins allowed to call the API from a browser (CORS); none by default.
     pub cors_origins: Vec<String>,
     /// Host names clients may use for this server beyond loopback (for `/mcp`).
@@ -183,6 +191,7 @@ pub struct ServeOptions {
     pub limits: admission::Limits,
     /// Where feeds written to the API, and the documents they link to, may be fetched from.
     pub fetch_policy: FetchPolicy,
+    pub connections: listen::ConnectionLimits,
 }
 
 /// Load the model (timed for `/metrics`), build the first engine and keep the builder for the
@@ -221,13 +230,14 @@ fn bind_error(addr: SocketAddr) -> impl FnOnce(std::io::Error) -> Error {
 /// Run the server until SIGINT or SIGTERM; in-flight requests finish first.
 pub async fn serve(options: ServeOptions) -> Result<()> {
     let index = crate::index::open_live(options.store.as_ref(), options.model.as_deref())?;
-    let loopback = options.addr.ip().is_loopback();
-    let access = access::Access::new(
-        &options.keys,
-        options.require_search_key,
-        loopback,
-        options.cors_origins.clone(),
-    )?;
+    let exposure = access::Exposure {
+        loopback_only: options.addr.ip().is_loopback(),
+        require_search_key: options.require_search_key,
+        public_reads: options.public_reads,
+        allowed_hosts: options.allowed_hosts.clone(),
+        cors_origins: options.cors_origins.clone(),
+    };
+    let access = access::Access::new(&options.keys, &exposure)?;
     let writes_enabled = access.writes_enabled();
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
@@ -264,10 +274,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     if writes_enabled {
         println!("  writes: POST/DELETE http://{local}/v1/episodes with the admin key");
     }
-    axum::serve(listener, router(state, &hosts))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(bind_error(local))?;
+    listen::serve(
+        listener,
+        router(state, &hosts),
+        options.connections,
+        shutdown_signal(),
+    )
+    .await;
     println!("podseek stopped");
     Ok(())
 }

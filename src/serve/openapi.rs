@@ -16,6 +16,8 @@ use serde_json::{json, Map, Value};
 
 use super::api::{EpisodeList, JobAnswer, SearchRequest};
 use super::error::ErrorBody;
+use super::writes::{MAX_CHAPTERS_PER_EPISODE, MAX_EPISODES_PER_BODY};
+use crate::corpus::MAX_START_S;
 use crate::search::{ChapterView, SearchResponse};
 
 fn error(description: &str) -> Value {
@@ -81,6 +83,27 @@ pub(super) fn not_only_whitespace() -> String {
 
 /// A chapter start as `parse_timestamp` reads it: `M:SS` (up to four digits of minutes) or
 /// `H:MM:SS` (up to two of hours), with whitespace around.
+/// The language codes `corpus::Lang::from_code` reads, any case, blanks around: as a pattern,
+/// since JSON Schema has no case-insensitive enum.
+fn language_code() -> Value {
+    let ws = format!("[{}]*", whitespace_class());
+    let any_case = |word: &str| -> String {
+        word.chars()
+            .map(
+                |c| match (c.to_lowercase().next(), c.to_uppercase().next()) {
+                    (Some(l), Some(u)) if l != u => format!("[{l}{u}]"),
+                    _ => c.to_string(),
+                },
+            )
+            .collect()
+    };
+    let words: Vec<String> = ["en", "eng", "english", "es", "spa", "spanish", "español"]
+        .iter()
+        .map(|w| any_case(w))
+        .collect();
+    json!({"type": ["string", "null"], "pattern": format!("^{ws}({}){ws}$", words.join("|"))})
+}
+
 fn timestamp_pattern() -> String {
     let ws = format!("[{}]*", whitespace_class());
     format!("^{ws}([0-9]{{1,4}}:[0-5][0-9]|[0-9]{{1,2}}:[0-5][0-9]:[0-5][0-9]){ws}$")
@@ -192,6 +215,7 @@ fn search_paths(components: &Map<String, Value>) -> Map<String, Value> {
     let results = results();
     let late = error("No answer within the request deadline");
     let unknown_filter = error("The episode or podcast filter names none the index holds");
+    let too_many = error("This client has too many searches in flight (with Retry-After)");
     let search_get = guarded(responses(&[
         ("200", results.clone()),
         (
@@ -199,6 +223,7 @@ fn search_paths(components: &Map<String, Value>) -> Map<String, Value> {
             error("Invalid parameter (the error names the field)"),
         ),
         ("404", unknown_filter.clone()),
+        ("429", too_many.clone()),
         ("503", busy()),
         ("504", late.clone()),
     ]));
@@ -207,6 +232,7 @@ fn search_paths(components: &Map<String, Value>) -> Map<String, Value> {
         ("400", error("Invalid body or field")),
         ("404", unknown_filter),
         ("413", error("Body over 64 KiB")),
+        ("429", too_many),
         ("503", busy()),
         ("504", late),
     ]));
@@ -281,9 +307,9 @@ fn episode_input() -> Value {
         "dependentSchemas": {"language": {"properties": {"lang": false}}},
         "properties": {
             "title": {"type": "string", "pattern": not_only_whitespace()},
-            "url": optional_text, "language": optional_text, "lang": optional_text,
+            "url": optional_text, "language": language_code(), "lang": language_code(),
             "description": {"type": "string"},
-            "chapters": {"type": "array", "items": {"$ref": "#/components/schemas/ChapterInput"}},
+            "chapters": {"type": "array", "maxItems": MAX_CHAPTERS_PER_EPISODE, "items": {"$ref": "#/components/schemas/ChapterInput"}},
             "entities": {"type": "array", "items": {"type": "object", "required": ["name", "type", "description"], "properties": {
                 "name": {"type": "string"}, "type": {"type": "string"}, "description": {"type": "string"}}}}}})
 }
@@ -291,7 +317,7 @@ fn episode_input() -> Value {
 fn chapter_input() -> Value {
     json!({"type": "object", "required": ["title", "start"], "additionalProperties": false, "properties": {
         "title": {"type": "string", "pattern": not_only_whitespace()},
-        "start": {"oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": timestamp_pattern()}]},
+        "start": {"oneOf": [{"type": "number", "minimum": 0, "maximum": MAX_START_S}, {"type": "string", "pattern": timestamp_pattern()}]},
         "summary": {"type": "string"},
         "quotes": {"type": "array", "items": {"oneOf": [{"type": "string"},
             {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}, "speaker": {"type": ["string", "null"]}}}]}}}})
@@ -329,8 +355,8 @@ fn write_request() -> Value {
         "oneOf": [
             {"type": "object", "required": ["feed"], "additionalProperties": false, "properties": {"feed": {"type": "string", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}}},
             {"$ref": "#/components/schemas/EpisodeInput"},
-            {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EpisodeInput"}},
-            {"type": "object", "required": ["episodes"], "additionalProperties": false, "properties": {"episodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/EpisodeInput"}}}}]})
+            {"type": "array", "minItems": 1, "maxItems": MAX_EPISODES_PER_BODY, "items": {"$ref": "#/components/schemas/EpisodeInput"}},
+            {"type": "object", "required": ["episodes"], "additionalProperties": false, "properties": {"episodes": {"type": "array", "minItems": 1, "maxItems": MAX_EPISODES_PER_BODY, "items": {"$ref": "#/components/schemas/EpisodeInput"}}}}]})
 }
 
 /// The document, made once: it depends on nothing but the types, and `/openapi.json` is open to

@@ -230,9 +230,59 @@ async fn execute(state: &AppState, work: Work) -> ServeResult<(IngestReport, Vec
     Ok((report, notes))
 }
 
+/// The most episodes one write body may hold, and chapters one episode: far beyond a real
+/// episode's, small enough that parsing a body stays a fraction of a second.
+pub const MAX_EPISODES_PER_BODY: usize = 1000;
+pub const MAX_CHAPTERS_PER_EPISODE: usize = 1000;
+
+/// Episode counts, chapter counts and language codes within what the write API takes (the CLI's
+/// parser only notes an unknown language; a write is all or nothing).
+fn check_bounds(episodes: &serde_json::Value) -> Result<()> {
+    let list: Vec<&serde_json::Value> = match episodes {
+        serde_json::Value::Array(items) => items.iter().collect(),
+        one => vec![one],
+    };
+    if list.len() > MAX_EPISODES_PER_BODY {
+        return Err(Error::invalid(
+            "episodes",
+            format!(
+                "{} episodes in one body; the limit is {MAX_EPISODES_PER_BODY}",
+                list.len()
+            ),
+        ));
+    }
+    for (n, episode) in list.iter().enumerate() {
+        let field = |name: &str| format!("episodes[{n}].{name}");
+        let chapters = episode
+            .get("chapters")
+            .and_then(|c| c.as_array())
+            .map_or(0, Vec::len);
+        if chapters > MAX_CHAPTERS_PER_EPISODE {
+            return Err(Error::invalid(
+                field("chapters"),
+                format!("{chapters} chapters; the limit is {MAX_CHAPTERS_PER_EPISODE} per episode"),
+            ));
+        }
+        for name in ["language", "lang"] {
+            if let Some(code) = episode.get(name).and_then(|c| c.as_str()) {
+                if corpus::Lang::from_code(code).is_none() {
+                    return Err(Error::invalid(
+                        field(name),
+                        format!(
+                            "`{}` is not a language podseek knows: use `en` or `es`",
+                            code.chars().take(40).collect::<String>()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A write body: `{"feed": "https://…"}`, or episodes in the JSON input format (one object, an
 /// array, or `{"episodes": [...]}`). Anything the parser would skip makes the whole body a 400,
-/// so a write is all or nothing.
+/// so a write is all or nothing. CPU work: callers run it off the async runtime.
 pub fn parse_body(body: &[u8]) -> Result<Work> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| Error::invalid("body", format!("malformed JSON: {e}")))?;
@@ -264,6 +314,7 @@ pub fn parse_body(body: &[u8]) -> Result<Work> {
         }
         Some(list) => list.clone(),
     };
+    check_bounds(&episodes)?;
     let text = serde_json::to_vec(&episodes).expect("re-serializes");
     let parsed = corpus::parse_file("body.json", &text);
     if let Some(d) = parsed.diagnostics.iter().find(|d| d.skipped) {

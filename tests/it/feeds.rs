@@ -145,10 +145,22 @@ async fn fetches_inward_are_refused_unless_the_operator_allows_them() {
     let via_allowed_host = Fetcher::new(Limits::default(), by_name).unwrap();
     let cases = [
         (&guarded, url("feeds/namespace.xml")),
-        (&guarded, format!("http://localhost:{port}/feeds/namespace.xml")),
-        (&guarded, format!("http://[::ffff:127.0.0.1]:{port}/feeds/namespace.xml")),
-        (&guarded, format!("http://2130706433:{port}/feeds/namespace.xml")),
-        (&via_allowed_host, format!("http://localhost:{port}/redirect-inward")),
+        (
+            &guarded,
+            format!("http://localhost:{port}/feeds/namespace.xml"),
+        ),
+        (
+            &guarded,
+            format!("http://[::ffff:127.0.0.1]:{port}/feeds/namespace.xml"),
+        ),
+        (
+            &guarded,
+            format!("http://2130706433:{port}/feeds/namespace.xml"),
+        ),
+        (
+            &via_allowed_host,
+            format!("http://localhost:{port}/redirect-inward"),
+        ),
     ];
     for (fetcher, feed) in cases {
         let e = fetcher
@@ -172,7 +184,10 @@ async fn fetches_inward_are_refused_unless_the_operator_allows_them() {
         notes.contains("transcript not used") && notes.contains("refused by the fetch policy"),
         "{notes}"
     );
-    assert!(parsed.episodes[0].chapters.iter().all(|c| c.transcript.is_empty()));
+    assert!(parsed.episodes[0]
+        .chapters
+        .iter()
+        .all(|c| c.transcript.is_empty()));
     // Allowed, the same feed reads whole (the other tests read every fixture this way).
     let parsed = load("feeds/namespace.xml").await;
     assert!(!parsed.episodes[0].chapters[0].transcript.is_empty());
@@ -192,7 +207,12 @@ async fn a_local_feed_links_only_to_files_under_its_folder() {
             <podcast:transcript url="{link}" type="text/plain"/></item>"#
         )
     };
-    let links = ["/etc/hostname", "../secret.txt", "file:///etc/hostname", "ok.txt"];
+    let links = [
+        "/etc/hostname",
+        "../secret.txt",
+        "file:///etc/hostname",
+        "ok.txt",
+    ];
     let items: String = links.iter().enumerate().map(|(n, l)| item(n, l)).collect();
     let feed = feed_dir.join("feed.xml");
     std::fs::write(
@@ -222,7 +242,11 @@ async fn a_local_feed_links_only_to_files_under_its_folder() {
     };
     assert!(text(3).contains("Hello from the episode"), "{notes}");
     for n in 0..3 {
-        assert!(!text(n).contains("secret") && text(n).is_empty(), "{}", text(n));
+        assert!(
+            !text(n).contains("secret") && text(n).is_empty(),
+            "{}",
+            text(n)
+        );
     }
 }
 

@@ -253,3 +253,33 @@ fn a_long_transcript_does_not_crowd_out_other_chapters() {
         assert_eq!(hits.len(), 10, "{mode:?}: {hits:?}");
     }
 }
+
+/// The question cap in tokens stays far above every real question we have: the longest of the
+/// unseen and dev sets (written by people who had not read the chapters) fits twice over.
+#[test]
+fn every_question_we_have_fits_the_token_cap_twice_over() {
+    let model = crate::fixtures::default_model();
+    let (tokens, _) = model.chunk_sizer();
+    let mut longest = (0, String::new());
+    for set in [
+        "tests/data/unseen/queries.jsonl",
+        "tests/data/dev/queries.jsonl",
+    ] {
+        let text = std::fs::read_to_string(crate::fixtures::data(set)).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let q: serde_json::Value = serde_json::from_str(line).unwrap();
+            let question = q["text"].as_str().unwrap().to_string();
+            let n = tokens.tokens(&question);
+            if n > longest.0 {
+                longest = (n, question);
+            }
+        }
+    }
+    eprintln!("longest question: {} tokens: {}", longest.0, longest.1);
+    assert!(
+        longest.0 * 2 <= podseek::search::MAX_QUERY_TOKENS,
+        "{} tokens: {}",
+        longest.0,
+        longest.1
+    );
+}
