@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Judge a real `podseek serve` with tools nobody here wrote: wrk runs 32 connections for 60 s with
-# every question distinct (0 errors, 0 timeouts), then schemathesis fuzzes every operation of
+# every question distinct (0 errors, 0 timeouts), then `podseek bench attack` attacks it while a
+# polite client asks (p99 under 1 s, attacking connections closed, memory bounded), then
+# schemathesis fuzzes every operation of
 # /openapi.json with the admin key, writes included (no 5xx, every answer matching its schema,
 # schema-valid input accepted and invalid input refused). One index of the demo feed, one server;
 # wrk goes first so that the fuzzer's writes do not share its measurement.
@@ -27,6 +29,8 @@ wrk -t2 -c32 -d"${SECONDS_WRK}s" --timeout 10s --latency -s tests/load/distinct_
 if grep -qE 'Non-2xx|Socket errors' "$work/wrk.txt"; then
   echo "wrk saw errors or timeouts"; exit 1
 fi
+echo "-- attacks (huge questions, slow heads, idle sockets) while a polite client asks: p99 under 1 s, every attacking connection closed, memory settled under 1.5 GB"
+"$P" bench attack --url "$url" --pid "$server" --seconds 15 --check-rss-mb 1500
 echo "-- schemathesis against $url/openapi.json"
 # From the scratch folder: schemathesis keeps a cache in its working directory.
 (cd "$work" && "$(dirname "$PY")/schemathesis" --config-file "$root/tests/schemathesis.toml" run "$url/openapi.json" --checks all \

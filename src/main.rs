@@ -1226,15 +1226,7 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
             dir,
             keep,
         } => {
-            let params: Vec<HnswParams> = quantization
-                .iter()
-                .map(|&quantization| HnswParams {
-                    quantization,
-                    expansion_search: ef[0],
-                    expansion_add: ef_construction,
-                    connectivity,
-                })
-                .collect();
+            let params = scale_params(&quantization, ef[0], ef_construction, connectivity);
             bench_scale_command(chunks, &from, &params, &ef[1..], queries, &dir, keep)
         }
         BenchCommand::ScaleServe {
@@ -1249,6 +1241,24 @@ fn bench_command(what: BenchCommand) -> anyhow::Result<ExitCode> {
             sweep,
         } => bench_transcribe_command(&dir, threads, sweep),
     }
+}
+
+/// One build's HNSW parameters per quantization asked for.
+fn scale_params(
+    quantization: &[Quantization],
+    ef: usize,
+    ef_construction: usize,
+    connectivity: usize,
+) -> Vec<HnswParams> {
+    quantization
+        .iter()
+        .map(|&quantization| HnswParams {
+            quantization,
+            expansion_search: ef,
+            expansion_add: ef_construction,
+            connectivity,
+        })
+        .collect()
 }
 
 fn bench_transcribe_command(

@@ -210,14 +210,9 @@ fn episode_url(url: Option<&str>, diag: &mut Diag) -> Option<String> {
 /// `u32` seconds a float start would be clamped into a nonsense time.
 pub const MAX_START_S: u32 = 7 * 24 * 3600;
 
-/// Chapter `i`, unless it has no readable start, no title, or the start of an earlier one.
-fn chapter(
-    i: usize,
-    c: InChapter,
-    earlier: &std::collections::HashSet<u32>,
-    diag: &mut Diag,
-) -> Option<Chapter> {
-    if let Start::Seconds(s) = &c.start {
+/// Chapter `i`'s start in seconds, unless it is unreadable or beyond a week (reported).
+fn chapter_start(i: usize, start: &Start, diag: &mut Diag) -> Option<u32> {
+    if let Start::Seconds(s) = start {
         if *s > MAX_START_S as f64 {
             diag(
                 format!("chapters[{i}].start is more than {MAX_START_S} seconds (a week); chapter skipped"),
@@ -226,18 +221,28 @@ fn chapter(
             return None;
         }
     }
-    let start_s = match &c.start {
+    let start_s = match start {
         Start::Seconds(s) if *s >= 0.0 && s.is_finite() => Some(s.round() as u32),
         Start::Seconds(_) => None,
         Start::Stamp(s) => parse_timestamp(s),
     };
-    let Some(start_s) = start_s else {
+    if start_s.is_none() {
         diag(
             format!("chapters[{i}].start is not seconds or MM:SS / H:MM:SS; chapter skipped"),
             true,
         );
-        return None;
-    };
+    }
+    start_s
+}
+
+/// Chapter `i`, unless it has no readable start, no title, or the start of an earlier one.
+fn chapter(
+    i: usize,
+    c: InChapter,
+    earlier: &std::collections::HashSet<u32>,
+    diag: &mut Diag,
+) -> Option<Chapter> {
+    let start_s = chapter_start(i, &c.start, diag)?;
     if c.title.trim().is_empty() {
         diag(
             format!("chapters[{i}].title is empty; chapter skipped"),

@@ -267,11 +267,10 @@ async fn add_episodes(
         Ok(b) => b,
         Err(e) => return body_error(e, MAX_WRITE_BYTES),
     };
-    let writes = writes(&state)?;
     let work = tokio::task::spawn_blocking(move || super::writes::parse_body(&body))
         .await
         .map_err(|e| ServeError::Worker(e.to_string()))??;
-    Ok(accepted(writes.submit(work)?))
+    Ok(accepted(writes(&state)?.submit(work)?))
 }
 
 async fn delete_episode(

@@ -401,6 +401,14 @@ async fn write_bodies_are_refused_before_queueing() {
             r#"{"title": "One", "chapters": [{"title": "a", "start": 5}, {"title": "b", "start": "0:05"}]}"#,
             "episode \"One\"",
         ),
+        (
+            r#"{"title": "One", "language": "xx"}"#,
+            "episodes[0].language",
+        ),
+        (
+            r#"{"title": "One", "chapters": [{"title": "a", "start": 1e308}]}"#,
+            "episode \"One\"",
+        ),
     ];
     let state =
         AppState::ready(engine()).with_access(Access::from_keys(Some(ADMIN), None, false, vec![]));

@@ -484,3 +484,155 @@ async fn replicas_share_one_milvus() {
     .unwrap();
     assert!(report.accepted > 0 && report.errors == 0, "{report:?}");
 }
+
+/// Send raw bytes on a fresh connection and read the answer: (status, JSON body).
+async fn raw(addr: &str, request: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let json = serde_json::from_str(body).unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// #29's defects, each against a real server on loopback: a written feed on loopback is refused
+/// by the fetch policy (and admitted with `--fetch-allow`), a huge question is a 400 naming the
+/// limit, foreign hosts and every error status answer in JSON, a slow head is cut off, a bad
+/// language is refused, and binding beyond loopback without a search key does not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_requests_get_bounded_answers() {
+    let dir = tokio::task::spawn_blocking(demo_index).await.unwrap();
+    let addr_of = |s: &Server| s.url.trim_start_matches("http://").to_string();
+    let guarded = Server::start_with(dir.path(), &[], &[("PODSEEK_ADMIN_KEY", ADMIN)]).await;
+    let addr = addr_of(&guarded);
+    // A connection that sends its head a byte at a time is closed at the header timeout (10 s).
+    let slow = {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let started = Instant::now();
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let mut buf = [0u8; 64];
+            for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa"
+                .iter()
+                .cycle()
+            {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+                    Ok(Ok(_)) | Ok(Err(_)) => break,
+                    Err(_) if started.elapsed() > Duration::from_secs(30) => break,
+                    Err(_) => {}
+                }
+            }
+            started.elapsed()
+        })
+    };
+    let client = reqwest::Client::new();
+    let feed = format!("{}/feeds/psc.xml", crate::feeds::fixture_base());
+    let refused = submit(
+        client
+            .post(format!("{}/v1/episodes", guarded.url))
+            .body(serde_json::json!({ "feed": feed }).to_string()),
+    )
+    .await;
+    let job = wait_job(&client, &guarded.url, &refused).await;
+    let error = job["error"].as_str().unwrap_or_default();
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        error.contains("refused by the fetch policy") && error.contains(&feed),
+        "{job}"
+    );
+    let huge: String = std::iter::repeat_n("€😀", 1000).collect();
+    let res = client
+        .post(format!("{}/v1/search", guarded.url))
+        .json(&serde_json::json!({ "q": huge }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens"),
+        "{body}"
+    );
+    let res = client
+        .post(format!("{}/v1/episodes", guarded.url))
+        .bearer_auth(ADMIN)
+        .body(r#"{"title": "x", "language": "xx"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let long_target = format!(
+        "GET /v1/search?q={} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let big_headers = format!(
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "b".repeat(20_000)
+    );
+    let cases: Vec<(String, u16)> = vec![
+        ("GET /v1/episodes HTTP/1.1\r\nHost: rebound.example\r\nConnection: close\r\n\r\n".into(), 403),
+        ("PUT /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(), 405),
+        (long_target, 414),
+        (big_headers, 431),
+        ("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nAccept: application/json, text/event-stream\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".into(), 415),
+        ("POST /mcp HTTP/1.1\r\nHost: rebound.example\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".into(), 403),
+    ];
+    for (request, want) in cases {
+        let (status, body) = raw(&addr, request.as_bytes()).await;
+        assert_eq!(status, want, "{}: {body}", &request[..40]);
+        assert_eq!(
+            body["error"]["status"], want,
+            "the JSON error shape: {body}"
+        );
+    }
+    let cut_after = slow.await.unwrap();
+    assert!(
+        cut_after >= Duration::from_secs(9) && cut_after < Duration::from_secs(20),
+        "a slow head is cut at the header timeout, not kept: {cut_after:?}"
+    );
+    drop(guarded);
+
+    // The operator admits loopback: the same feed is read.
+    let open = Server::start_with(
+        dir.path(),
+        &["--fetch-allow", "127.0.0.1"],
+        &[("PODSEEK_ADMIN_KEY", ADMIN)],
+    )
+    .await;
+    let admitted = submit(
+        client
+            .post(format!("{}/v1/episodes", open.url))
+            .body(serde_json::json!({ "feed": feed }).to_string()),
+    )
+    .await;
+    let job = wait_job(&client, &open.url, &admitted).await;
+    assert_eq!(job["state"], "done", "{job}");
+    drop(open);
+
+    // Beyond loopback without a search key: refused at start, naming the way out.
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--addr", "0.0.0.0:0", "--index"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--public-reads"),
+        "{err}"
+    );
+}

@@ -407,3 +407,229 @@ fn milvus_reads_a_corpus_larger_than_one_reply() {
     assert_eq!(snap.records().unwrap().episodes.len(), 48);
     assert_eq!(snap.records().unwrap().chunks.len(), report.chunks_total);
 }
+
+/// The write path as a state machine: random sequences of adds (empty episodes, repeated ids,
+/// the same id twice in one batch), replacements, deletes and compactions, checked after every
+/// step against a plain map of what should be stored. Compaction is the local store's; on other
+/// stores that step only checks.
+mod write_sequences {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// An episode by its title (the id follows from it) and its chapters' text variant: `None`
+    /// chapters is an episode with no chapters at all, so no chunks.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Spec {
+        title: usize,
+        chapters: Option<(usize, usize)>,
+    }
+
+    #[derive(Debug, Clone)]
+    pub enum Step {
+        Add(Vec<Spec>),
+        Delete(usize),
+        Compact,
+    }
+
+    fn episode(spec: &Spec) -> Episode {
+        let chapters: Vec<String> = match spec.chapters {
+            None => Vec::new(),
+            Some((count, variant)) => (0..count)
+                .map(|c| {
+                    format!(
+                        r#"{{"title": "Part {c}", "start": {}, "summary": "Variant {variant} of part {c} of show {}: words about bees, rivers and bread number {variant}{c}."}}"#,
+                        c * 60,
+                        spec.title
+                    )
+                })
+                .collect(),
+        };
+        let json = format!(
+            r#"{{"title": "Show {}", "language": "en", "chapters": [{}]}}"#,
+            spec.title,
+            chapters.join(",")
+        );
+        let mut parsed = podseek::corpus::parse_file("spec.json", json.as_bytes()).episodes;
+        assert_eq!(parsed.len(), 1);
+        parsed.remove(0)
+    }
+
+    fn spec() -> impl Strategy<Value = Spec> {
+        (0..4usize, proptest::option::of((1..4usize, 0..3usize)))
+            .prop_map(|(title, chapters)| Spec { title, chapters })
+    }
+
+    pub fn steps() -> impl Strategy<Value = Vec<Step>> {
+        let step = prop_oneof![
+            4 => proptest::collection::vec(spec(), 1..4).prop_map(Step::Add),
+            2 => (0..4usize).prop_map(Step::Delete),
+            1 => Just(Step::Compact),
+        ];
+        proptest::collection::vec(step, 1..8)
+    }
+
+    /// Apply one step to the store and the model.
+    fn apply(
+        store: &dyn Store,
+        compact: &dyn Fn(),
+        model: &mut BTreeMap<String, Spec>,
+        step: &Step,
+    ) {
+        let embedder = HashingEmbedder;
+        let options = IngestOptions::default();
+        match step {
+            Step::Add(specs) => {
+                let episodes: Vec<Episode> = specs.iter().map(episode).collect();
+                ingest::ingest_into(store, &embedder, episodes.clone(), &options)
+                    .unwrap_or_else(|e| panic!("write {specs:?}: {e}"));
+                // The first of an id in a batch is kept.
+                let mut seen = std::collections::HashSet::new();
+                for (e, s) in episodes.iter().zip(specs) {
+                    if seen.insert(e.id.clone()) {
+                        model.insert(e.id.clone(), s.clone());
+                    }
+                }
+            }
+            Step::Delete(title) => {
+                let id = episode(&Spec {
+                    title: *title,
+                    chapters: None,
+                })
+                .id;
+                if model.remove(&id).is_some() {
+                    ingest::delete_from(store, &embedder, &[id.clone()], &options)
+                        .unwrap_or_else(|e| panic!("delete {id}: {e}"));
+                }
+            }
+            Step::Compact => compact(),
+        }
+    }
+
+    /// Listing, counts and every chunk found by its own vector agree with the model.
+    fn check(store: &dyn Store, model: &BTreeMap<String, Spec>) {
+        let Some(snap) = store.open(None).unwrap() else {
+            assert!(model.is_empty());
+            return;
+        };
+        let mut listed: Vec<String> = snap
+            .catalog()
+            .episode_ids()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        listed.sort();
+        let expected: Vec<String> = model.keys().cloned().collect();
+        assert_eq!(listed, expected, "listed episodes");
+        assert_eq!(snap.manifest().episodes, model.len(), "counted episodes");
+        let records = snap.records().unwrap();
+        assert_eq!(records.episodes.len(), model.len(), "stored episodes");
+        for e in &records.episodes {
+            let want = episode(&model[&e.id]);
+            assert_eq!(
+                e.chapters.len(),
+                want.chapters.len(),
+                "chapters of {}",
+                e.id
+            );
+        }
+        assert_eq!(
+            snap.manifest().chunks,
+            records.chunks.len(),
+            "counted chunks"
+        );
+        for c in &records.chunks {
+            let v = hash_vector(&c.embed_text, HashingEmbedder.dims());
+            let hits = snap.search(&v, 3, &ChunkFilter::default(), false).unwrap();
+            assert!(
+                (hits[0].1 - 1.0).abs() < 1e-4 && model.contains_key(&c.episode_id),
+                "chunk {} is found by its own vector: {hits:?}",
+                c.id
+            );
+        }
+    }
+
+    /// Run `steps` from an empty store; after each, the store matches the model and the next
+    /// write succeeds (checked by the next step, and by one last write).
+    pub fn run(store: &dyn Store, compact: &dyn Fn(), steps: &[Step]) {
+        let mut model = BTreeMap::new();
+        for step in steps {
+            apply(store, compact, &mut model, step);
+            check(store, &model);
+        }
+        let last = Step::Add(vec![Spec {
+            title: 9,
+            chapters: Some((1, 0)),
+        }]);
+        apply(store, compact, &mut model, &last);
+        check(store, &model);
+    }
+
+    /// The sequence that once wedged every later write (an empty episode, then the same id with
+    /// a chapter, deleted, written again, compacted).
+    pub fn the_ghost() -> Vec<Step> {
+        let ghost = Spec {
+            title: 0,
+            chapters: None,
+        };
+        let with_one = Spec {
+            title: 0,
+            chapters: Some((1, 0)),
+        };
+        vec![
+            Step::Add(vec![Spec {
+                title: 1,
+                chapters: Some((2, 0)),
+            }]),
+            Step::Add(vec![ghost.clone()]),
+            Step::Add(vec![with_one]),
+            Step::Delete(0),
+            Step::Add(vec![ghost.clone()]),
+            Step::Delete(0),
+            Step::Add(vec![ghost.clone(), ghost]),
+            Step::Compact,
+        ]
+    }
+
+    fn local_run(steps: &[Step]) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = index::LocalStore::new(dir.path());
+        let compact = || {
+            if store.live_version().unwrap().is_some() {
+                index::local::compact(dir.path()).unwrap();
+            }
+        };
+        run(&store, &compact, steps);
+    }
+
+    #[test]
+    fn the_ghost_sequence_on_the_local_store() {
+        local_run(&the_ghost());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn random_sequences_on_the_local_store(steps in steps()) {
+            local_run(&steps);
+        }
+    }
+
+    /// The same on Milvus: the fixed sequence and a few random ones, each on a fresh collection.
+    #[cfg(feature = "milvus")]
+    #[test]
+    fn sequences_on_milvus() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let store = crate::fixtures::milvus_store("ghost");
+        run(&store, &|| {}, &the_ghost());
+        let mut runner = TestRunner::deterministic();
+        for n in 0..3 {
+            let steps = steps().new_tree(&mut runner).unwrap().current();
+            let store = crate::fixtures::milvus_store(&format!("seq{n}"));
+            run(&store, &|| {}, &steps);
+        }
+    }
+}
