@@ -1043,9 +1043,24 @@ impl SearchEngine {
 
     /// Every episode with its chapters (reads each episode's record: O(corpus)).
     pub fn episodes(&self) -> Result<Vec<EpisodeSummary>> {
+        Ok(self.episodes_page(None, usize::MAX)?.0)
+    }
+
+    /// Up to `limit` episodes by id, after the id `after`; and the last id given when more follow.
+    /// Reads only the page's records.
+    pub fn episodes_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<EpisodeSummary>, Option<String>)> {
         let catalog = self.index.catalog();
+        let mut ids = catalog.episode_ids();
+        ids.sort_unstable();
+        let from = after.map_or(0, |a| ids.partition_point(|id| *id <= a));
+        let page = &ids[from..];
+        let more = page.len() > limit;
         let mut out = Vec::new();
-        for id in catalog.episode_ids() {
+        for id in page.iter().take(limit) {
             let Some(e) = catalog.episode(id)? else {
                 continue;
             };
@@ -1059,7 +1074,8 @@ impl SearchEngine {
                 duration_s: e.duration_s(),
             });
         }
-        Ok(out)
+        let next = more.then(|| out.last().map(|e| e.id.clone())).flatten();
+        Ok((out, next))
     }
 }
 

@@ -44,11 +44,31 @@ fn not_blank(schema: &mut schemars::Schema) {
     schema.insert("pattern".into(), not_only_whitespace().into());
 }
 
-/// `GET /v1/episodes`.
+/// Episodes on one page of `GET /v1/episodes` unless `limit` says otherwise, and at most.
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+
+/// `GET /v1/episodes`'s query parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EpisodePageRequest {
+    /// Episodes on this page (default 100).
+    #[schemars(range(min = 1, max = MAX_PAGE))]
+    pub limit: Option<usize>,
+    /// Where the previous page ended: its `next_cursor`. Absent for the first page.
+    #[schemars(length(max = 1000))]
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/episodes`: one page of episodes.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct EpisodeList {
-    /// Every episode with its chapters, by id.
+    /// Episodes with their chapters, by id.
     pub episodes: Vec<EpisodeSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page. Pages are by episode id, so
+    /// a write between two pages neither repeats nor skips the episodes it did not touch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A write job, as `POST`/`DELETE /v1/episodes` (202) and `GET /v1/jobs/{id}` answer it.

@@ -15,7 +15,9 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::api::{EpisodeList, JobAnswer, SearchRequest};
+use super::api::{
+    EpisodeList, EpisodePageRequest, JobAnswer, SearchRequest, DEFAULT_PAGE, MAX_PAGE,
+};
 use super::error::{error_body, public_message, ApiError, ServeError};
 use super::AppState;
 use crate::error::Error;
@@ -322,13 +324,35 @@ fn body_error(e: BytesRejection, limit: usize) -> Result<Response, ApiError> {
     Err(invalid("body", e.body_text()))
 }
 
-async fn episodes(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn episodes(
+    State(state): State<AppState>,
+    params: Result<Query<EpisodePageRequest>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(EpisodePageRequest { limit, cursor }) = params.map_err(|e| {
+        let hint = format!("use limit (1 to {MAX_PAGE}) and cursor");
+        invalid("query string", format!("{}; {hint}", e.body_text()))
+    })?;
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(invalid(
+            "limit",
+            format!("limit must be 1 to {MAX_PAGE}, got {limit}"),
+        ));
+    }
+    if cursor.as_ref().is_some_and(|c| c.chars().count() > 1000) {
+        return Err(invalid("cursor", "not a cursor this server gave"));
+    }
     let engine = state.engine()?;
-    // Reads every episode's record: off the async workers.
-    let listed = tokio::task::spawn_blocking(move || engine.episodes())
-        .await
-        .unwrap_or_else(|e| Err(Error::Worker(e.to_string())))?;
-    Ok(Json(EpisodeList { episodes: listed }).into_response())
+    // Reads the page's records: off the async workers.
+    let (episodes, next_cursor) =
+        tokio::task::spawn_blocking(move || engine.episodes_page(cursor.as_deref(), limit))
+            .await
+            .unwrap_or_else(|e| Err(Error::Worker(e.to_string())))?;
+    Ok(Json(EpisodeList {
+        episodes,
+        next_cursor,
+    })
+    .into_response())
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

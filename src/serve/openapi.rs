@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use schemars::generate::{Contract, SchemaSettings};
 use serde_json::{json, Map, Value};
 
-use super::api::{EpisodeList, JobAnswer, SearchRequest};
+use super::api::{EpisodeList, EpisodePageRequest, JobAnswer, SearchRequest};
 use super::error::ErrorBody;
 use super::writes::{MAX_CHAPTERS_PER_EPISODE, MAX_EPISODES_PER_BODY};
 use crate::corpus::MAX_START_S;
@@ -109,9 +109,9 @@ fn timestamp_pattern() -> String {
     format!("^{ws}([0-9]{{1,4}}:[0-5][0-9]|[0-9]{{1,2}}:[0-5][0-9]:[0-5][0-9]){ws}$")
 }
 
-/// `GET /v1/search`'s query parameters: `SearchRequest`'s fields, without JSON's `null`.
-fn search_params(components: &Map<String, Value>) -> Value {
-    let request = &components["SearchRequest"];
+/// A GET's query parameters: the fields of the request type `name`, without JSON's `null`.
+fn query_params(components: &Map<String, Value>, name: &str) -> Value {
+    let request = &components[name];
     let required = request["required"].as_array().cloned().unwrap_or_default();
     let params: Vec<Value> = request["properties"]
         .as_object()
@@ -189,7 +189,7 @@ fn busy() -> Value {
 
 fn paths(components: &Map<String, Value>) -> Value {
     let mut all = search_paths(components);
-    all.extend(write_paths());
+    all.extend(write_paths(components));
     all.extend(other_paths());
     Value::Object(all)
 }
@@ -238,7 +238,7 @@ fn search_paths(components: &Map<String, Value>) -> Map<String, Value> {
     ]));
     into_map(json!({
         "/v1/search": {
-            "get": {"operationId": "searchGet", "summary": "Search chapters", "parameters": search_params(components), "responses": search_get},
+            "get": {"operationId": "searchGet", "summary": "Search chapters", "parameters": query_params(components, "SearchRequest"), "responses": search_get},
             "post": {"operationId": "searchPost", "summary": "Search chapters (JSON body)",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}}}},
                 "responses": search_post}
@@ -247,12 +247,13 @@ fn search_paths(components: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// The episode list and the write API: episodes, deletions, jobs.
-fn write_paths() -> Map<String, Value> {
+fn write_paths(components: &Map<String, Value>) -> Map<String, Value> {
     let accepted = accepted();
     into_map(json!({
         "/v1/episodes": {
-            "get": {"operationId": "listEpisodes", "summary": "All episodes with their chapters",
-                "responses": guarded(responses(&[("200", object("Every episode with its chapters", "EpisodeList")), ("503", busy())]))},
+            "get": {"operationId": "listEpisodes", "summary": "Episodes with their chapters, a page at a time",
+                "parameters": query_params(components, "EpisodePageRequest"),
+                "responses": guarded(responses(&[("200", object("A page of episodes with their chapters", "EpisodeList")), ("400", error("Invalid limit or cursor")), ("503", busy())]))},
             "post": {"operationId": "addEpisodes", "summary": "Add or replace episodes (JSON input format) or a feed (`{\"feed\": URL}`); admin key",
                 "description": "All or nothing: a body with any episode or chapter the parser would skip is a 400 naming it. One rule is beyond the schema: two chapters of an episode may not start at the same second.",
                 "security": [{"key": []}],
@@ -336,6 +337,7 @@ fn schemas() -> Map<String, Value> {
     let mut answers = settings(Contract::Serialize).into_generator();
     // Each type is filed under its own name, with every type it refers to.
     requests.subschema_for::<SearchRequest>();
+    requests.subschema_for::<EpisodePageRequest>();
     answers.subschema_for::<SearchResponse>();
     answers.subschema_for::<ChapterView>();
     answers.subschema_for::<EpisodeList>();

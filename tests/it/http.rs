@@ -169,6 +169,48 @@ async fn bad_requests_are_4xx_with_the_field() {
     }
 }
 
+/// `/v1/episodes` a page at a time: the pages, followed by their cursors, are the whole list in
+/// id order, once each; bad parameters are a 400 naming them.
+#[tokio::test]
+async fn episodes_come_in_pages_that_add_up_to_the_list() {
+    let (_, whole) = call(get("/v1/episodes")).await;
+    assert!(whole.get("next_cursor").is_none(), "12 fit the default page: {whole}");
+    let whole: Vec<String> = whole["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    let (mut paged, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let path = match &cursor {
+            None => "/v1/episodes?limit=5".to_string(),
+            Some(c) => format!("/v1/episodes?limit=5&cursor={}", c.replace('~', "%7E")),
+        };
+        let (status, page) = call(get(&path)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        pages += 1;
+        for e in page["episodes"].as_array().unwrap() {
+            paged.push(e["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!((pages, &paged), (3, &whole));
+    for (path, field) in [
+        ("/v1/episodes?limit=0", "limit"),
+        ("/v1/episodes?limit=1001", "limit"),
+        ("/v1/episodes?limit=x", "query string"),
+        ("/v1/episodes?page=2", "query string"),
+    ] {
+        let (status, v) = call(get(path)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["error"]["field"], field, "{path}: {v}");
+    }
+}
+
 #[tokio::test]
 async fn chapters_episodes_health_and_openapi() {
     let (_, v) = call(get("/v1/episodes")).await;

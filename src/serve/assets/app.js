@@ -52,7 +52,17 @@ async function api(path) {
 }
 
 async function episodes() {
-  if (!episodesCache) episodesCache = (await api("/v1/episodes")).episodes;
+  if (!episodesCache) {
+    // Every page, following the cursors.
+    const all = [];
+    let cursor = null;
+    do {
+      const page = await api("/v1/episodes?limit=1000" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+      all.push(...page.episodes);
+      cursor = page.next_cursor;
+    } while (cursor);
+    episodesCache = all;
+  }
   return episodesCache;
 }
 
