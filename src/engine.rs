@@ -94,6 +94,9 @@ impl EngineBuilder {
 
     /// An engine over `snapshot`, which must have been built with the loaded model.
     pub fn build(&self, snapshot: Box<dyn Snapshot>) -> Result<SearchEngine> {
+        snapshot
+            .manifest()
+            .check_model_files(self.embedder.fingerprint().as_deref(), &snapshot.location())?;
         let keywords = match self.options.keyword {
             Analysis::Shared => None,
             analysis => Bm25::of_records(&snapshot.records()?, analysis)?,

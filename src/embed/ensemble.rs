@@ -48,6 +48,14 @@ impl Embedder for Ensemble {
             .collect())
     }
 
+    fn fingerprint(&self) -> Option<String> {
+        Some(format!(
+            "{}+{}",
+            self.first.fingerprint()?,
+            self.second.fingerprint()?
+        ))
+    }
+
     /// Chunks must fit the model with the tighter window.
     fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {
         let (a, b) = (self.first.chunk_sizer(), self.second.chunk_sizer());

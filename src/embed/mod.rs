@@ -13,6 +13,7 @@
 
 mod e5;
 mod ensemble;
+pub mod fingerprint;
 pub mod runtime;
 mod sentence;
 mod spec;
@@ -45,6 +46,38 @@ pub trait Embedder: Send + Sync {
     /// What chunk sizes are measured in (the model's tokenizer), and the most tokens one chunk
     /// should have.
     fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize);
+    /// The SHA-256 of the files that make the vectors (`fingerprint`); `None` for embedders
+    /// without files (tests).
+    fn fingerprint(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A loaded model and the fingerprint of its files.
+struct Fingerprinted {
+    inner: Arc<dyn Embedder>,
+    sha256: String,
+}
+
+impl Embedder for Fingerprinted {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dims(&self) -> usize {
+        self.inner.dims()
+    }
+    fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        self.inner.embed_query(text)
+    }
+    fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        self.inner.embed_passages(texts)
+    }
+    fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {
+        self.inner.chunk_sizer()
+    }
+    fn fingerprint(&self) -> Option<String> {
+        Some(self.sha256.clone())
+    }
 }
 
 /// Where model folders live: `$PODSEEK_MODELS`, else `./models`, else the source tree's `models/`.
@@ -78,6 +111,14 @@ pub fn load_from(root: &Path, model: &str, threads: usize) -> Result<Arc<dyn Emb
 }
 
 fn load_single(root: &Path, model: &str, threads: usize) -> Result<Arc<dyn Embedder>> {
+    let (inner, dir) = load_runtime(root, model, threads)?;
+    Ok(Arc::new(Fingerprinted {
+        inner,
+        sha256: fingerprint::of_model(&dir)?,
+    }))
+}
+
+fn load_runtime(root: &Path, model: &str, threads: usize) -> Result<(Arc<dyn Embedder>, PathBuf)> {
     let (model, dims) = match model.rsplit_once('@') {
         Some((name, dims)) => (name, Some(dims)),
         None => (model, None),
@@ -98,19 +139,18 @@ fn load_single(root: &Path, model: &str, threads: usize) -> Result<Arc<dyn Embed
         spec = spec.truncated(dims)?;
     }
     let env = ort_environment()?;
-    match spec.runtime.as_str() {
-        "use" => Ok(Arc::new(use_m3::UseM3::load(&dir, spec, env, threads)?)),
-        "fastembed" => Ok(Arc::new(e5::FastembedModel::load(
-            &dir, spec, env, threads,
-        )?)),
-        "sentence" => Ok(Arc::new(sentence::SentenceModel::load(
-            &dir, spec, env, threads,
-        )?)),
-        other => Err(Error::Corrupt {
-            path: dir.join("model.json"),
-            message: format!("runtime `{other}` is not `use`, `fastembed` or `sentence`"),
-        }),
-    }
+    let model: Arc<dyn Embedder> = match spec.runtime.as_str() {
+        "use" => Arc::new(use_m3::UseM3::load(&dir, spec, env, threads)?),
+        "fastembed" => Arc::new(e5::FastembedModel::load(&dir, spec, env, threads)?),
+        "sentence" => Arc::new(sentence::SentenceModel::load(&dir, spec, env, threads)?),
+        other => {
+            return Err(Error::Corrupt {
+                path: dir.join("model.json"),
+                message: format!("runtime `{other}` is not `use`, `fastembed` or `sentence`"),
+            })
+        }
+    };
+    Ok((model, dir))
 }
 
 /// Texts longer than a model's window, cut into windows of at most `room` tokens; each window

@@ -459,6 +459,7 @@ fn manifest(dims: usize, params: &HnswParams, chunks: usize) -> Manifest {
         episodes: chunks.div_ceil(CHUNKS_PER_EPISODE),
         chapters: 0,
         chunks,
+        model_sha256: None,
         translation: None,
         segments: Vec::new(),
     }

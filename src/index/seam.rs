@@ -45,12 +45,39 @@ pub struct Manifest {
     pub episodes: usize,
     pub chapters: usize,
     pub chunks: usize,
+    /// The SHA-256 of the model files that embedded it (`embed::fingerprint`); absent in indexes
+    /// made before it was recorded, and for embedders without files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
     /// The translator that made the twin chunks, when the index has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub translation: Option<String>,
     /// The local store's segments, oldest first (format 2; empty for format 1 and other stores).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentRef>,
+}
+
+impl Manifest {
+    /// Vectors from these model files may be compared with, and added to, this index's: the same
+    /// fingerprint, or one side that records none.
+    pub fn check_model_files(
+        &self,
+        fingerprint: Option<&str>,
+        location: &str,
+    ) -> crate::Result<()> {
+        match (self.model_sha256.as_deref(), fingerprint) {
+            (Some(recorded), Some(loaded)) if recorded != loaded => Err(crate::Error::IndexMismatch {
+                path: location.into(),
+                message: format!(
+                    "it was embedded by other files of model `{}` (sha256 {}…, the models folder has {}…); its vectors and this model's do not compare. Rebuild it into a new folder (podseek ingest SOURCES --index NEW_DIR), or put back the model it was made with",
+                    self.model_id,
+                    &recorded[..12.min(recorded.len())],
+                    &loaded[..12.min(loaded.len())]
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Episodes, their chunks and content hashes: what a change brings, or a version read whole.

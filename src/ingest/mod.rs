@@ -179,6 +179,8 @@ fn open_previous(store: &dyn Store, embedder: &dyn Embedder) -> Result<Option<Bo
     let Some(p) = store.open(Some(embedder.model_id()))? else {
         return Ok(None);
     };
+    p.manifest()
+        .check_model_files(embedder.fingerprint().as_deref(), &store.location())?;
     if p.manifest().dims != embedder.dims() {
         return Err(Error::IndexMismatch {
             path: PathBuf::from(store.location()),

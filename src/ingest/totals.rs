@@ -113,6 +113,7 @@ pub(super) fn manifest_for(
         episodes: totals.episodes,
         chapters: totals.chapters,
         chunks: totals.chunks,
+        model_sha256: embedder.fingerprint(),
         translation: options.translator.as_ref().map(|t| t.id().to_string()),
         segments: Vec::new(),
     }

@@ -250,4 +250,8 @@ impl Embedder for TimedEmbedder {
     fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {
         self.inner.chunk_sizer()
     }
+
+    fn fingerprint(&self) -> Option<String> {
+        self.inner.fingerprint()
+    }
 }

@@ -174,7 +174,10 @@ async fn bad_requests_are_4xx_with_the_field() {
 #[tokio::test]
 async fn episodes_come_in_pages_that_add_up_to_the_list() {
     let (_, whole) = call(get("/v1/episodes")).await;
-    assert!(whole.get("next_cursor").is_none(), "12 fit the default page: {whole}");
+    assert!(
+        whole.get("next_cursor").is_none(),
+        "12 fit the default page: {whole}"
+    );
     let whole: Vec<String> = whole["episodes"]
         .as_array()
         .unwrap()

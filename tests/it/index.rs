@@ -818,3 +818,43 @@ fn bench_scale_reports_build_upsert_serving_and_filters() {
         "the index is removed without --keep"
     );
 }
+
+/// An index records the sha256 of the model files that embedded it; other files under the same
+/// model id (a model upgraded in place) are refused with the fix, by search and by ingest alike,
+/// instead of mixing vectors of two graphs.
+#[test]
+fn other_model_files_under_the_same_id_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index");
+    crate::feeds::copy_dir(crate::fixtures::sample_index_dir(), &index);
+    let live = LocalSnapshot::open(&index, None).unwrap();
+    let recorded = live
+        .manifest
+        .model_sha256
+        .clone()
+        .expect("the sha256 is recorded");
+    let loaded = crate::fixtures::default_model().fingerprint().unwrap();
+    assert_eq!(recorded, loaded);
+    let manifest = current_generation(&index)
+        .unwrap()
+        .unwrap()
+        .join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace(&recorded, &"0".repeat(64))).unwrap();
+    let store = index::LocalStore::new(&index);
+    let opened = podseek::engine::open(&store, podseek::engine::EngineOptions::default());
+    let e = opened.err().expect("refused").to_string();
+    assert!(
+        e.contains("other files of model") && e.contains("NEW_DIR"),
+        "{e}"
+    );
+    let e = ingest::ingest_into(
+        &store,
+        crate::fixtures::default_model().as_ref(),
+        sample().episodes[..1].to_vec(),
+        &IngestOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("other files of model"), "{e}");
+}
