@@ -103,6 +103,18 @@ pub fn delete(
 
 /// Remove episodes by id and write the store's next version; the other episodes keep their
 /// vectors. An id the store does not hold is an error, and nothing is written.
+/// Adds and deletes in one write (one new version): the write API's coalesced jobs. An id in
+/// both is deleted.
+pub fn write_into(
+    store: &dyn Store,
+    embedder: &dyn Embedder,
+    episodes: Vec<Episode>,
+    removals: &[String],
+    options: &IngestOptions,
+) -> Result<IngestReport> {
+    write(store, embedder, episodes, removals, options)
+}
+
 pub fn delete_from(
     store: &dyn Store,
     embedder: &dyn Embedder,

@@ -1,9 +1,11 @@
 //! The write API: add episodes (JSON, or a feed URL) and delete them, as jobs behind the index's
 //! single writer.
 //!
-//! Owns the job queue (bounded: a full queue is 503), the job table clients poll, and running each
-//! job on a blocking thread with the served model, after which the server reloads the new
-//! generation. It never edits an index in place: jobs go through `ingest::ingest_into` and
+//! Owns the job queue (bounded: a full queue is 503), the job table clients poll, and running
+//! jobs on a blocking thread with the served model, after which the server reloads the new
+//! generation. Add and delete jobs waiting together are coalesced into one write (one
+//! generation), with the same net effect as running them in order; if that write fails, they run
+//! one by one so that each fails or succeeds on its own. A feed job runs alone. It never edits an index in place: jobs go through `ingest::ingest_into` and
 //! `ingest::delete_from`, which write the store's next version (a local store switches to it
 //! atomically). Keys are checked before a handler runs (`access`).
 
@@ -33,6 +35,11 @@ pub enum Work {
     Add(Vec<Episode>),
     Feed(String),
     Delete(String),
+    /// Coalesced jobs: their net adds and deletes.
+    Batch {
+        add: Vec<Episode>,
+        delete: Vec<String>,
+    },
 }
 
 impl Work {
@@ -41,6 +48,7 @@ impl Work {
             Work::Add(_) => "add episodes",
             Work::Feed(_) => "add feed",
             Work::Delete(_) => "delete episode",
+            Work::Batch { .. } => "coalesced writes",
         }
     }
 }
@@ -165,31 +173,123 @@ impl Writes {
     }
 }
 
-/// The single writer: one job at a time, in order; after each, the server reloads.
-pub async fn run(state: AppState, writes: Writes, mut queue: mpsc::Receiver<(u64, Work)>) {
-    while let Some((id, work)) = queue.recv().await {
-        writes.update(id, |j| j.state = JobState::Running);
-        let result = execute(&state, work).await;
-        // Serve the new generation before the job says done, so a client that saw `done` finds
-        // its change.
-        if let Err(e) = super::reload::reload_if_changed(&state).await {
-            tracing::warn!("after job {id}: {e}");
+type Queued = (u64, Work);
+
+/// The next jobs to run together: `first`, then the add and delete jobs waiting behind it (a
+/// feed job runs alone, and one taken from the queue waits in `carried` for the next round).
+fn next_batch(
+    first: Queued,
+    queue: &mut mpsc::Receiver<Queued>,
+    carried: &mut Option<Queued>,
+) -> Vec<Queued> {
+    let mut batch = vec![first];
+    if matches!(batch[0].1, Work::Feed(_)) {
+        return batch;
+    }
+    while let Ok(next) = queue.try_recv() {
+        if matches!(next.1, Work::Feed(_)) {
+            *carried = Some(next);
+            break;
         }
-        let outcome = if result.is_ok() { "done" } else { "failed" };
+        batch.push(next);
+    }
+    batch
+}
+
+/// The single writer: jobs in order, those waiting together as one write; after each write the
+/// server reloads.
+pub async fn run(state: AppState, writes: Writes, mut queue: mpsc::Receiver<Queued>) {
+    let mut carried = None;
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match queue.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let batch = next_batch(first, &mut queue, &mut carried);
+        for (id, _) in &batch {
+            writes.update(*id, |j| j.state = JobState::Running);
+        }
+        let ids: Vec<u64> = batch.iter().map(|(id, _)| *id).collect();
+        let works: Vec<Work> = batch.into_iter().map(|(_, w)| w).collect();
+        if works.len() > 1 {
+            let result = execute(&state, coalesce(&state, &works)).await;
+            if result.is_ok() {
+                finish(&state, &writes, &ids, result).await;
+                continue;
+            }
+            tracing::warn!(
+                "{} coalesced jobs failed together; running them one by one",
+                ids.len()
+            );
+        }
+        for (id, work) in ids.into_iter().zip(works) {
+            let result = execute(&state, work).await;
+            finish(&state, &writes, &[id], result).await;
+        }
+    }
+}
+
+/// Reload, then record each job's outcome: a client that saw `done` finds its change.
+async fn finish(
+    state: &AppState,
+    writes: &Writes,
+    ids: &[u64],
+    result: ServeResult<(IngestReport, Vec<String>)>,
+) {
+    if let Err(e) = super::reload::reload_if_changed(state).await {
+        tracing::warn!("after jobs {ids:?}: {e}");
+    }
+    let outcome = if result.is_ok() { "done" } else { "failed" };
+    for id in ids {
         state.metrics.job_finished(outcome);
-        writes.update(id, |j| match result {
+        writes.update(*id, |j| match &result {
             Ok((report, notes)) => {
                 j.state = JobState::Done;
-                j.report = Some(report);
-                j.notes = notes;
+                j.report = Some(report.clone());
+                j.notes = notes.clone();
             }
             Err(e) => {
                 tracing::warn!("job {id} ({}) failed: {e}", j.kind);
                 j.state = JobState::Failed;
-                j.error = Some(job_message(&e));
+                j.error = Some(job_message(e));
             }
         });
     }
+}
+
+/// The net effect of add and delete jobs run in order, as one write: the last word on each
+/// episode id wins (within one add job, its first episode of an id, as a single ingest keeps); a
+/// delete of an episode only added earlier in the batch leaves nothing to delete.
+fn coalesce(state: &AppState, works: &[Work]) -> Work {
+    let mut last: BTreeMap<String, Option<Episode>> = BTreeMap::new();
+    for work in works {
+        match work {
+            Work::Add(episodes) => {
+                let mut seen = std::collections::HashSet::new();
+                for e in episodes.iter().filter(|e| seen.insert(e.id.clone())) {
+                    last.insert(e.id.clone(), Some(e.clone()));
+                }
+            }
+            Work::Delete(id) => {
+                last.insert(id.clone(), None);
+            }
+            Work::Feed(_) | Work::Batch { .. } => unreachable!("feeds run alone"),
+        }
+    }
+    let stored = |id: &str| state.engine().is_ok_and(|e| e.has_episode(id));
+    let mut add = Vec::new();
+    let mut delete = Vec::new();
+    for (id, episode) in last {
+        match episode {
+            Some(e) => add.push(e),
+            None if stored(&id) => delete.push(id),
+            None => {}
+        }
+    }
+    Work::Batch { add, delete }
 }
 
 async fn execute(state: &AppState, work: Work) -> ServeResult<(IngestReport, Vec<String>)> {
@@ -221,6 +321,13 @@ async fn execute(state: &AppState, work: Work) -> ServeResult<(IngestReport, Vec
             store.as_ref(),
             embedder.as_ref(),
             &[id],
+            &IngestOptions::default(),
+        ),
+        Work::Batch { add, delete } => ingest::write_into(
+            store.as_ref(),
+            embedder.as_ref(),
+            add,
+            &delete,
             &IngestOptions::default(),
         ),
         Work::Feed(_) => unreachable!("feeds were fetched above"),

@@ -622,6 +622,39 @@ async fn hostile_requests_get_bounded_answers() {
     .await;
     let job = wait_job(&client, &open.url, &admitted).await;
     assert_eq!(job["state"], "done", "{job}");
+    // A burst of small writes: those waiting together become one write, not one generation each.
+    let mut burst = Vec::new();
+    for n in 0..6 {
+        let body = NEW_EPISODE.replace("Beekeeping on city rooftops", &format!("Bees, part {n}"));
+        burst.push(submit(client.post(format!("{}/v1/episodes", open.url)).body(body)).await);
+    }
+    let mut generations = std::collections::BTreeSet::new();
+    for location in &burst {
+        let job = wait_job(&client, &open.url, location).await;
+        assert_eq!(job["state"], "done", "{job}");
+        generations.insert(job["report"]["generation"].as_str().unwrap().to_string());
+    }
+    assert!(generations.len() < 6, "coalesced: {generations:?}");
+    let episodes: Value = client
+        .get(format!("{}/v1/episodes?limit=1000", open.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let titles: Vec<&str> = episodes["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["title"].as_str())
+        .filter(|t| t.starts_with("Bees, part"))
+        .collect();
+    assert_eq!(
+        titles.len(),
+        6,
+        "every write of the burst is served: {titles:?}"
+    );
     drop(open);
 
     // Beyond loopback without a search key: refused at start, naming the way out.
