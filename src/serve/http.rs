@@ -114,18 +114,35 @@ pub async fn not_found(request: Request) -> Response {
     error_body(StatusCode::NOT_FOUND, None, &message)
 }
 
-/// Read the whole body up to the API's limit (services such as MCP read bodies themselves, so
-/// the limit is applied before them): 413 in the JSON shape beyond it.
-pub async fn limit_body(request: Request, next: Next) -> Response {
+/// How long a request body may take to arrive, whole: a client that trickles a byte now and then
+/// (and so never goes idle) is cut off here.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Read the whole body, within its route's limit and `BODY_TIMEOUT`, before anything looks at it
+/// (services such as MCP read bodies themselves): 413 or 408 in the JSON shape.
+pub async fn read_body(request: Request, next: Next) -> Response {
+    let limit =
+        if request.method() == axum::http::Method::POST && request.uri().path() == "/v1/episodes" {
+            MAX_WRITE_BYTES
+        } else {
+            MAX_BODY_BYTES
+        };
     let (parts, body) = request.into_parts();
-    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Err(_) => {
-            let message = format!("the body is larger than {MAX_BODY_BYTES} bytes");
+        Ok(Err(_)) => {
+            let message = format!("the body is larger than {limit} bytes");
             error_body(StatusCode::PAYLOAD_TOO_LARGE, Some("body"), &message)
+        }
+        Err(_) => {
+            let message = format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            );
+            error_body(StatusCode::REQUEST_TIMEOUT, Some("body"), &message)
         }
     }
 }

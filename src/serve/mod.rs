@@ -147,13 +147,13 @@ impl AppState {
 /// The whole HTTP surface: page, JSON API (reads and writes), metrics, OpenAPI document and MCP
 /// at `/mcp`; every answer counted and carrying a request id, keys checked before handlers run.
 pub fn router(state: AppState, mcp_hosts: &McpHosts) -> Router {
-    let mcp = Router::new()
-        .nest_service("/mcp", mcp::http_service(state.clone(), mcp_hosts))
-        .layer(from_fn(http::limit_body));
+    let mcp = Router::new().nest_service("/mcp", mcp::http_service(state.clone(), mcp_hosts));
+    // Outermost last: keys and the host are checked before a body is read or a place taken.
     http::routes(state.clone())
         .merge(page::routes(state.clone()))
         .merge(mcp)
         .fallback(http::not_found)
+        .layer(from_fn(http::read_body))
         .layer(from_fn_with_state(state.clone(), admission::client_share))
         .layer(from_fn_with_state(state.clone(), access::guard))
         .layer(from_fn(http::json_errors))

@@ -537,6 +537,34 @@ async fn hostile_requests_get_bounded_answers() {
             started.elapsed()
         })
     };
+    // A body trickled a byte every 2 s (never idle) is cut off at the body timeout (30 s): 408.
+    let slow_body = {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let started = Instant::now();
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let head = "POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 1024];
+            while started.elapsed() < Duration::from_secs(60) {
+                let _ = stream.write_all(b" ").await;
+                match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => {
+                        answer.extend_from_slice(&buf[..n]);
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
+            (
+                started.elapsed(),
+                String::from_utf8_lossy(&answer).to_string(),
+            )
+        })
+    };
     let client = reqwest::Client::new();
     let feed = format!("{}/feeds/psc.xml", crate::feeds::fixture_base());
     let refused = submit(
@@ -600,6 +628,15 @@ async fn hostile_requests_get_bounded_answers() {
             "the JSON error shape: {body}"
         );
     }
+    let (after, answer) = slow_body.await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 408") && answer.contains(r#""status":408"#),
+        "{answer}"
+    );
+    assert!(
+        after >= Duration::from_secs(28) && after < Duration::from_secs(45),
+        "{after:?}"
+    );
     let cut_after = slow.await.unwrap();
     assert!(
         cut_after >= Duration::from_secs(9) && cut_after < Duration::from_secs(20),
