@@ -202,10 +202,15 @@ impl Access {
                 "/metrics is served beyond loopback only with a key; set one".into(),
             ));
         }
+        self.either_key(headers, "/metrics needs a key")
+    }
+
+    /// The admin or the search key was sent; else 401 (`missing`, none sent) or 403.
+    fn either_key(&self, headers: &HeaderMap, missing: &str) -> ServeResult<()> {
         match Self::presented(headers) {
-            None => Err(ServeError::Unauthorized(
-                "/metrics needs a key: send `Authorization: Bearer KEY`".into(),
-            )),
+            None => Err(ServeError::Unauthorized(format!(
+                "{missing}: send `Authorization: Bearer KEY`"
+            ))),
             Some(k) if self.is_admin(&k) || self.search.as_ref().is_some_and(|s| same(s, &k)) => {
                 Ok(())
             }
@@ -255,17 +260,7 @@ impl Access {
         if !self.reads_need_key {
             return Ok(());
         }
-        match Self::presented(headers) {
-            None => Err(ServeError::Unauthorized(
-                "this server needs a key for searches: send `Authorization: Bearer KEY`".into(),
-            )),
-            Some(k) if self.is_admin(&k) || self.search.as_ref().is_some_and(|s| same(s, &k)) => {
-                Ok(())
-            }
-            Some(_) => Err(ServeError::Forbidden(
-                "the key sent is not valid here".into(),
-            )),
-        }
+        self.either_key(headers, "this server needs a key for searches")
     }
 
     fn cors_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
