@@ -361,6 +361,24 @@ fn write_request() -> Value {
             {"type": "object", "required": ["episodes"], "additionalProperties": false, "properties": {"episodes": {"type": "array", "minItems": 1, "maxItems": MAX_EPISODES_PER_BODY, "items": {"$ref": "#/components/schemas/EpisodeInput"}}}}]})
 }
 
+/// Adds what any request can be answered before its route sees it (`http::limit_head`, every
+/// route): 414 for a long request target, 431 for oversized headers. A long query string is the
+/// usual way to reach the first, so a client reading one operation's answers needs them there.
+fn with_head_limits(paths: &mut Value) {
+    let operations = paths
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|methods| methods.values_mut());
+    for operation in operations {
+        if let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) {
+            responses.insert("414".into(), error("The request target is over 8 KiB"));
+            responses.insert("431".into(), error("The request's headers are over 16 KiB"));
+        }
+    }
+}
+
 /// The document, made once: it depends on nothing but the types, and `/openapi.json` is open to
 /// anyone, so a request costs a serialization, not a schema generation.
 pub fn document() -> &'static Value {
@@ -370,11 +388,13 @@ pub fn document() -> &'static Value {
 
 fn generate() -> Value {
     let schemas = schemas();
+    let mut paths = paths(&schemas);
+    with_head_limits(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "podseek", "version": env!("CARGO_PKG_VERSION"), "description": "Cross-lingual semantic search over podcast chapters (English ⇄ Spanish). Reads are open on loopback unless the server requires the search key; writes need the admin key."},
         "security": [{}, {"key": []}],
-        "paths": paths(&schemas),
+        "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {"key": {"type": "http", "scheme": "bearer", "description": "The admin key (writes) or the search key (reads, when required)"}}

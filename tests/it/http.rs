@@ -238,6 +238,15 @@ async fn chapters_episodes_health_and_openapi() {
     let (s, o) = call(get("/openapi.json")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(o["paths"]["/v1/search"]["get"].is_object());
+    // Any request can meet the head limits before its route: every operation says so.
+    let operations = o["paths"].as_object().unwrap().values();
+    for operation in operations.flat_map(|methods| methods.as_object().unwrap().values()) {
+        let responses = &operation["responses"];
+        assert!(
+            responses["414"].is_object() && responses["431"].is_object(),
+            "{operation}"
+        );
+    }
 }
 
 #[test]
