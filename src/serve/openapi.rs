@@ -372,7 +372,10 @@ fn with_head_limits(paths: &mut Value) {
         .filter_map(Value::as_object_mut)
         .flat_map(|methods| methods.values_mut());
     for operation in operations {
-        if let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) {
+        if let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        {
             responses.insert("414".into(), error("The request target is over 8 KiB"));
             responses.insert("431".into(), error("The request's headers are over 16 KiB"));
         }
