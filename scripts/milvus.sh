@@ -20,8 +20,11 @@ case "$cmd" in
     mkdir -p "$data"
     # The launcher moves to other ports when these cannot be bound (its probe does not reuse
     # addresses, so a recently stopped server's TIME_WAIT sockets block it for up to a minute).
+    # Ports still taken after that belong to a live server (another run's): starting beside it
+    # would send the tests to that server, so refuse and name it.
+    free=""
     for _ in $(seq 1 90); do
-      python3 - <<'PY' && break
+      python3 - <<'PY' && { free=1; break; }
 import socket, sys
 for port in (19530, 9091):
     s = socket.socket()
@@ -34,6 +37,11 @@ for port in (19530, 9091):
 PY
       sleep 1
     done
+    if [ -z "$free" ]; then
+      echo "milvus: ports 19530/9091 are still in use after 90 s (another Milvus?):" >&2
+      ss -ltnp 2>/dev/null | grep -E ':(19530|9091) ' >&2 || true
+      exit 1
+    fi
     setsid "$VENV/bin/milvus-server" --data "$data" >"$data/server.log" 2>&1 < /dev/null &
     echo $! >"$data/pid"
     for _ in $(seq 1 120); do

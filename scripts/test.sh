@@ -31,14 +31,16 @@ export PODSEEK_JUDGE_PYTHON="$JUDGES/bin/python"
 echo "== a Milvus server for the milvus feature's tests (PyPI milvus==2.3.5, hash-pinned), on a fresh data dir"
 bash scripts/milvus.sh install
 MILVUS_DATA=$(mktemp -d)
+log=$(mktemp)
+# Set before the server starts: a run that stops at any later step (format, build) must not leave
+# a server holding the ports for the next run.
+trap 'rm -f "$log"; bash scripts/milvus.sh stop "$MILVUS_DATA"; rm -rf "$MILVUS_DATA"' EXIT
 bash scripts/milvus.sh start "$MILVUS_DATA"
 export PODSEEK_TEST_MILVUS=127.0.0.1:19530
 echo "== format"
 cargo fmt --all -- --check
 echo "== benches compile"
 cargo build --benches -q
-log=$(mktemp)
-trap 'rm -f "$log"; bash scripts/milvus.sh stop "$MILVUS_DATA"; rm -rf "$MILVUS_DATA"' EXIT
 # Each stage runs only if everything before it passed; all output also goes to the log.
 status=0
 stage() {
