@@ -87,6 +87,12 @@ verify_and_install() {
     exit 1
   fi
   # model.json last: its presence means the folder is complete and verified.
+  write_specs
+}
+
+# Each model.json from its template with the verified files' sha256. Also run when the files are
+# up to date: a template may gain a field (a prompt) that needs no new weights.
+write_specs() {
   for m in "${MODELS[@]}"; do
     python3 - "$m" <<'PY'
 import json, sys
@@ -132,6 +138,7 @@ fetch_speech() {
 }
 
 if up_to_date && speech_up_to_date; then
+  write_specs
   say "up to date ($(cat SHA256SUMS speech.sha256 | wc -l) files verified)"
   exit 0
 fi
@@ -139,7 +146,9 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK" "$HERE"/*.tmp' EXIT
 say "conversion tools in a throwaway virtualenv"
 conversion_venv
-if ! up_to_date; then
+if up_to_date; then
+  write_specs
+else
   fetch_small_models
   fetch_gemma
   verify_and_install

@@ -13,7 +13,7 @@ cargo build --release -q --bin podseek
 P="$CARGO_TARGET_DIR/release/podseek"
 build() { # name model chunk-tokens extra-args...
   local name=$1 model=$2 tokens=$3; shift 3
-  [ -f "$WORK/$name/CURRENT" ] || "$P" ingest data/podcast-page.txt --model "$model" --chunk-tokens "$tokens" --index "$WORK/$name" "$@" >&2
+  [ -f "$WORK/$name/CURRENT" ] || "$P" ingest data/podcast-page.txt --model "$model" --chunk-tokens "$tokens" --whole-chapters off --index "$WORK/$name" "$@" >&2
 }
 build use-m3+e5-64 use-m3+e5 64
 build embeddinggemma-128 embeddinggemma 128
@@ -39,3 +39,24 @@ row embeddinggemma-128 "default, test half (106 questions)" "${test_half[@]}"
 row embeddinggemma-128 "default, old dev set (92 questions written while reading)" --queries tests/data/dev/queries.jsonl --qrels tests/data/dev/qrels.tsv
 row use-m3+e5-64 "old default, old dev set" --queries tests/data/dev/queries.jsonl --qrels tests/data/dev/qrels.tsv
 row embeddinggemma-128 "default with exact search instead of HNSW, test half" --mode exact "${test_half[@]}"
+echo
+echo "Whole-chapter vectors (issue #28): old default against new on the test half, on the questions added"
+echo "in #28 (written after the choice; both halves), and on the tuning half"
+[ -f "$WORK/whole/CURRENT" ] || "$P" ingest data/podcast-page.txt --index "$WORK/whole" >&2
+python3 -c '
+import json, sys
+for line in open("tests/data/unseen/queries.jsonl", encoding="utf-8"):
+    if int(json.loads(line)["_id"][1:]) > 220: sys.stdout.write(line)' >"$WORK/added.jsonl"
+added=(--queries "$WORK/added.jsonl" --qrels tests/data/unseen/qrels.tsv)
+"$P" eval "${test_half[@]}" --index "$WORK/embeddinggemma-128" --row "old default, test half" --header 2>/dev/null
+row embeddinggemma-128 "old default + translated question (max), test half" --translate max "${test_half[@]}"
+row whole "**new default: whole chapter (untitled) instead of summary chunks, weight 0.5**, test half" "${test_half[@]}"
+row whole "new default + translated question (max), test half" --translate max "${test_half[@]}"
+row embeddinggemma-128 "old default, added questions" "${added[@]}"
+row embeddinggemma-128 "old default + translated question (max), added questions" --translate max "${added[@]}"
+row whole "new default, added questions" "${added[@]}"
+row whole "new default + translated question (max), added questions" --translate max "${added[@]}"
+row embeddinggemma-128 "old default, tuning half" --split tune
+row whole "new default, tuning half" --split tune
+row embeddinggemma-128 "old default, old dev set (92 questions written while reading)" --queries tests/data/dev/queries.jsonl --qrels tests/data/dev/qrels.tsv
+row whole "new default, old dev set" --queries tests/data/dev/queries.jsonl --qrels tests/data/dev/qrels.tsv

@@ -12,7 +12,7 @@ P="$CARGO_TARGET_DIR/release/podseek"
 Q=(--queries tests/data/unseen/queries.jsonl --qrels tests/data/unseen/qrels.tsv --split tune)
 build() { # name model chunk-tokens extra-args...
   local name=$1 model=$2 tokens=$3; shift 3
-  [ -f "$WORK/$name/CURRENT" ] || "$P" ingest data/podcast-page.txt --model "$model" --chunk-tokens "$tokens" --index "$WORK/$name" "$@" >&2
+  [ -f "$WORK/$name/CURRENT" ] || "$P" ingest data/podcast-page.txt --model "$model" --chunk-tokens "$tokens" --whole-chapters off --index "$WORK/$name" "$@" >&2
 }
 row() { "$P" eval "${Q[@]}" --index "$WORK/$1" --row "$2" "${@:3}" 2>/dev/null; }
 for spec in "use-m3+e5 64" "embeddinggemma 64" "embeddinggemma 128" "embeddinggemma 256" "embeddinggemma 512" \

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use podseek::chunk::{ChunkSettings, WholeChapters};
 use podseek::corpus::{self, Parsed};
 use podseek::embed;
 use podseek::engine::{self, EngineOptions};
@@ -17,7 +18,9 @@ use podseek::index::{self, HnswParams, LocalSnapshot};
 use podseek::ingest::{self, IngestOptions};
 use podseek::progress;
 use podseek::search::keyword::Analysis;
-use podseek::search::{Mode, Query, Ranking, SearchResponse, TranslationFusion};
+use podseek::search::{
+    Mode, Query, Ranking, SearchResponse, TranslateWhen, TranslationFusion, WholeFusion,
+};
 use podseek::serve;
 use podseek::transcribe::hear::{self, HearOptions};
 use podseek::transcribe::store::TranscriptStore;
@@ -148,12 +151,8 @@ struct IngestArgs {
     /// Parallel inference sessions.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
-    /// Chunk size in model tokens (new indexes only).
-    #[arg(long, default_value_t = podseek::chunk::ChunkSettings::default().max_tokens)]
-    chunk_tokens: usize,
-    /// Leave quotes out of the index (new indexes only).
-    #[arg(long)]
-    no_quotes: bool,
+    #[command(flatten)]
+    chunking: ChunkArgs,
     /// Also index a translated twin of every summary and quote chunk (Apertium). Translations
     /// are stored in the index, so re-ingesting unchanged text does not translate again.
     #[arg(long)]
@@ -162,6 +161,37 @@ struct IngestArgs {
     hearing: HearingArgs,
     #[command(flatten)]
     fetching: FetchArgs,
+}
+
+/// How a new index cuts its chunks (an existing index keeps its own).
+#[derive(Args, Clone)]
+struct ChunkArgs {
+    /// Chunk size in model tokens (new indexes only).
+    #[arg(long, default_value_t = ChunkSettings::default().max_tokens)]
+    chunk_tokens: usize,
+    /// Leave quotes out of the index (new indexes only).
+    #[arg(long)]
+    no_quotes: bool,
+    /// One more vector per chapter, of the whole chapter, embedded under this title (new
+    /// indexes only).
+    #[arg(long, value_enum, default_value_t = ChunkSettings::default().whole_chapters)]
+    whole_chapters: WholeChapters,
+    /// Summary chunks beside the whole-chapter vectors (new indexes only; always with
+    /// `--whole-chapters off`).
+    #[arg(long)]
+    summary_chunks: bool,
+}
+
+impl ChunkArgs {
+    fn settings(&self) -> ChunkSettings {
+        ChunkSettings {
+            max_tokens: self.chunk_tokens,
+            quotes: !self.no_quotes,
+            whole_chapters: self.whole_chapters,
+            summaries: self.summary_chunks,
+            ..ChunkSettings::default()
+        }
+    }
 }
 
 /// Where fetches nobody named on this command line may go.
@@ -400,6 +430,31 @@ struct EvalArgs {
     /// Score offsets for chapters in the question's own language, `EN,ES` (e.g. `0,0.02`).
     #[arg(long, default_value = "0,0", value_parser = parse_offsets)]
     same_language: [f32; 2],
+    /// How whole-chapter vectors join the best chunk: `off`, `max`, or `weighted` (with
+    /// `--whole-weight`).
+    #[arg(long, value_enum, default_value_t = WholeRule::Weighted)]
+    whole: WholeRule,
+    /// The whole-chapter vector's weight in `--whole weighted`.
+    #[arg(long, default_value_t = default_whole_weight())]
+    whole_weight: f32,
+    /// With --translate: translate only when fewer than half of the question's best N chapters
+    /// are in its own language (0: every question).
+    #[arg(long, default_value_t = 0)]
+    translate_lead: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WholeRule {
+    Off,
+    Max,
+    Weighted,
+}
+
+fn default_whole_weight() -> f32 {
+    match Ranking::default().whole {
+        WholeFusion::Weighted(w) => w,
+        _ => 0.5,
+    }
 }
 
 #[derive(Subcommand)]
@@ -534,6 +589,14 @@ fn eval_options(args: &EvalArgs) -> EngineOptions {
     if args.dense_only {
         ranking.hybrid = None;
     }
+    if args.translate_lead > 0 {
+        ranking.translate_when = TranslateWhen::OtherLanguageLeads(args.translate_lead);
+    }
+    ranking.whole = match args.whole {
+        WholeRule::Off => WholeFusion::Off,
+        WholeRule::Max => WholeFusion::Max,
+        WholeRule::Weighted => WholeFusion::Weighted(args.whole_weight),
+    };
     EngineOptions {
         threads: default_threads(),
         translate: args.translate.fusion(),
@@ -809,8 +872,7 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
         index,
         store,
         threads,
-        chunk_tokens,
-        no_quotes,
+        chunking,
         translate,
         hearing,
         fetching,
@@ -839,8 +901,7 @@ fn ingest_command(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let embedder = embed::load(&model, threads)?;
     chapter_heard(&mut parsed, &heard, embedder.as_ref())?;
     let mut options = IngestOptions::default();
-    options.chunking.max_tokens = chunk_tokens;
-    options.chunking.quotes = !no_quotes;
+    options.chunking = chunking.settings();
     if translate {
         options.translator = Some(Arc::new(Apertium::new()?));
     }
@@ -1485,8 +1546,20 @@ fn bench_scale_command(
     keep: bool,
 ) -> anyhow::Result<ExitCode> {
     let source = LocalSnapshot::open(from, None)?;
-    let base: Vec<Vec<f32>> = source.live_vectors().map(|(_, v)| v.to_vec()).collect();
-    let texts = eval::scale::Texts::of(&index::Snapshot::records(&source)?);
+    let records = index::Snapshot::records(&source)?;
+    // Synthetic rows are mixtures of real passages' vectors, not of whole chapters'.
+    let passages: std::collections::HashSet<u64> = records
+        .chunks
+        .iter()
+        .filter(|c| c.kind != podseek::chunk::ChunkKind::Chapter)
+        .map(|c| c.key)
+        .collect();
+    let base: Vec<Vec<f32>> = source
+        .live_vectors()
+        .filter(|(key, _)| passages.contains(key))
+        .map(|(_, v)| v.to_vec())
+        .collect();
+    let texts = eval::scale::Texts::of(&records);
     drop(source);
     eprintln!(
         "synthesizing {chunks} chunks from {} real vectors and their texts",

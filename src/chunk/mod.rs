@@ -21,6 +21,8 @@ pub enum ChunkKind {
     Quote,
     Description,
     Transcript,
+    /// The whole chapter as one vector; shown as evidence, it is the chapter's title and summary.
+    Chapter,
 }
 
 impl ChunkKind {
@@ -30,6 +32,7 @@ impl ChunkKind {
             ChunkKind::Quote => "quote",
             ChunkKind::Description => "description",
             ChunkKind::Transcript => "transcript",
+            ChunkKind::Chapter => "chapter",
         }
     }
 }
@@ -49,6 +52,9 @@ pub struct Chunk {
     pub speaker: Option<String>,
     /// What the model embeds (the text with its chapter title as context).
     pub embed_text: String,
+    /// Whole-chapter vectors: the title the model reads in its title slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed_title: Option<String>,
     /// Transcript chunks: where in `text` the cues start and at which second, the first mark at
     /// offset 0 carrying the start of the cue the chunk begins in (see [`time_at`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -97,6 +103,30 @@ pub struct ChunkSettings {
     /// of speech and its start is already close to what matched.
     #[serde(default = "transcript_tokens")]
     pub transcript_tokens: usize,
+    /// One more vector per chapter, of the whole chapter, and the title it is embedded under.
+    /// Indexes made before it have none.
+    #[serde(default)]
+    pub whole_chapters: WholeChapters,
+    /// Summary chunks beside the whole-chapter vector. Without whole-chapter vectors a chapter's
+    /// summary is always chunked (it would have no vector of its own otherwise).
+    #[serde(default = "yes")]
+    pub summaries: bool,
+}
+
+/// Whether each chapter also gets one vector of its whole text (title, summary and every quote;
+/// the transcript when there is no summary), and which title the model reads with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WholeChapters {
+    /// No whole-chapter vectors.
+    #[default]
+    Off,
+    /// Under no title (the chapter's title opens the text).
+    Untitled,
+    /// Under the chapter's title.
+    Chapter,
+    /// Under the episode's and the chapter's titles, `episode — chapter`.
+    Episode,
 }
 
 fn yes() -> bool {
@@ -119,6 +149,8 @@ impl Default for ChunkSettings {
             description: true,
             transcripts: true,
             transcript_tokens: transcript_tokens(),
+            whole_chapters: WholeChapters::Untitled,
+            summaries: false,
         }
     }
 }
@@ -192,14 +224,18 @@ pub fn chunk_episode(
         .with_sizer(Sizer(tokens));
     let spoken_splitter = TextSplitter::new(spoken_config);
     let mut out = Vec::new();
+    let summaries = settings.summaries || settings.whole_chapters == WholeChapters::Off;
     for chapter in &episode.chapters {
-        out.extend(summary_chunks(episode, chapter, &splitter));
+        if summaries {
+            out.extend(summary_chunks(episode, chapter, &splitter));
+        }
         if settings.quotes {
             out.extend(quote_chunks(episode, chapter, &splitter));
         }
         if settings.transcripts {
             out.extend(transcript_chunks(episode, chapter, &spoken_splitter));
         }
+        out.extend(whole_chapter(episode, chapter, settings.whole_chapters));
     }
     if settings.description {
         out.extend(description_chunks(episode, &splitter));
@@ -296,6 +332,54 @@ fn transcript_chunks(episode: &Episode, chapter: &Chapter, splitter: &Splitter) 
         .collect()
 }
 
+/// The chapter as one text for one vector: its summary and quotes (a chapter with no summary:
+/// its transcript), under the title `how` names. A long one is embedded in windows and averaged
+/// (EmbeddingGemma's window is 2,048 tokens, which holds every summarised chapter whole).
+fn whole_chapter(episode: &Episode, chapter: &Chapter, how: WholeChapters) -> Option<Chunk> {
+    let mut parts: Vec<&str> = Vec::new();
+    if chapter.summary.is_empty() {
+        parts.extend(chapter.transcript.iter().map(|c| c.text.as_str()));
+    } else {
+        parts.push(&chapter.summary);
+        parts.extend(chapter.quotes.iter().map(|q| q.text.as_str()));
+    }
+    let mut body = parts.join(" ");
+    if body.len() > WHOLE_CHAPTER_BYTES {
+        let cut = (0..=WHOLE_CHAPTER_BYTES)
+            .rev()
+            .find(|&i| body.is_char_boundary(i))
+            .unwrap_or(0);
+        body.truncate(cut);
+    }
+    let (title, text) = match how {
+        WholeChapters::Off => return None,
+        WholeChapters::Untitled if body.is_empty() => (None, chapter.title.clone()),
+        WholeChapters::Untitled => (None, format!("{}. {body}", chapter.title)),
+        WholeChapters::Chapter => (Some(chapter.title.clone()), body),
+        WholeChapters::Episode => (Some(format!("{} — {}", episode.title, chapter.title)), body),
+    };
+    let shown = if chapter.summary.is_empty() {
+        chapter.title.clone()
+    } else {
+        format!("{}. {}", chapter.title, chapter.summary)
+    };
+    let place = Place::new(episode, chapter, ChunkKind::Chapter, 0);
+    let mut chunk = place.chunk(shown, None, text);
+    chunk.embed_title = title;
+    Some(chunk)
+}
+
+/// The most text a whole-chapter vector reads: about one EmbeddingGemma window (2,048 tokens at
+/// four or more bytes a token). Every summarised chapter fits; a long transcript chapter is
+/// represented by its opening (its transcript chunks carry the rest), and the chunk's record stays
+/// well inside a Milvus row (64 KiB).
+const WHOLE_CHAPTER_BYTES: usize = 8_000;
+
+/// The key of a chapter's whole-chapter vector (whether or not the index has one).
+pub fn whole_chapter_key(chapter_id: &str) -> u64 {
+    chunk_key(&format!("{chapter_id}/c0"))
+}
+
 /// The cues joined by spaces, with a mark where each cue starts.
 fn joined_transcript(cues: &[Cue]) -> (String, Vec<TimeMark>) {
     let mut text = String::new();
@@ -374,6 +458,7 @@ impl<'a> Place<'a> {
             ChunkKind::Quote => 'q',
             ChunkKind::Description => 'd',
             ChunkKind::Transcript => 't',
+            ChunkKind::Chapter => 'c',
         };
         let id = format!("{}/{letter}{}", self.chapter_id, self.label);
         Chunk {
@@ -385,7 +470,121 @@ impl<'a> Place<'a> {
             text,
             speaker,
             embed_text,
+            embed_title: None,
             times: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::{Lang, Quote};
+
+    /// Words as tokens: enough to cut text without a model.
+    struct Words;
+
+    impl TokenCount for Words {
+        fn tokens(&self, text: &str) -> usize {
+            text.split_whitespace().count()
+        }
+    }
+
+    fn episode(summary: &str, transcript: &[&str]) -> Episode {
+        let chapter = Chapter {
+            id: "ep~0".into(),
+            title: "Tides".into(),
+            summary: summary.into(),
+            index: 0,
+            start_s: 0,
+            end_s: None,
+            timestamp: "00:00".into(),
+            quotes: vec![Quote {
+                text: "The moon pulls.".into(),
+                speaker: Some("Ana".into()),
+                at_s: None,
+            }],
+            transcript: transcript
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Cue {
+                    start_s: i as f32,
+                    end_s: None,
+                    speaker: None,
+                    text: t.to_string(),
+                })
+                .collect(),
+            lang: Lang::En,
+        };
+        Episode {
+            id: "ep".into(),
+            title: "The Sea".into(),
+            url: None,
+            lang: Lang::En,
+            description: String::new(),
+            chapters: vec![chapter],
+            entities: Vec::new(),
+            feed: None,
+        }
+    }
+
+    fn whole(episode: &Episode, settings: &ChunkSettings) -> Vec<Chunk> {
+        chunk_episode(episode, settings, &Words, 512)
+            .into_iter()
+            .filter(|c| c.kind == ChunkKind::Chapter)
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_chapter_is_its_summary_and_quotes_under_the_title_asked_for() {
+        let e = episode("Why the sea rises twice a day.", &["spoken words"]);
+        let mut settings = ChunkSettings::default();
+        let untitled = whole(&e, &settings);
+        assert_eq!(untitled.len(), 1);
+        let c = &untitled[0];
+        assert_eq!(c.key, whole_chapter_key("ep~0"));
+        assert_eq!(
+            c.embed_text,
+            "Tides. Why the sea rises twice a day. The moon pulls."
+        );
+        assert_eq!(c.embed_title, None);
+        assert_eq!(c.text, "Tides. Why the sea rises twice a day.");
+        settings.whole_chapters = WholeChapters::Episode;
+        let titled = &whole(&e, &settings)[0];
+        assert_eq!(titled.embed_title.as_deref(), Some("The Sea — Tides"));
+        assert_eq!(
+            titled.embed_text,
+            "Why the sea rises twice a day. The moon pulls."
+        );
+        settings.whole_chapters = WholeChapters::Off;
+        assert!(whole(&e, &settings).is_empty());
+    }
+
+    #[test]
+    fn summary_chunks_are_left_out_only_beside_whole_chapters() {
+        let e = episode("Why the sea rises twice a day.", &[]);
+        let kinds = |settings: &ChunkSettings| -> Vec<ChunkKind> {
+            chunk_episode(&e, settings, &Words, 512)
+                .iter()
+                .map(|c| c.kind)
+                .collect()
+        };
+        let default = ChunkSettings::default();
+        assert_eq!(kinds(&default), [ChunkKind::Quote, ChunkKind::Chapter]);
+        let off = ChunkSettings {
+            whole_chapters: WholeChapters::Off,
+            ..default
+        };
+        assert_eq!(kinds(&off), [ChunkKind::Summary, ChunkKind::Quote]);
+    }
+
+    #[test]
+    fn a_chapter_without_summary_is_read_from_its_transcript_up_to_a_window() {
+        let long = "ola ".repeat(WHOLE_CHAPTER_BYTES);
+        let e = episode("", &["first cue", &long]);
+        let c = &whole(&e, &ChunkSettings::default())[0];
+        assert!(c.embed_text.starts_with("Tides. first cue ola"));
+        assert!(c.embed_text.len() <= WHOLE_CHAPTER_BYTES + "Tides. ".len());
+        assert_eq!(c.text, "Tides");
     }
 }

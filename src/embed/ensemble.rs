@@ -48,6 +48,15 @@ impl Embedder for Ensemble {
             .collect())
     }
 
+    fn embed_titled(&self, docs: &[(&str, &str)]) -> Result<Vec<Vec<f32>>> {
+        let a = self.first.embed_titled(docs)?;
+        let b = self.second.embed_titled(docs)?;
+        Ok(a.into_iter()
+            .zip(b)
+            .map(|(a, b)| Self::join(a, b))
+            .collect())
+    }
+
     fn fingerprint(&self) -> Option<String> {
         Some(format!(
             "{}+{}",

@@ -43,6 +43,13 @@ pub trait Embedder: Send + Sync {
     fn embed_query(&self, text: &str) -> Result<Vec<f32>>;
     /// Documents to index; any length (long ones are windowed, never silently cut).
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
+    /// Documents with a title each (a whole chapter under its episode's and its own title), the
+    /// title in the model's title slot when its card gives one (EmbeddingGemma's `title: … |
+    /// text: …`); otherwise the title opens the text as its first sentence.
+    fn embed_titled(&self, docs: &[(&str, &str)]) -> Result<Vec<Vec<f32>>> {
+        let texts = titles_opening_texts(docs);
+        self.embed_passages(&texts.iter().map(String::as_str).collect::<Vec<_>>())
+    }
     /// What chunk sizes are measured in (the model's tokenizer), and the most tokens one chunk
     /// should have.
     fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize);
@@ -51,6 +58,11 @@ pub trait Embedder: Send + Sync {
     fn fingerprint(&self) -> Option<String> {
         None
     }
+}
+
+/// Titled documents as plain passages, for a model without a title slot: `{title}. {text}`.
+pub(crate) fn titles_opening_texts(docs: &[(&str, &str)]) -> Vec<String> {
+    docs.iter().map(|(t, x)| format!("{t}. {x}")).collect()
 }
 
 /// A loaded model and the fingerprint of its files.
@@ -71,6 +83,9 @@ impl Embedder for Fingerprinted {
     }
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         self.inner.embed_passages(texts)
+    }
+    fn embed_titled(&self, docs: &[(&str, &str)]) -> Result<Vec<Vec<f32>>> {
+        self.inner.embed_titled(docs)
     }
     fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {
         self.inner.chunk_sizer()
@@ -182,6 +197,11 @@ impl Windows {
             }
         }
         out
+    }
+
+    /// Which text each window came from.
+    pub fn owners(&self) -> &[usize] {
+        &self.owner
     }
 
     pub fn average(&self, vectors: Vec<Vec<f32>>, count: usize, dims: usize) -> Vec<Vec<f32>> {

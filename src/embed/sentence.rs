@@ -209,15 +209,24 @@ impl SentenceModel {
     }
 
     fn embed_with_prompt(&self, prompt: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let room = self
-            .window
-            .saturating_sub(token_count(&self.tokenizer, prompt))
-            .max(8);
+        self.embed_with_prompts(&vec![prompt.to_string(); texts.len()], texts)
+    }
+
+    /// Each text under its own prompt; a text longer than the window is embedded in windows, each
+    /// under the text's prompt, and their mean taken.
+    fn embed_with_prompts(&self, prompts: &[String], texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let longest_prompt = prompts
+            .iter()
+            .map(|p| token_count(&self.tokenizer, p))
+            .max()
+            .unwrap_or(0);
+        let room = self.window.saturating_sub(longest_prompt).max(8);
         let windows = Windows::split(&self.tokenizer, room, texts);
         let encoded = windows
             .texts
             .iter()
-            .map(|w| self.encode(&format!("{prompt}{w}")))
+            .zip(windows.owners())
+            .map(|(w, &i)| self.encode(&format!("{}{w}", prompts[i])))
             .collect::<Result<Vec<_>>>()?;
         let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
         let vectors = embed_batched(&lengths, TOKEN_BUDGET, true, 1, |batch| {
@@ -251,6 +260,19 @@ impl Embedder for SentenceModel {
 
     fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         self.embed_with_prompt(&self.spec.passage_prefix, texts)
+    }
+
+    fn embed_titled(&self, docs: &[(&str, &str)]) -> Result<Vec<Vec<f32>>> {
+        let Some(slot) = &self.spec.titled_passage_prefix else {
+            let texts = super::titles_opening_texts(docs);
+            return self.embed_passages(&texts.iter().map(String::as_str).collect::<Vec<_>>());
+        };
+        let prompts: Vec<String> = docs
+            .iter()
+            .map(|(t, _)| slot.replace("{title}", t))
+            .collect();
+        let texts: Vec<&str> = docs.iter().map(|(_, x)| *x).collect();
+        self.embed_with_prompts(&prompts, &texts)
     }
 
     fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {

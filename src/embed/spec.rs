@@ -25,6 +25,10 @@ pub struct ModelSpec {
     pub query_prefix: String,
     #[serde(default)]
     pub passage_prefix: String,
+    /// The passage prompt with a title slot, `{title}` (EmbeddingGemma's card:
+    /// `title: {title} | text: `); without one a title opens the text.
+    #[serde(default)]
+    pub titled_passage_prefix: Option<String>,
     #[serde(default)]
     pub licence: String,
     /// Shorter prefixes of the vector that the model was trained to keep meaningful (Matryoshka);

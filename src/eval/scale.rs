@@ -108,9 +108,16 @@ pub struct Texts {
 }
 
 impl Texts {
+    /// The texts of a real index's chunks (not its whole-chapter vectors: the synthetic rows are
+    /// passages) and chapters.
     pub fn of(records: &Records) -> Texts {
         Texts {
-            chunks: records.chunks.iter().map(|c| c.text.clone()).collect(),
+            chunks: records
+                .chunks
+                .iter()
+                .filter(|c| c.kind != ChunkKind::Chapter)
+                .map(|c| c.text.clone())
+                .collect(),
             chapters: records
                 .episodes
                 .iter()
@@ -224,6 +231,7 @@ fn synthetic_chunk(corpus: &Corpus, key: u64, i: usize, e: usize, n: usize) -> C
             ChunkKind::Transcript
         },
         embed_text: text.clone(),
+        embed_title: None,
         text,
         speaker: None,
         times: Vec::new(),

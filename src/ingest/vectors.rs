@@ -1,5 +1,5 @@
 //! The changed episodes' chunks and their vectors: chunks cut with the index's settings, a
-//! translated twin of each summary and quote chunk when asked (a stored twin of the same text is
+//! translated twin of each summary, quote and transcript chunk when asked (a stored twin of the same text is
 //! reused), stored vectors reused for unchanged text, the rest embedded in batches.
 //!
 //! Not here: which episodes change (`merge.rs`).
@@ -64,14 +64,44 @@ pub(super) fn vectors_for(
     if !missing.is_empty() {
         progress.start("embedding", missing.len() as u64, "chunks");
         for batch in missing.chunks(EMBED_BATCH) {
-            let texts: Vec<&str> = batch.iter().map(|c| c.embed_text.as_str()).collect();
-            let fresh = embedder.embed_passages(&texts)?;
+            let fresh = embed_batch(embedder, batch)?;
             vectors.extend(batch.iter().map(|c| c.key).zip(fresh));
             progress.advance(batch.len() as u64);
         }
         progress.finish();
     }
     Ok((vectors, missing.len()))
+}
+
+/// One batch's vectors, in order: whole-chapter chunks under their titles, the rest as passages.
+fn embed_batch(embedder: &dyn Embedder, batch: &[&Chunk]) -> Result<Vec<Vec<f32>>> {
+    let (titled, plain): (Vec<usize>, Vec<usize>) =
+        (0..batch.len()).partition(|&i| batch[i].embed_title.is_some());
+    let docs: Vec<(&str, &str)> = titled
+        .iter()
+        .map(|&i| {
+            (
+                batch[i].embed_title.as_deref().unwrap_or_default(),
+                batch[i].embed_text.as_str(),
+            )
+        })
+        .collect();
+    let texts: Vec<&str> = plain
+        .iter()
+        .map(|&i| batch[i].embed_text.as_str())
+        .collect();
+    let mut out = vec![Vec::new(); batch.len()];
+    if !docs.is_empty() {
+        for (i, v) in titled.into_iter().zip(embedder.embed_titled(&docs)?) {
+            out[i] = v;
+        }
+    }
+    if !texts.is_empty() {
+        for (i, v) in plain.into_iter().zip(embedder.embed_passages(&texts)?) {
+            out[i] = v;
+        }
+    }
+    Ok(out)
 }
 
 /// Stored vectors of the chunks whose id and embedded text are unchanged (`previous_chunks` are
@@ -84,7 +114,7 @@ fn reusable_vectors(
     let Some(p) = previous else {
         return Ok(HashMap::new());
     };
-    let stored: std::collections::HashSet<(&str, &str)> =
+    let stored: std::collections::HashSet<VectorSource> =
         previous_chunks.iter().map(chunk_vector_key).collect();
     let keys: Vec<u64> = chunks
         .iter()
@@ -101,9 +131,15 @@ fn reusable_vectors(
 /// 20.1 s either way; 32 cost 10%), and the progress bar still moves every few seconds.
 const EMBED_BATCH: usize = 128;
 
-/// What a stored vector is reused by: the same chunk id with the same embedded text.
-fn chunk_vector_key(c: &Chunk) -> (&str, &str) {
-    (c.id.as_str(), c.embed_text.as_str())
+/// What a stored vector is reused by: the same chunk id with the same embedded text and title.
+type VectorSource<'a> = (&'a str, &'a str, Option<&'a str>);
+
+fn chunk_vector_key(c: &Chunk) -> VectorSource<'_> {
+    (
+        c.id.as_str(),
+        c.embed_text.as_str(),
+        c.embed_title.as_deref(),
+    )
 }
 
 /// The chunks plus a translated twin of each summary and quote chunk. A twin stored by the previous
@@ -127,7 +163,7 @@ fn with_twins(
     let mut twins: Vec<Option<Chunk>> = vec![None; chunks.len()];
     let mut todo: BTreeMap<Lang, Vec<usize>> = BTreeMap::new();
     for (i, c) in chunks.iter().enumerate() {
-        if c.kind == ChunkKind::Description {
+        if matches!(c.kind, ChunkKind::Description | ChunkKind::Chapter) {
             continue;
         }
         let twin_id = format!("{}{}", c.id, crate::chunk::TWIN_SUFFIX);

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chunk::{Chunk, ChunkKind};
+use crate::chunk::{whole_chapter_key, Chunk, ChunkKind};
 use crate::corpus::{format_timestamp, Chapter, Entity, Episode, Lang, Quote};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
@@ -37,8 +37,11 @@ pub const DEFAULT_K: usize = 10;
 /// margin of the top hit over the next nine, which off-topic questions also have (BENCHMARKS.md).
 pub fn weak_match_score(model_id: &str) -> f32 {
     match model_id {
-        // Tuning half: on-topic top scores ≥ 0.269, off-topic ≤ 0.244.
-        "embeddinggemma" => 0.255,
+        // Tuning half, whole-chapter vectors (the default index): on-topic top scores ≥ 0.2525,
+        // off-topic ≤ 0.2251, letter salad 0.19–0.32. The highest value keeping every on-topic
+        // question, as letter salad is what a page visitor types most. (Indexes without
+        // whole-chapter vectors measured 0.269 / 0.244 and used 0.255.)
+        "embeddinggemma" => 0.25,
         // Old dev set: top-1 min 0.529; nine off-topic questions 0.452–0.530 (a narrow margin).
         "use-m3+e5" => 0.525,
         _ => 0.0,
@@ -245,6 +248,10 @@ pub struct SearchEngine {
 pub struct Ranking {
     pub hybrid: Option<Hybrid>,
     pub translation: TranslationFusion,
+    /// How a chapter's whole-chapter vector joins its best chunk (indexes that have them).
+    pub whole: WholeFusion,
+    /// With a translator: when a question is also searched translated.
+    pub translate_when: TranslateWhen,
     /// Added to chapters in the question's language, for English and Spanish questions.
     pub same_language: [f32; 2],
 }
@@ -254,6 +261,8 @@ impl Default for Ranking {
         Ranking {
             hybrid: Some(Hybrid::default()),
             translation: TranslationFusion::Max,
+            whole: WholeFusion::default(),
+            translate_when: TranslateWhen::Always,
             same_language: [0.0, 0.0],
         }
     }
@@ -288,8 +297,64 @@ impl TranslationFusion {
     }
 }
 
+impl TranslationFusion {
+    /// The same rule for a bare score (a whole-chapter vector's).
+    fn combine_scores(self, a: f32, b: f32) -> f32 {
+        match self {
+            TranslationFusion::Max => a.max(b),
+            TranslationFusion::Mean => (a + b) / 2.0,
+        }
+    }
+}
+
+/// When a question is also searched in translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranslateWhen {
+    /// Every question.
+    Always,
+    /// Only when fewer than half of the original question's best `n` chapters are in its own
+    /// language: the answers lie across languages, where translation helps, and a question
+    /// whose own language leads keeps its untranslated ranking.
+    OtherLanguageLeads(usize),
+}
+
+/// How a chapter's best-chunk score and its whole-chapter vector's score make one score. A
+/// chapter without a whole-chapter vector (an index made before them) keeps its chunk score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WholeFusion {
+    /// The chunk score alone: whole-chapter vectors are not read.
+    Off,
+    /// The better of the two.
+    Max,
+    /// `(1 − w) × chunk + w × whole`.
+    Weighted(f32),
+}
+
+impl Default for WholeFusion {
+    fn default() -> Self {
+        WholeFusion::Weighted(0.5)
+    }
+}
+
+impl WholeFusion {
+    fn combine(self, chunk: f32, whole: f32) -> f32 {
+        match self {
+            WholeFusion::Off => chunk,
+            WholeFusion::Max => chunk.max(whole),
+            WholeFusion::Weighted(w) => (1.0 - w) * chunk + w * whole,
+        }
+    }
+}
+
 /// A chapter's score and its best chunk's key.
 type Scored = (f32, u64);
+
+/// What one nearest-vector list reached: each chapter's best chunk, and the score of each
+/// whole-chapter vector among them.
+struct Reached<'a> {
+    best: HashMap<&'a str, Scored>,
+    whole: HashMap<&'a str, f32>,
+}
 
 /// How many nearest chunks to read, and how many distinct chapters they should reach.
 #[derive(Debug, Clone, Copy)]
@@ -331,6 +396,47 @@ impl Checked {
 
 /// Stored vectors fetched for chapters a nearest-chunk list did not reach, by chunk key.
 type Fetched = HashMap<u64, Vec<f32>>;
+
+/// The whole-chapter vectors' scores the nearest lists gave, for the question and its
+/// translation, and the rule that fuses them.
+struct Wholes<'a> {
+    rule: WholeFusion,
+    original: HashMap<&'a str, f32>,
+    translated: Option<HashMap<&'a str, f32>>,
+}
+
+impl<'a> Wholes<'a> {
+    fn of(original: &Reached<'a>, translated: Option<&Reached<'a>>, rule: WholeFusion) -> Self {
+        Wholes {
+            rule,
+            original: original.whole.clone(),
+            translated: translated.map(|t| t.whole.clone()),
+        }
+    }
+
+    /// Chapters reached by a whole-chapter vector and by no chunk: candidates too.
+    fn reached_alone<'s>(
+        &'s self,
+        best: &'s HashMap<&str, Scored>,
+    ) -> impl Iterator<Item = &'a str> + 's {
+        let on = self.rule != WholeFusion::Off;
+        self.original
+            .keys()
+            .chain(self.translated.iter().flat_map(|t| t.keys()))
+            .copied()
+            .filter(move |id| on && !best.contains_key(id))
+    }
+
+    /// Whether a candidate's whole-chapter score must be computed from its stored vector.
+    fn lacks(&self, id: &str) -> bool {
+        self.rule != WholeFusion::Off
+            && (!self.original.contains_key(id)
+                || self
+                    .translated
+                    .as_ref()
+                    .is_some_and(|t| !t.contains_key(id)))
+    }
+}
 
 /// Hybrid ranking: a chapter's score is its best chunk's cosine plus `weight × bm25 / top bm25`,
 /// applied only when the keyword ranking is peaked (top score ≥ `gate` × the mean of the next
@@ -675,8 +781,10 @@ impl SearchEngine {
         let original = self.query_vector(text)?;
         in_time("translating the question")?;
         let translated = match lang {
-            Some(lang) => self.translated_question(text, lang)?,
-            None => None,
+            Some(lang) if self.worth_translating(&original, &checked, lang, q.mode)? => {
+                self.translated_question(text, lang)?
+            }
+            _ => None,
         };
         in_time("searching the index")?;
         let vectors = QueryVectors {
@@ -685,6 +793,37 @@ impl SearchEngine {
             lang,
         };
         self.search_vector(&vectors, &checked, q.mode)
+    }
+
+    /// Whether to search the question translated too, by `translate_when`: a look at the
+    /// original question's best chapters (one nearest-vector search, no model call).
+    fn worth_translating(
+        &self,
+        original: &[f32],
+        q: &Checked,
+        lang: Lang,
+        mode: Mode,
+    ) -> Result<bool> {
+        let n = match self.ranking.translate_when {
+            TranslateWhen::Always => return Ok(true),
+            TranslateWhen::OtherLanguageLeads(n) => n.max(1),
+        };
+        if self.translator.is_none() {
+            return Ok(false);
+        }
+        let pool = Pool {
+            chunks: (n * CHUNKS_PER_CHAPTER).max(MIN_CHUNKS),
+            chapters: n,
+        };
+        let reached = self.nearest_chapters(original, &q.filter(), pool, mode)?;
+        let mut best: Vec<(&str, f32)> = reached.best.iter().map(|(id, s)| (*id, s.0)).collect();
+        best.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let own = best
+            .iter()
+            .take(n)
+            .filter(|(id, _)| self.chapter_lang(id) == Some(lang))
+            .count();
+        Ok(own * 2 < n.min(best.len()).max(1))
     }
 
     /// The question in the other language and its vector; none without a translator, or when
@@ -738,16 +877,28 @@ impl SearchEngine {
             chunks: (q.k * CHUNKS_PER_CHAPTER).max(MIN_CHUNKS),
             chapters: q.k,
         };
-        let mut scores = self.nearest_chapters(vectors.original, &filter, pool, mode)?;
+        let reached = self.nearest_chapters(vectors.original, &filter, pool, mode)?;
         let other = match &vectors.translated {
             Some((_, translated)) => Some(self.nearest_chapters(translated, &filter, pool, mode)?),
             None => None,
         };
         let bonus = self.keyword_bonuses(vectors, q, &filter)?;
-        let fetched = self.fetch_unscored(&scores, other.as_ref(), bonus.keys())?;
-        if let Some(other) = other {
+        let wholes = Wholes::of(&reached, other.as_ref(), self.ranking.whole);
+        let mut scores = reached.best;
+        let named: Vec<&str> = bonus
+            .keys()
+            .map(String::as_str)
+            .chain(wholes.reached_alone(&scores))
+            .collect();
+        let other_best = other.map(|o| o.best);
+        let fetched = self.fetch_unscored(&scores, other_best.as_ref(), &named, &wholes)?;
+        if let Some(other) = other_best {
             self.fuse_translation(&mut scores, other, vectors, &fetched);
         }
+        for id in &named {
+            self.ensure_scored(&mut scores, id, vectors, &fetched);
+        }
+        self.fuse_whole(&mut scores, &wholes, vectors, &fetched);
         for (id, b) in bonus {
             self.ensure_scored(&mut scores, &id, vectors, &fetched);
             if let Some(s) = scores.get_mut(id.as_str()) {
@@ -760,6 +911,7 @@ impl SearchEngine {
         let mut ranked: Vec<(&str, Scored)> = scores.into_iter().collect();
         ranked.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
         ranked.truncate(q.k);
+        self.evidence_from_chunks(&mut ranked, vectors.original)?;
         let question: Vec<&str> = vectors.texts(q).collect();
         self.shape_hits(ranked, &question_terms(&question))
     }
@@ -784,33 +936,36 @@ impl SearchEngine {
     }
 
     /// The stored vectors of every chapter that will be scored exactly: found by one list and
-    /// not the other, or named only by the keyword part. One call to the store.
-    fn fetch_unscored<'a>(
+    /// not the other, or named only by the keyword part or a whole-chapter vector (all its
+    /// chunks); and the whole-chapter vector of every candidate no list gave one for. One call to
+    /// the store.
+    fn fetch_unscored(
         &self,
         original: &HashMap<&str, Scored>,
         translated: Option<&HashMap<&str, Scored>>,
-        named: impl Iterator<Item = &'a String>,
+        named: &[&str],
+        wholes: &Wholes,
     ) -> Result<Fetched> {
         let lacking = |id: &str| {
             !original.contains_key(id) || translated.is_some_and(|t| !t.contains_key(id))
         };
-        let mut chapters: Vec<&str> = named.map(String::as_str).filter(|id| lacking(id)).collect();
-        if let Some(t) = translated {
-            chapters.extend(
-                original
-                    .keys()
-                    .chain(t.keys())
-                    .copied()
-                    .filter(|id| lacking(id)),
-            );
-        }
-        chapters.sort_unstable();
-        chapters.dedup();
-        let catalog = self.index.catalog();
-        let keys: Vec<u64> = chapters
-            .iter()
-            .flat_map(|id| catalog.chapter_chunk_keys(id))
+        let mut candidates: Vec<&str> = original
+            .keys()
+            .chain(translated.into_iter().flat_map(|t| t.keys()))
+            .copied()
+            .chain(named.iter().copied())
             .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let catalog = self.index.catalog();
+        let mut keys: Vec<u64> = Vec::new();
+        for id in candidates {
+            if lacking(id) {
+                keys.extend(catalog.chapter_chunk_keys(id));
+            } else if wholes.lacks(id) {
+                keys.push(whole_chapter_key(id));
+            }
+        }
         if keys.is_empty() {
             return Ok(Fetched::new());
         }
@@ -826,18 +981,18 @@ impl SearchEngine {
         filter: &ChunkFilter,
         pool: Pool,
         mode: Mode,
-    ) -> Result<HashMap<&str, Scored>> {
+    ) -> Result<Reached<'_>> {
         let total = self.index.manifest().chunks;
         let mut want = pool.chunks;
         let mut reachable = pool.chapters;
         loop {
             let found = self.nearest_chunks(vector, filter, want, mode)?;
-            if found.len() >= reachable || want >= total {
+            if found.best.len() >= reachable || want >= total {
                 return Ok(found);
             }
             // Short of k chapters (rare): how many can the filter reach at all?
             reachable = reachable.min(self.chapters_passing(filter));
-            if found.len() >= reachable {
+            if found.best.len() >= reachable {
                 return Ok(found);
             }
             want = (want * 4).min(total);
@@ -860,31 +1015,86 @@ impl SearchEngine {
             .is_some_and(|c| filter.accepts_facts(&c.episode))
     }
 
-    /// Chapter → its best chunk among the `want` nearest chunks that pass the filter.
+    /// Chapter → its best chunk among the `want` nearest vectors that pass the filter, and the
+    /// whole-chapter vectors among them.
     fn nearest_chunks(
         &self,
         vector: &[f32],
         filter: &ChunkFilter,
         want: usize,
         mode: Mode,
-    ) -> Result<HashMap<&str, Scored>> {
+    ) -> Result<Reached<'_>> {
         let catalog = self.index.catalog();
-        let mut out: HashMap<&str, Scored> = HashMap::new();
+        let mut out = Reached {
+            best: HashMap::new(),
+            whole: HashMap::new(),
+        };
         let exact = mode == Mode::Exact;
         for (key, score) in self.index.search(vector, want, filter, exact)? {
-            if let Some(chapter) = catalog.chunk_chapter(key) {
-                out.entry(chapter).or_insert((score, key));
+            let Some(chapter) = catalog.chunk_chapter(key) else {
+                continue;
+            };
+            let whole = key == whole_chapter_key(chapter);
+            if whole {
+                out.whole.insert(chapter, score);
+            }
+            if !whole || self.whole_is_a_chunk() {
+                out.best.entry(chapter).or_insert((score, key));
             }
         }
         Ok(out)
     }
 
+    /// A hit whose best match was its whole-chapter vector shows its best chunk for the question
+    /// instead (scored exactly, one store call for all such hits): a transcript chunk places the
+    /// evidence to the second, a quote names its speaker. Only a chapter with no other chunk shows
+    /// the whole chapter (its title and summary). Scores are unchanged.
+    fn evidence_from_chunks(&self, ranked: &mut [(&str, Scored)], question: &[f32]) -> Result<()> {
+        let catalog = self.index.catalog();
+        let pending: Vec<(usize, Vec<u64>)> = ranked
+            .iter()
+            .enumerate()
+            .filter(|(_, (id, (_, key)))| *key == whole_chapter_key(id))
+            .map(|(i, (id, (_, key)))| {
+                let keys = catalog.chapter_chunk_keys(id);
+                (i, keys.into_iter().filter(|k| k != key).collect::<Vec<_>>())
+            })
+            .filter(|(_, keys)| !keys.is_empty())
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<u64> = pending
+            .iter()
+            .flat_map(|(_, k)| k.iter().copied())
+            .collect();
+        let fetched = self.index.vectors(&keys)?;
+        for (i, keys) in pending {
+            let best = keys
+                .into_iter()
+                .filter_map(|k| fetched.get(&k).map(|v| (crate::embed::dot(question, v), k)))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((_, key)) = best {
+                ranked[i].1 .1 = key;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the whole-chapter vector also competes as the chapter's best chunk: in an index
+    /// without summary chunks it stands in for them (and shows the summary as evidence).
+    fn whole_is_a_chunk(&self) -> bool {
+        !self.index.manifest().chunking.summaries
+    }
+
     /// A chapter's best chunk for `vector`, scored exactly from fetched vectors.
     fn best_chunk(&self, chapter_id: &str, vector: &[f32], fetched: &Fetched) -> Option<Scored> {
+        let whole = whole_chapter_key(chapter_id);
         self.index
             .catalog()
             .chapter_chunk_keys(chapter_id)
             .into_iter()
+            .filter(|&key| key != whole || self.whole_is_a_chunk())
             .filter_map(|key| {
                 fetched
                     .get(&key)
@@ -945,6 +1155,46 @@ impl SearchEngine {
             if let Some(score) = self.fused_score(id, a, b, vectors, fetched) {
                 scores.insert(id, score);
             }
+        }
+    }
+
+    /// Every candidate's score with its whole-chapter vector's (for the question, and its
+    /// translation by the translation rule) under the whole-chapter rule; a chapter without one
+    /// keeps its own.
+    fn fuse_whole(
+        &self,
+        scores: &mut HashMap<&str, Scored>,
+        wholes: &Wholes,
+        vectors: &QueryVectors,
+        fetched: &Fetched,
+    ) {
+        if wholes.rule == WholeFusion::Off {
+            return;
+        }
+        let exact = |id: &str, v: &[f32]| {
+            fetched
+                .get(&whole_chapter_key(id))
+                .map(|w| crate::embed::dot(v, w))
+        };
+        for (id, s) in scores.iter_mut() {
+            let Some(a) = wholes
+                .original
+                .get(id)
+                .copied()
+                .or_else(|| exact(id, vectors.original))
+            else {
+                continue;
+            };
+            let whole = match (&vectors.translated, &wholes.translated) {
+                (Some((_, t)), Some(known)) => {
+                    match known.get(id).copied().or_else(|| exact(id, t)) {
+                        Some(b) => self.ranking.translation.combine_scores(a, b),
+                        None => a,
+                    }
+                }
+                _ => a,
+            };
+            s.0 = wholes.rule.combine(s.0, whole);
         }
     }
 
@@ -1101,7 +1351,11 @@ fn hit(rank: usize, score: f32, chunk: Chunk, heading: &Heading, terms: &Terms) 
         episode_title: episode.title.clone(),
         lang: chapter.lang.code().to_string(),
         snippet: chunk.text,
-        snippet_kind: chunk.kind.as_str().to_string(),
+        snippet_kind: match chunk.kind {
+            // A whole chapter is shown by its title and summary.
+            ChunkKind::Chapter => ChunkKind::Summary.as_str().to_string(),
+            kind => kind.as_str().to_string(),
+        },
         speaker,
         evidence_start_s: at_s,
         evidence_timestamp: at_s.map(format_timestamp),
@@ -1142,6 +1396,7 @@ mod evidence_tests {
             text: text.into(),
             speaker: None,
             embed_text: text.into(),
+            embed_title: None,
             times: marks
                 .iter()
                 .map(|&(at, s, who)| TimeMark {
@@ -1194,5 +1449,21 @@ mod evidence_tests {
                 "{question}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod whole_tests {
+    use super::*;
+
+    #[test]
+    fn whole_chapter_scores_join_the_chunk_score_by_the_rule() {
+        let (chunk, whole) = (0.6, 0.2);
+        assert_eq!(WholeFusion::Off.combine(chunk, whole), 0.6);
+        assert_eq!(WholeFusion::Max.combine(chunk, whole), 0.6);
+        assert_eq!(WholeFusion::Max.combine(whole, chunk), 0.6);
+        assert!((WholeFusion::Weighted(0.25).combine(chunk, whole) - 0.5).abs() < 1e-6);
+        assert_eq!(TranslationFusion::Max.combine_scores(0.1, 0.3), 0.3);
+        assert!((TranslationFusion::Mean.combine_scores(0.1, 0.3) - 0.2).abs() < 1e-6);
     }
 }

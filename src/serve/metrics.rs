@@ -247,6 +247,10 @@ impl Embedder for TimedEmbedder {
         self.timed(|| self.inner.embed_passages(texts))
     }
 
+    fn embed_titled(&self, docs: &[(&str, &str)]) -> crate::Result<Vec<Vec<f32>>> {
+        self.timed(|| self.inner.embed_titled(docs))
+    }
+
     fn chunk_sizer(&self) -> (&dyn crate::chunk::TokenCount, usize) {
         self.inner.chunk_sizer()
     }

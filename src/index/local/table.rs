@@ -53,8 +53,12 @@ struct Counts {
     episode: Vec<usize>,
     podcast: Vec<usize>,
     lang: [usize; 2],
-    kind: [usize; 4],
+    /// By kind code; a list, not an array, so tables written before a kind was added still read.
+    kind: Vec<usize>,
 }
+
+/// How many chunk kinds there are (`kind_code`'s range).
+const KINDS: usize = 5;
 
 #[derive(Debug)]
 pub struct ChunkTable {
@@ -105,6 +109,7 @@ fn kind_code(k: ChunkKind) -> u8 {
         ChunkKind::Quote => 1,
         ChunkKind::Description => 2,
         ChunkKind::Transcript => 3,
+        ChunkKind::Chapter => 4,
     }
 }
 
@@ -239,7 +244,9 @@ impl ChunkTable {
                 .podcast
                 .map(|p| c.podcast.get(p as usize).copied().unwrap_or(0)),
             selection.lang.map(|l| c.lang[l as usize]),
-            selection.kind.map(|k| c.kind[k as usize]),
+            selection
+                .kind
+                .map(|k| c.kind.get(k as usize).copied().unwrap_or(0)),
         ]
         .into_iter()
         .flatten()
@@ -485,6 +492,7 @@ impl Counts {
         let mut counts = Counts {
             episode: vec![0; episodes],
             podcast: vec![0; podcasts],
+            kind: vec![0; KINDS],
             ..Counts::default()
         };
         for row in 0..episode.len() {

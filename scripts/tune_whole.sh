@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Issue #28: the whole-chapter signals tried on the TUNING half as it stood when they were chosen
+# (the 114 tuning questions among u001-u220; the questions added in #28 came after the choice), one
+# table row each, kept or not. The test half is scored once, by scripts/baselines.sh.
+# usage: bash scripts/tune_whole.sh [WORK_DIR]   (indexes are kept in WORK_DIR and reused; about
+#        15 minutes on 2 cores; Apertium for the translation rows)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-$(mktemp -d)}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/podseek/target}
+cargo build --release -q --bin podseek
+P="$CARGO_TARGET_DIR/release/podseek"
+python3 - "$WORK/tune-queries.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as out:
+    for line in open("tests/data/unseen/queries.jsonl", encoding="utf-8"):
+        q = json.loads(line)
+        if q["split"] == "tune" and int(q["_id"][1:]) <= 220:
+            out.write(line)
+PY
+Q=(--queries "$WORK/tune-queries.jsonl" --qrels tests/data/unseen/qrels.tsv)
+build() { # name ingest-args...
+  local name=$1; shift
+  [ -f "$WORK/$name/CURRENT" ] || "$P" ingest data/podcast-page.txt --index "$WORK/$name" "$@" >/dev/null 2>&1
+}
+build chunks --whole-chapters off
+for title in untitled chapter episode; do
+  build "$title" --whole-chapters "$title" --summary-chunks
+  build "$title-alone" --whole-chapters "$title"
+done
+row() { "$P" eval "${Q[@]}" --index "$WORK/$1" --row "$2" "${@:3}" 2>/dev/null; }
+"$P" eval "${Q[@]}" --index "$WORK/chunks" --row "128-token chunks + quotes, hybrid (old default)" --header 2>/dev/null
+for title in untitled chapter episode; do
+  row "$title" "whole ($title) beside summary chunks, max" --whole max
+  for w in 0.3 0.4 0.5 0.6 0.7 1.0; do
+    row "$title" "whole ($title) beside summary chunks, weight $w" --whole-weight "$w"
+  done
+  row "$title" "whole ($title) beside summary chunks, weight 0.5, vectors only" --whole-weight 0.5 --dense-only
+  row "$title" "whole ($title) beside summary chunks, weight 0.5, translated question (max)" --whole-weight 0.5 --translate max
+done
+for title in untitled episode; do
+  weights="0 0.2 0.4 0.6"; [ "$title" = untitled ] && weights="0 0.2 0.3 0.4 0.5 0.6"
+  for w in $weights; do
+    row "$title-alone" "whole ($title) instead of summary chunks, weight $w" --whole-weight "$w"
+  done
+  for w in 0.3 0.4 0.5; do
+    row "$title-alone" "whole ($title) instead of summary chunks, weight $w, translated question (max)" --whole-weight "$w" --translate max
+  done
+done
+row untitled-alone "whole (untitled) instead of summary chunks, weight 0.5, translated question (max)" --translate max
+for n in 1 3 5 10; do
+  row untitled-alone "the same, translated only when the other language leads the best $n chapters" --translate max --translate-lead "$n"
+done
