@@ -344,13 +344,7 @@ fn whole_chapter(episode: &Episode, chapter: &Chapter, how: WholeChapters) -> Op
         parts.extend(chapter.quotes.iter().map(|q| q.text.as_str()));
     }
     let mut body = parts.join(" ");
-    if body.len() > WHOLE_CHAPTER_BYTES {
-        let cut = (0..=WHOLE_CHAPTER_BYTES)
-            .rev()
-            .find(|&i| body.is_char_boundary(i))
-            .unwrap_or(0);
-        body.truncate(cut);
-    }
+    cut_to(&mut body, WHOLE_CHAPTER_BYTES);
     let (title, text) = match how {
         WholeChapters::Off => return None,
         WholeChapters::Untitled if body.is_empty() => (None, chapter.title.clone()),
@@ -358,11 +352,12 @@ fn whole_chapter(episode: &Episode, chapter: &Chapter, how: WholeChapters) -> Op
         WholeChapters::Chapter => (Some(chapter.title.clone()), body),
         WholeChapters::Episode => (Some(format!("{} — {}", episode.title, chapter.title)), body),
     };
-    let shown = if chapter.summary.is_empty() {
+    let mut shown = if chapter.summary.is_empty() {
         chapter.title.clone()
     } else {
         format!("{}. {}", chapter.title, chapter.summary)
     };
+    cut_to(&mut shown, WHOLE_CHAPTER_BYTES);
     let place = Place::new(episode, chapter, ChunkKind::Chapter, 0);
     let mut chunk = place.chunk(shown, None, text);
     chunk.embed_title = title;
@@ -374,6 +369,17 @@ fn whole_chapter(episode: &Episode, chapter: &Chapter, how: WholeChapters) -> Op
 /// represented by its opening (its transcript chunks carry the rest), and the chunk's record stays
 /// well inside a Milvus row (64 KiB).
 const WHOLE_CHAPTER_BYTES: usize = 8_000;
+
+/// Shortens `text` to at most `max` bytes, at a character boundary.
+fn cut_to(text: &mut String, max: usize) {
+    if text.len() > max {
+        let cut = (0..=max)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
+    }
+}
 
 /// The key of a chapter's whole-chapter vector (whether or not the index has one).
 pub fn whole_chapter_key(chapter_id: &str) -> u64 {
@@ -586,5 +592,15 @@ mod tests {
         assert!(c.embed_text.starts_with("Tides. first cue ola"));
         assert!(c.embed_text.len() <= WHOLE_CHAPTER_BYTES + "Tides. ".len());
         assert_eq!(c.text, "Tides");
+    }
+
+    #[test]
+    fn a_long_summary_is_shown_and_read_up_to_a_window() {
+        // A stored record must fit a Milvus row (64 KiB) however long the summary.
+        let e = episode(&"mar ".repeat(20_000), &[]);
+        let c = &whole(&e, &ChunkSettings::default())[0];
+        assert!(c.text.starts_with("Tides. mar"));
+        assert!(c.text.len() <= WHOLE_CHAPTER_BYTES);
+        assert!(c.embed_text.len() <= WHOLE_CHAPTER_BYTES + "Tides. ".len());
     }
 }

@@ -109,7 +109,9 @@ fn filters_are_data(store: &dyn Store, embedder: &HashingEmbedder) {
         },
         20,
     );
-    assert_eq!(hits.len(), 20);
+    let spanish_chunks = of_chunk.values().filter(|c| c.0 == Lang::Es).count();
+    assert_eq!(hits.len(), spanish_chunks.min(20));
+    assert!(hits.len() >= 10, "the sample has Spanish chunks to filter");
     assert!(hits.iter().all(|(k, _)| of_chunk[k].0 == Lang::Es));
 
     let spanish = records
