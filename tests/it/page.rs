@@ -141,9 +141,34 @@ impl Driver {
 }
 
 impl Drop for Driver {
+    /// Ends the WebDriver session first: killing chromedriver alone leaves its Chromium running
+    /// (re-parented to init), one browser per test for the rest of the machine's life.
     fn drop(&mut self) {
+        self.end_session();
         let _ = self.process.kill();
         let _ = self.process.wait();
+    }
+}
+
+impl Driver {
+    /// `DELETE /session/{id}` over a plain socket: Drop cannot await the async client.
+    fn end_session(&self) {
+        use std::io::{Read, Write};
+        let Some(addr) = self.base.strip_prefix("http://") else {
+            return;
+        };
+        let Ok(mut socket) = std::net::TcpStream::connect(addr) else {
+            return;
+        };
+        let _ = socket.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+            self.session
+        );
+        if socket.write_all(request.as_bytes()).is_ok() {
+            // chromedriver answers once the browser has quit.
+            let _ = socket.read_to_end(&mut Vec::new());
+        }
     }
 }
 
