@@ -47,8 +47,7 @@ pub trait Embedder: Send + Sync {
     /// title in the model's title slot when its card gives one (EmbeddingGemma's `title: … |
     /// text: …`); otherwise the title opens the text as its first sentence.
     fn embed_titled(&self, docs: &[(&str, &str)]) -> Result<Vec<Vec<f32>>> {
-        let texts = titles_opening_texts(docs);
-        self.embed_passages(&texts.iter().map(String::as_str).collect::<Vec<_>>())
+        embed_titles_opening(self, docs)
     }
     /// What chunk sizes are measured in (the model's tokenizer), and the most tokens one chunk
     /// should have.
@@ -60,9 +59,14 @@ pub trait Embedder: Send + Sync {
     }
 }
 
-/// Titled documents as plain passages, for a model without a title slot: `{title}. {text}`.
-pub(crate) fn titles_opening_texts(docs: &[(&str, &str)]) -> Vec<String> {
-    docs.iter().map(|(t, x)| format!("{t}. {x}")).collect()
+/// Titled documents embedded as plain passages, for a model without a title slot:
+/// `{title}. {text}`.
+pub(crate) fn embed_titles_opening<E: Embedder + ?Sized>(
+    embedder: &E,
+    docs: &[(&str, &str)],
+) -> Result<Vec<Vec<f32>>> {
+    let texts: Vec<String> = docs.iter().map(|(t, x)| format!("{t}. {x}")).collect();
+    embedder.embed_passages(&texts.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// A loaded model and the fingerprint of its files.

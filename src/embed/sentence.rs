@@ -264,8 +264,7 @@ impl Embedder for SentenceModel {
 
     fn embed_titled(&self, docs: &[(&str, &str)]) -> Result<Vec<Vec<f32>>> {
         let Some(slot) = &self.spec.titled_passage_prefix else {
-            let texts = super::titles_opening_texts(docs);
-            return self.embed_passages(&texts.iter().map(String::as_str).collect::<Vec<_>>());
+            return super::embed_titles_opening(self, docs);
         };
         let prompts: Vec<String> = docs
             .iter()

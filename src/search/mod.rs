@@ -406,14 +406,6 @@ struct Wholes<'a> {
 }
 
 impl<'a> Wholes<'a> {
-    fn of(original: &Reached<'a>, translated: Option<&Reached<'a>>, rule: WholeFusion) -> Self {
-        Wholes {
-            rule,
-            original: original.whole.clone(),
-            translated: translated.map(|t| t.whole.clone()),
-        }
-    }
-
     /// Chapters reached by a whole-chapter vector and by no chunk: candidates too.
     fn reached_alone<'s>(
         &'s self,
@@ -883,14 +875,18 @@ impl SearchEngine {
             None => None,
         };
         let bonus = self.keyword_bonuses(vectors, q, &filter)?;
-        let wholes = Wholes::of(&reached, other.as_ref(), self.ranking.whole);
+        let (other_best, other_whole) = other.map(|o| (o.best, o.whole)).unzip();
+        let wholes = Wholes {
+            rule: self.ranking.whole,
+            original: reached.whole,
+            translated: other_whole,
+        };
         let mut scores = reached.best;
         let named: Vec<&str> = bonus
             .keys()
             .map(String::as_str)
             .chain(wholes.reached_alone(&scores))
             .collect();
-        let other_best = other.map(|o| o.best);
         let fetched = self.fetch_unscored(&scores, other_best.as_ref(), &named, &wholes)?;
         if let Some(other) = other_best {
             self.fuse_translation(&mut scores, other, vectors, &fetched);
