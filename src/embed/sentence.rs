@@ -23,9 +23,11 @@ use crate::error::{Error, Result};
 use crate::pool::Pool;
 use crate::sync::Recover;
 
-/// Padded tokens per inference call (batch × longest): large enough to batch short chunks, small
-/// enough that attention's seq² scratch stays in cache.
-const TOKEN_BUDGET: usize = 4096;
+/// Padded tokens per passage call (batch × longest): three or four chunks a call. On two cores,
+/// calls this small, one per single-thread lane, embedded the corpus in 0.7× the time of 4096-token
+/// calls on the two-thread session (BENCHMARKS.md, issue #28): a small call's activations stay in
+/// cache, and a lane never waits at a parallel section for the other core.
+const TOKEN_BUDGET: usize = 512;
 /// Chunks stay a paragraph long even though the model's window is 2048 tokens.
 const CHUNK_TOKENS: usize = 512;
 
@@ -38,10 +40,11 @@ pub struct SentenceModel {
     full_dims: usize,
     pad_id: i64,
     /// One session whose operators use all the threads: a question asked alone gets every core
-    /// (about half the latency of one thread). Passages use it too.
+    /// (about half the latency of one thread).
     solo: Mutex<Session>,
     /// Sessions of one intra-op thread each, one per thread: under load each runs its own call,
-    /// so no call waits at another's parallel sections for a core that is busy elsewhere.
+    /// so no call waits at another's parallel sections for a core that is busy elsewhere. Passages
+    /// run here too (on the solo session when there is one thread), counted like questions.
     lanes: Pool<Session>,
     /// Questions waiting for a session, each with where its vector goes.
     waiting: Mutex<Vec<Pending>>,
@@ -180,6 +183,31 @@ impl SentenceModel {
         }
     }
 
+    /// Run `f` on a lane once one is free and the solo session is not running, counted among the
+    /// running lanes: questions asked meanwhile take the other lane or wait, and never start the
+    /// solo session's threads beside it.
+    fn on_lane<R>(&self, f: impl FnOnce(&mut Session) -> R) -> R {
+        let mut running = lock(&self.running);
+        while running.solo || running.lanes >= self.lanes.size() {
+            running = self
+                .finished
+                .wait(running)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        running.lanes += 1;
+        drop(running);
+        // Counted out again even if `f` panics, so the lanes are never all taken for good.
+        struct Release<'a>(&'a SentenceModel);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                lock(&self.0.running).lanes -= 1;
+                self.0.finished.notify_all();
+            }
+        }
+        let _release = Release(self);
+        self.lanes.with(f)
+    }
+
     /// Up to `n` of the oldest waiting questions, sorted by length so that questions of like
     /// length share a call and little of it is spent on padding.
     fn take_waiting(&self, n: usize) -> Vec<Pending> {
@@ -229,9 +257,14 @@ impl SentenceModel {
             .map(|(w, &i)| self.encode(&format!("{}{w}", prompts[i])))
             .collect::<Result<Vec<_>>>()?;
         let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
-        let vectors = embed_batched(&lengths, TOKEN_BUDGET, true, 1, |batch| {
+        let lanes = self.lanes.size();
+        let vectors = embed_batched(&lengths, TOKEN_BUDGET, true, lanes.max(1), |batch| {
             let refs: Vec<&Vec<i64>> = batch.iter().map(|&i| &encoded[i]).collect();
-            self.run(&mut lock(&self.solo), &refs)
+            if lanes == 0 {
+                self.run(&mut lock(&self.solo), &refs)
+            } else {
+                self.on_lane(|session| self.run(session, &refs))
+            }
         })?;
         Ok(windows.average(vectors, texts.len(), self.spec.dims))
     }

@@ -289,6 +289,45 @@ fn concurrent_questions_get_their_own_vectors() {
     assert!(crate::fixtures::cosine(&together[0], &together[1]) < 0.9999);
 }
 
+/// Passages run on the same sessions as questions (an ingest inside a serving process): questions
+/// asked while passages embed are answered, and both get the vectors they get alone.
+#[test]
+fn questions_during_passages_get_their_own_vectors() {
+    let m = default_model();
+    let passages: Vec<String> = (0..24)
+        .map(|i| format!("Chapter {i}: the guest explains how inspection drones replaced rope access, what the batteries cost, and why the insurers agreed. {}", "More detail follows. ".repeat(i % 5)))
+        .collect();
+    let passage_refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    let questions: Vec<String> = (0..6)
+        .map(|i| format!("¿Qué dijo el invitado {i} sobre los drones y las baterías?"))
+        .collect();
+    let passages_alone = m.embed_passages(&passage_refs).unwrap();
+    let questions_alone: Vec<Vec<f32>> = questions
+        .iter()
+        .map(|q| m.embed_query(q).unwrap())
+        .collect();
+    let (passages_during, questions_during) = std::thread::scope(|s| {
+        let ingest = s.spawn(|| m.embed_passages(&passage_refs).unwrap());
+        let asked: Vec<_> = questions
+            .iter()
+            .map(|q| {
+                let m = m.clone();
+                s.spawn(move || m.embed_query(q).unwrap())
+            })
+            .collect();
+        let asked: Vec<Vec<f32>> = asked.into_iter().map(|h| h.join().unwrap()).collect();
+        (ingest.join().unwrap(), asked)
+    });
+    let pairs = passages_alone
+        .iter()
+        .zip(&passages_during)
+        .chain(questions_alone.iter().zip(&questions_during));
+    for (i, (a, b)) in pairs.enumerate() {
+        let cos = crate::fixtures::cosine(a, b);
+        assert!(cos > 0.99999, "vector {i}: cos {cos}");
+    }
+}
+
 /// The default graph quantizes activations with stored scales, not scales computed over each call's
 /// tensor: a passage's vector must not depend on the other passages in its call, nor on the padding
 /// a longer one forces on it.
