@@ -4,6 +4,7 @@
 
 use podseek::embed::{dot, Embedder};
 use serde_json::Value;
+use std::sync::Arc;
 
 use crate::fixtures::{bin, data, default_model, e5, ensemble, use_m3};
 
@@ -268,16 +269,7 @@ fn concurrent_questions_get_their_own_vectors() {
         .iter()
         .map(|q| m.embed_query(q).unwrap())
         .collect();
-    let together: Vec<Vec<f32>> = std::thread::scope(|s| {
-        let handles: Vec<_> = questions
-            .iter()
-            .map(|q| {
-                let m = m.clone();
-                s.spawn(move || m.embed_query(q).unwrap())
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let together = ask_at_once(&m, &questions);
     for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
         assert!(
             crate::fixtures::cosine(a, b) > 0.99999,
@@ -287,6 +279,17 @@ fn concurrent_questions_get_their_own_vectors() {
     }
     // Different questions really got different vectors (no mix-up between callers).
     assert!(crate::fixtures::cosine(&together[0], &together[1]) < 0.9999);
+}
+
+/// Every question asked at once, one thread each; their vectors in the questions' order.
+fn ask_at_once(m: &Arc<dyn Embedder>, questions: &[String]) -> Vec<Vec<f32>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = questions
+            .iter()
+            .map(|q| s.spawn(move || m.embed_query(q).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
 
 /// Passages run on the same sessions as questions (an ingest inside a serving process): questions
@@ -308,14 +311,7 @@ fn questions_during_passages_get_their_own_vectors() {
         .collect();
     let (passages_during, questions_during) = std::thread::scope(|s| {
         let ingest = s.spawn(|| m.embed_passages(&passage_refs).unwrap());
-        let asked: Vec<_> = questions
-            .iter()
-            .map(|q| {
-                let m = m.clone();
-                s.spawn(move || m.embed_query(q).unwrap())
-            })
-            .collect();
-        let asked: Vec<Vec<f32>> = asked.into_iter().map(|h| h.join().unwrap()).collect();
+        let asked = ask_at_once(&m, &questions);
         (ingest.join().unwrap(), asked)
     });
     let pairs = passages_alone
