@@ -324,6 +324,39 @@ fn questions_during_passages_get_their_own_vectors() {
     }
 }
 
+/// A question asked during a long passage embed (an ingest inside a serving process) is answered
+/// after a call or two, not after the passages: the two take turns at the lanes.
+#[test]
+fn a_question_during_passages_is_answered_before_they_finish() {
+    let m = default_model();
+    let passages: Vec<String> = (0..96)
+        .map(|i| {
+            format!(
+                "Part {i}. {}",
+                "The guest explains how inspection drones replaced rope access on wind turbines. "
+                    .repeat(6)
+            )
+        })
+        .collect();
+    let passage_refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    let (passages_done, question_done) = std::thread::scope(|s| {
+        let ingest = s.spawn(|| {
+            m.embed_passages(&passage_refs).unwrap();
+            std::time::Instant::now()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        m.embed_query("¿Qué dijo el invitado sobre las baterías?")
+            .unwrap();
+        let question_done = std::time::Instant::now();
+        (ingest.join().unwrap(), question_done)
+    });
+    assert!(
+        question_done + std::time::Duration::from_millis(500) < passages_done,
+        "the question waited for the passages: answered {:?} before they finished",
+        passages_done.saturating_duration_since(question_done)
+    );
+}
+
 /// The default graph quantizes activations with stored scales, not scales computed over each call's
 /// tensor: a passage's vector must not depend on the other passages in its call, nor on the padding
 /// a longer one forces on it.
