@@ -51,3 +51,16 @@ row untitled-alone "whole (untitled) instead of summary chunks, weight 0.5, tran
 for n in 1 3 5 10; do
   row untitled-alone "the same, translated only when the other language leads the best $n chapters" --translate max --translate-lead "$n"
 done
+echo
+echo "Second round: the whole tuning half (169 questions) on the default index; the flag-made rows"
+row2() { "$P" eval --split tune --index "$WORK/untitled-alone" --row "$1" "${@:2}" 2>/dev/null; }
+"$P" eval --split tune --index "$WORK/untitled-alone" --row "default: whole (untitled) instead of summary chunks, weight 0.5" --header 2>/dev/null
+row2 "translated question (max)" --translate max
+for n in 1 3 10; do
+  row2 "translated question (max), only when the other language leads the best $n chapters" --translate max --translate-lead "$n"
+done
+row2 "translated question for the keyword part only (--translate keywords)" --translate keywords
+row2 "per-language keyword part (English and Spanish stemmers)" --keyword per-language
+for es in 0.01 0.02 -0.01; do
+  row2 "Spanish chapters $es for Spanish questions" --same-language="0,$es"
+done

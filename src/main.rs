@@ -78,8 +78,12 @@ enum Command {
 #[derive(Clone, Copy, ValueEnum)]
 enum Translate {
     Off,
+    /// The better of the question's and its translation's vector scores.
     Max,
+    /// Their mean.
     Mean,
+    /// The translation's words join the keyword part only: no second model call.
+    Keywords,
 }
 
 impl Translate {
@@ -88,6 +92,7 @@ impl Translate {
             Translate::Off => None,
             Translate::Max => Some(TranslationFusion::Max),
             Translate::Mean => Some(TranslationFusion::Mean),
+            Translate::Keywords => Some(TranslationFusion::Keywords),
         }
     }
 }
@@ -329,7 +334,8 @@ struct ServeArgs {
     /// Inference sessions (concurrent queries embedded at once).
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
-    /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
+    /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion of the
+    /// two vectors' scores, or `keywords` (the translation's words only, no second model call).
     /// Off by default: on the dev set's test half it adds less than 0.01 nDCG@10 (BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t = Translate::Off)]
     translate: Translate,
@@ -420,7 +426,8 @@ struct EvalArgs {
     /// With --row: print the table's header first.
     #[arg(long)]
     header: bool,
-    /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion.
+    /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion of the
+    /// two vectors' scores, or `keywords` (the translation's words only, no second model call).
     #[arg(long, value_enum, default_value_t = Translate::Off)]
     translate: Translate,
     /// Keyword analysis: `shared` (one field, no stemming) or `per-language` (English and

@@ -285,14 +285,23 @@ pub enum TranslationFusion {
     Max,
     /// Their mean: both must agree.
     Mean,
+    /// The translation's words join the keyword part; it is not embedded, so it costs no second
+    /// model call and its vector never outranks an answer in the question's own language.
+    Keywords,
 }
 
 impl TranslationFusion {
+    /// Whether the translated question is embedded and searched by vector too.
+    fn embeds(self) -> bool {
+        self != TranslationFusion::Keywords
+    }
+
     fn combine(self, a: Scored, b: Scored) -> Scored {
         let best = if b.0 > a.0 { b } else { a };
         match self {
             TranslationFusion::Max => best,
             TranslationFusion::Mean => ((a.0 + b.0) / 2.0, best.1),
+            TranslationFusion::Keywords => a,
         }
     }
 }
@@ -303,6 +312,7 @@ impl TranslationFusion {
         match self {
             TranslationFusion::Max => a.max(b),
             TranslationFusion::Mean => (a + b) / 2.0,
+            TranslationFusion::Keywords => a,
         }
     }
 }
@@ -366,13 +376,19 @@ struct Pool {
 /// What one question is searched with.
 struct QueryVectors<'a> {
     original: &'a [f32],
-    /// The question in the corpus's other language, and its vector.
-    translated: Option<(String, Arc<Vec<f32>>)>,
+    /// The question in the corpus's other language, and its vector (none when only its words are
+    /// used).
+    translated: Option<(String, Option<Arc<Vec<f32>>>)>,
     /// The question's language, when something needs it (translation or language offsets).
     lang: Option<Lang>,
 }
 
 impl QueryVectors<'_> {
+    /// The translated question's vector, when it was embedded.
+    fn translated_vector(&self) -> Option<&[f32]> {
+        self.translated.as_ref()?.1.as_deref().map(Vec::as_slice)
+    }
+
     /// The question texts the keyword part searches: the original and its translation.
     fn texts<'a>(&'a self, q: &'a Checked) -> impl Iterator<Item = &'a str> {
         q.text
@@ -824,7 +840,7 @@ impl SearchEngine {
         &self,
         text: &str,
         lang: Lang,
-    ) -> Result<Option<(String, Arc<Vec<f32>>)>> {
+    ) -> Result<Option<(String, Option<Arc<Vec<f32>>>)>> {
         let Some(translator) = &self.translator else {
             return Ok(None);
         };
@@ -834,7 +850,11 @@ impl SearchEngine {
                 if translated.trim().is_empty() {
                     return Ok(None);
                 }
-                let v = self.query_vector(&translated)?;
+                let v = if self.ranking.translation.embeds() {
+                    Some(self.query_vector(&translated)?)
+                } else {
+                    None
+                };
                 Ok(Some((translated, v)))
             }
             Err(e) => {
@@ -870,8 +890,8 @@ impl SearchEngine {
             chapters: q.k,
         };
         let reached = self.nearest_chapters(vectors.original, &filter, pool, mode)?;
-        let other = match &vectors.translated {
-            Some((_, translated)) => Some(self.nearest_chapters(translated, &filter, pool, mode)?),
+        let other = match vectors.translated_vector() {
+            Some(translated) => Some(self.nearest_chapters(translated, &filter, pool, mode)?),
             None => None,
         };
         let bonus = self.keyword_bonuses(vectors, q, &filter)?;
@@ -1129,7 +1149,7 @@ impl SearchEngine {
         fetched: &Fetched,
     ) -> Option<Scored> {
         let a = original.or_else(|| self.best_chunk(chapter_id, vectors.original, fetched))?;
-        let Some((_, t)) = &vectors.translated else {
+        let Some(t) = vectors.translated_vector() else {
             return Some(a);
         };
         let b = translated.or_else(|| self.best_chunk(chapter_id, t, fetched))?;
@@ -1181,13 +1201,11 @@ impl SearchEngine {
             else {
                 continue;
             };
-            let whole = match (&vectors.translated, &wholes.translated) {
-                (Some((_, t)), Some(known)) => {
-                    match known.get(id).copied().or_else(|| exact(id, t)) {
-                        Some(b) => self.ranking.translation.combine_scores(a, b),
-                        None => a,
-                    }
-                }
+            let whole = match (vectors.translated_vector(), &wholes.translated) {
+                (Some(t), Some(known)) => match known.get(id).copied().or_else(|| exact(id, t)) {
+                    Some(b) => self.ranking.translation.combine_scores(a, b),
+                    None => a,
+                },
                 _ => a,
             };
             s.0 = wholes.rule.combine(s.0, whole);

@@ -1,13 +1,15 @@
 //! The translation stage with the real Apertium (Debian's apertium + apertium-eng-spa): both
 //! directions through the long-lived pipelines, order and empties kept, stream-format characters
-//! passed through, search with a translated question finding the chapter that answers, and twin
+//! passed through, search with a translated question finding the chapter that answers (by every
+//! fusion rule, the keyword-only one with a single model call), and twin
 //! chunks at ingest whose translations are stored and never made twice.
 
 use std::sync::Arc;
 
 use podseek::corpus::Lang;
+use podseek::embed::Embedder;
 use podseek::index::Snapshot as _;
-use podseek::search::Query;
+use podseek::search::{Query, Ranking, TranslationFusion};
 use podseek::translate::{Apertium, Translator};
 
 use crate::fixtures::{default_model, sample, sample_index_dir, use_m3};
@@ -44,26 +46,70 @@ fn both_directions_keep_order_and_empties() {
     assert!(again[0].contains("Hola"), "{again:?}");
 }
 
+/// The real model, counting the questions it embeds.
+struct CountingQuestions {
+    inner: Arc<dyn Embedder>,
+    questions: std::sync::atomic::AtomicUsize,
+}
+
+impl Embedder for CountingQuestions {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dims(&self) -> usize {
+        self.inner.dims()
+    }
+    fn embed_query(&self, text: &str) -> podseek::Result<Vec<f32>> {
+        self.questions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.embed_query(text)
+    }
+    fn embed_passages(&self, texts: &[&str]) -> podseek::Result<Vec<Vec<f32>>> {
+        self.inner.embed_passages(texts)
+    }
+    fn chunk_sizer(&self) -> (&dyn podseek::chunk::TokenCount, usize) {
+        self.inner.chunk_sizer()
+    }
+}
+
+/// Each translation rule finds the English chapter for a Spanish question; `keywords` uses only the
+/// translation's words, so the model embeds one question, where `max` and `mean` embed two.
 #[test]
-fn search_with_a_translated_question() {
-    let index = podseek::index::LocalSnapshot::open(sample_index_dir(), None).unwrap();
-    let engine = podseek::search::SearchEngine::new(index, default_model())
-        .unwrap()
-        .with_translator(Arc::new(apertium()));
-    assert_eq!(engine.translator_id(), Some("apertium"));
-    let hits = engine
-        .search(&Query {
-            text: "¿Cuánto cuesta guardar los vídeos para entrenar un modelo?".into(),
-            k: Some(3),
+fn search_with_a_translated_question_by_each_rule() {
+    for (fusion, model_calls) in [
+        (TranslationFusion::Max, 2),
+        (TranslationFusion::Mean, 2),
+        (TranslationFusion::Keywords, 1),
+    ] {
+        let model = Arc::new(CountingQuestions {
+            inner: default_model(),
+            questions: Default::default(),
+        });
+        let index = podseek::index::LocalSnapshot::open(sample_index_dir(), None).unwrap();
+        let ranking = Ranking {
+            translation: fusion,
             ..Default::default()
-        })
-        .unwrap();
-    assert!(
-        hits.iter()
-            .any(|h| h.chapter_title == "The Cost of Training Large Video Models"),
-        "{:?}",
-        hits.iter().map(|h| &h.chapter_title).collect::<Vec<_>>()
-    );
+        };
+        let engine = podseek::search::SearchEngine::new(index, model.clone())
+            .unwrap()
+            .with_ranking(ranking)
+            .with_translator(Arc::new(apertium()));
+        assert_eq!(engine.translator_id(), Some("apertium"));
+        let hits = engine
+            .search(&Query {
+                text: "¿Cuánto cuesta guardar los vídeos para entrenar un modelo?".into(),
+                k: Some(3),
+                ..Default::default()
+            })
+            .unwrap();
+        let titles: Vec<_> = hits.iter().map(|h| h.chapter_title.as_str()).collect();
+        assert!(
+            titles.contains(&"The Cost of Training Large Video Models"),
+            "{fusion:?}: {titles:?}"
+        );
+        let calls = model.questions.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(calls, model_calls, "{fusion:?}");
+    }
 }
 
 /// The real Apertium, counting the texts it is asked to translate.
