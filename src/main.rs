@@ -336,7 +336,7 @@ struct ServeArgs {
     threads: usize,
     /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion of the
     /// two vectors' scores, or `keywords` (the translation's words only, no second model call).
-    /// Off by default: on the dev set's test half it adds less than 0.01 nDCG@10 (BENCHMARKS.md).
+    /// Off by default: the tuning half decides, and neither form gains there (BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t = Translate::Off)]
     translate: Translate,
     /// Keyword analysis: `shared` or `per-language` (stemmers; translated twins included).

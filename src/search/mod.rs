@@ -301,6 +301,7 @@ impl TranslationFusion {
         match self {
             TranslationFusion::Max => best,
             TranslationFusion::Mean => ((a.0 + b.0) / 2.0, best.1),
+            // No translated vector is searched, so there is no second score to fuse.
             TranslationFusion::Keywords => a,
         }
     }
