@@ -19,10 +19,13 @@ build use-m3+e5-64 use-m3+e5 64
 build embeddinggemma-128 embeddinggemma 128
 build embeddinggemma-512-noquotes embeddinggemma 512 --no-quotes
 build embeddinggemma-128-twins embeddinggemma 128 --translate
-row() { "$P" eval --index "$WORK/$1" --row "$2" "${@:3}" 2>/dev/null; }
+# Rows made before translation became the default (#28's third round) say `--translate` when they
+# translate; every other row is untranslated, as it was when it was recorded.
+off() { [[ " $* " == *" --translate "* ]] || echo --translate off; }
+row() { "$P" eval --index "$WORK/$1" --row "$2" $(off "$@") "${@:3}" 2>/dev/null; }
 test_half=(--split test)
 echo "Test half of tests/data/unseen:"
-"$P" eval "${test_half[@]}" --index "$WORK/use-m3+e5-64" --row "use-m3+e5, 64-token chunks + quotes, hybrid (old default)" --header 2>/dev/null
+"$P" eval "${test_half[@]}" --index "$WORK/use-m3+e5-64" --row "use-m3+e5, 64-token chunks + quotes, hybrid (old default)" --translate off --header 2>/dev/null
 row use-m3+e5-64 "BM25 (tantivy, EN+ES stop words)" --system bm25 "${test_half[@]}"
 row embeddinggemma-512-noquotes "embeddinggemma alone: one vector per chapter, no quotes, no keyword part" --dense-only "${test_half[@]}"
 row embeddinggemma-128 "embeddinggemma, 128-token chunks + quotes, vectors only" --dense-only "${test_half[@]}"
@@ -34,7 +37,7 @@ row embeddinggemma-128-twins "embeddinggemma + twin chunks (every chunk also ind
 row embeddinggemma-128 "**embeddinggemma, 128-token chunks + quotes, hybrid (default)**" "${test_half[@]}"
 echo
 echo "The default on each question set (the gap between halves is the overfitting check):"
-"$P" eval --split tune --index "$WORK/embeddinggemma-128" --row "default, tuning half (114 questions)" --header 2>/dev/null
+"$P" eval --split tune --index "$WORK/embeddinggemma-128" --row "default, tuning half (114 questions)" --translate off --header 2>/dev/null
 row embeddinggemma-128 "default, test half (106 questions)" "${test_half[@]}"
 row embeddinggemma-128 "default, old dev set (92 questions written while reading)" --queries tests/data/dev/queries.jsonl --qrels tests/data/dev/qrels.tsv
 row use-m3+e5-64 "old default, old dev set" --queries tests/data/dev/queries.jsonl --qrels tests/data/dev/qrels.tsv
@@ -46,9 +49,9 @@ echo "in #28 (written after the choice; both halves), and on the tuning half"
 python3 -c '
 import json, sys
 for line in open("tests/data/unseen/queries.jsonl", encoding="utf-8"):
-    if int(json.loads(line)["_id"][1:]) > 220: sys.stdout.write(line)' >"$WORK/added.jsonl"
+    if 220 < int(json.loads(line)["_id"][1:]) <= 332: sys.stdout.write(line)' >"$WORK/added.jsonl"
 added=(--queries "$WORK/added.jsonl" --qrels tests/data/unseen/qrels.tsv)
-"$P" eval "${test_half[@]}" --index "$WORK/embeddinggemma-128" --row "old default, test half" --header 2>/dev/null
+"$P" eval "${test_half[@]}" --index "$WORK/embeddinggemma-128" --row "old default, test half" --translate off --header 2>/dev/null
 row embeddinggemma-128 "old default + translated question (max), test half" --translate max "${test_half[@]}"
 row whole "**new default: whole chapter (untitled) instead of summary chunks, weight 0.5**, test half" "${test_half[@]}"
 row whole "new default + translated question (max), test half" --translate max "${test_half[@]}"
@@ -60,3 +63,30 @@ row embeddinggemma-128 "old default, tuning half" --split tune
 row whole "new default, tuning half" --split tune
 row embeddinggemma-128 "old default, old dev set (92 questions written while reading)" --queries tests/data/dev/queries.jsonl --qrels tests/data/dev/qrels.tsv
 row whole "new default, old dev set" --queries tests/data/dev/queries.jsonl --qrels tests/data/dev/qrels.tsv
+echo
+echo "#28, third round: 125 questions added (u333-u457); translation's words in the keyword part"
+echo "(--translate keywords) chosen on the enlarged tuning half, then reported on the test half and on"
+echo "the added questions of the test half, which were scored once, after the choice"
+python3 -c '
+import json, sys
+for line in open("tests/data/unseen/queries.jsonl", encoding="utf-8"):
+    q = json.loads(line)
+    if int(q["_id"][1:]) >= 333 and q["split"] == "test": sys.stdout.write(line)' >"$WORK/third-test.jsonl"
+third=(--queries "$WORK/third-test.jsonl" --qrels tests/data/unseen/qrels.tsv --split test)
+"$P" eval --split tune --index "$WORK/whole" --row "whole-chapter default, untranslated, tuning half" --translate off --header 2>/dev/null
+row whole "**new default: + translation's words in the keyword part**, tuning half" --translate keywords --split tune
+row whole "whole-chapter default + translated question (max), tuning half" --translate max --split tune
+for w in 0.3 0.4 0.6; do
+  row whole "translation's words, whole weight $w, tuning half" --translate keywords --whole-weight "$w" --split tune
+done
+row embeddinggemma-128 "chunks only (the default before #28), tuning half" --split tune
+row embeddinggemma-128 "chunks only + translation's words, tuning half" --translate keywords --split tune
+row embeddinggemma-128 "chunks only (the default before #28), test half" "${test_half[@]}"
+row whole "whole-chapter default, untranslated, test half" "${test_half[@]}"
+row whole "**new default**, test half" --translate keywords "${test_half[@]}"
+row whole "whole-chapter default + translated question (max), test half" --translate max "${test_half[@]}"
+row embeddinggemma-128 "chunks only (the default before #28), added questions of the test half" "${third[@]}"
+row whole "whole-chapter default, untranslated, added questions of the test half" "${third[@]}"
+row whole "**new default**, added questions of the test half" --translate keywords "${third[@]}"
+row whole "whole-chapter default + translated question (max), added questions of the test half" --translate max "${third[@]}"
+row whole "**new default**, old dev set" --translate keywords --queries tests/data/dev/queries.jsonl --qrels tests/data/dev/qrels.tsv

@@ -14,7 +14,9 @@ build() { # name model chunk-tokens extra-args...
   local name=$1 model=$2 tokens=$3; shift 3
   [ -f "$WORK/$name/CURRENT" ] || "$P" ingest data/podcast-page.txt --model "$model" --chunk-tokens "$tokens" --whole-chapters off --index "$WORK/$name" "$@" >&2
 }
-row() { "$P" eval "${Q[@]}" --index "$WORK/$1" --row "$2" "${@:3}" 2>/dev/null; }
+# Untranslated unless the row says `--translate` (the rows predate translation as the default).
+off() { [[ " $* " == *" --translate "* ]] || echo --translate off; }
+row() { "$P" eval "${Q[@]}" --index "$WORK/$1" --row "$2" $(off "$@") "${@:3}" 2>/dev/null; }
 for spec in "use-m3+e5 64" "embeddinggemma 64" "embeddinggemma 128" "embeddinggemma 256" "embeddinggemma 512" \
             "embeddinggemma-dq 64" "embeddinggemma+use-m3 64"; do
   set -- $spec
@@ -22,7 +24,7 @@ for spec in "use-m3+e5 64" "embeddinggemma 64" "embeddinggemma 128" "embeddingge
 done
 build embeddinggemma-64-noquotes embeddinggemma 64 --no-quotes
 build embeddinggemma-128-twins embeddinggemma 128 --translate
-"$P" eval "${Q[@]}" --index "$WORK/use-m3+e5-64" --row "use-m3+e5, 64-token chunks + quotes, hybrid (old default)" --header 2>/dev/null
+"$P" eval "${Q[@]}" --index "$WORK/use-m3+e5-64" --row "use-m3+e5, 64-token chunks + quotes, hybrid (old default)" --translate off --header 2>/dev/null
 row use-m3+e5-64 "BM25 (tantivy, EN+ES stop words)" --system bm25
 for spec in "embeddinggemma 64" "embeddinggemma 128" "embeddinggemma 256" "embeddinggemma 512" "embeddinggemma-dq 64" "embeddinggemma+use-m3 64"; do
   set -- $spec

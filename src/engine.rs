@@ -19,7 +19,9 @@ use crate::translate::{Apertium, Translator};
 pub struct EngineOptions {
     /// Inference sessions for questions.
     pub threads: usize,
-    /// Also search with the question translated by Apertium, fused this way.
+    /// Also search with the question translated by Apertium, fused this way. By default its
+    /// words join the keyword part (`TranslationFusion::Keywords`); without Apertium installed,
+    /// questions are searched untranslated and `/readyz` says why.
     pub translate: Option<TranslationFusion>,
     /// The keyword index's analysis (`Shared` is the stores' own).
     pub keyword: Analysis,
@@ -36,7 +38,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             threads: 1,
-            translate: None,
+            translate: Some(TranslationFusion::default()),
             keyword: Analysis::Shared,
             ranking: Ranking::default(),
             require_translator: false,
@@ -55,7 +57,11 @@ pub struct EngineBuilder {
 impl EngineBuilder {
     /// Load `model_id` and, when asked, start the translator.
     pub fn load(model_id: &str, options: EngineOptions) -> Result<EngineBuilder> {
-        let embedder = embed::load(model_id, options.threads)?;
+        EngineBuilder::new(embed::load(model_id, options.threads)?, options)
+    }
+
+    /// Over a model already loaded; starts the translator when asked.
+    pub fn new(embedder: Arc<dyn Embedder>, options: EngineOptions) -> Result<EngineBuilder> {
         let translator = match options.translate {
             None => None,
             Some(_) => match Apertium::new() {

@@ -317,6 +317,9 @@ struct SearchArgs {
     /// `ann` (HNSW) or `exact` (scan every vector).
     #[arg(long, value_enum, default_value_t = Mode::Ann)]
     mode: Mode,
+    /// Also search with the question translated by Apertium (as `serve --translate`).
+    #[arg(long, value_enum, default_value_t = Translate::Keywords)]
+    translate: Translate,
     #[arg(long)]
     json: bool,
 }
@@ -335,9 +338,10 @@ struct ServeArgs {
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
     /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion of the
-    /// two vectors' scores, or `keywords` (the translation's words only, no second model call).
-    /// Off by default: the tuning half decides, and neither form gains there (BENCHMARKS.md).
-    #[arg(long, value_enum, default_value_t = Translate::Off)]
+    /// two vectors' scores, or `keywords` (the default: the translation's words only, no second
+    /// model call; chosen on the tuning half, BENCHMARKS.md). Without Apertium installed,
+    /// questions are searched untranslated and `/readyz` says so.
+    #[arg(long, value_enum, default_value_t = Translate::Keywords)]
     translate: Translate,
     /// Keyword analysis: `shared` or `per-language` (stemmers; translated twins included).
     #[arg(long, value_enum, default_value_t = Analysis::Shared)]
@@ -427,8 +431,9 @@ struct EvalArgs {
     #[arg(long)]
     header: bool,
     /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion of the
-    /// two vectors' scores, or `keywords` (the translation's words only, no second model call).
-    #[arg(long, value_enum, default_value_t = Translate::Off)]
+    /// two vectors' scores, or `keywords` (the default: the translation's words only, no second
+    /// model call).
+    #[arg(long, value_enum, default_value_t = Translate::Keywords)]
     translate: Translate,
     /// Keyword analysis: `shared` (one field, no stemming) or `per-language` (English and
     /// Spanish fields with stemmers; translated twin chunks indexed under the other language).
@@ -1129,10 +1134,15 @@ fn search_command(args: SearchArgs) -> anyhow::Result<ExitCode> {
         index,
         store,
         mode,
+        translate,
         json,
     } = args;
     let store = index::open_store(store.as_deref(), &index)?;
-    let engine = engine::open(store.as_ref(), EngineOptions::default())?;
+    let options = EngineOptions {
+        translate: translate.fusion(),
+        ..EngineOptions::default()
+    };
+    let engine = engine::open(store.as_ref(), options)?;
     let hits = engine.search(&Query {
         text: question.clone(),
         k: Some(k),

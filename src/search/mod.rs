@@ -260,7 +260,7 @@ impl Default for Ranking {
     fn default() -> Self {
         Ranking {
             hybrid: Some(Hybrid::default()),
-            translation: TranslationFusion::Max,
+            translation: TranslationFusion::default(),
             whole: WholeFusion::default(),
             translate_when: TranslateWhen::Always,
             same_language: [0.0, 0.0],
@@ -277,16 +277,17 @@ impl Ranking {
     }
 }
 
-/// How the question's and its translation's scores for one chapter combine.
+/// How the question's and its translation's scores for one chapter combine. The default,
+/// `Keywords`, was chosen on the unseen set's tuning half (BENCHMARKS.md, #28's third round).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TranslationFusion {
     /// The better of the two: a translation can only help a chapter.
-    #[default]
     Max,
     /// Their mean: both must agree.
     Mean,
     /// The translation's words join the keyword part; it is not embedded, so it costs no second
     /// model call and its vector never outranks an answer in the question's own language.
+    #[default]
     Keywords,
 }
 
@@ -787,13 +788,22 @@ impl SearchEngine {
         let needs_lang = self.translator.is_some() || self.ranking.same_language != [0.0, 0.0];
         let lang = needs_lang.then(|| Lang::detect(text));
         in_time("embedding the question")?;
-        let original = self.query_vector(text)?;
+        let (original, early) = self.embed_while_translating(text, lang);
+        let original = original?;
         in_time("translating the question")?;
-        let translated = match lang {
-            Some(lang) if self.worth_translating(&original, &checked, lang, q.mode)? => {
-                self.translated_question(text, lang)?
+        let translated = match (early, lang) {
+            (Some(translation), _) => translation,
+            (None, Some(lang)) if self.worth_translating(&original, &checked, lang, q.mode)? => {
+                self.translate_question(text, lang)
             }
             _ => None,
+        };
+        let translated = match translated {
+            Some(t) if self.ranking.translation.embeds() => {
+                let v = self.query_vector(&t)?;
+                Some((t, Some(v)))
+            }
+            t => t.map(|t| (t, None)),
         };
         in_time("searching the index")?;
         let vectors = QueryVectors {
@@ -802,6 +812,29 @@ impl SearchEngine {
             lang,
         };
         self.search_vector(&vectors, &checked, q.mode)
+    }
+
+    /// The question's vector and, when every question is translated, its translation made
+    /// meanwhile: Apertium runs in its own processes, so a translation made while the model
+    /// embeds adds nothing to the question's wait. `None` in the second place: not translated yet.
+    fn embed_while_translating(
+        &self,
+        text: &str,
+        lang: Option<Lang>,
+    ) -> (Result<Arc<Vec<f32>>>, Option<Option<String>>) {
+        let always = self.ranking.translate_when == TranslateWhen::Always;
+        let lang = match lang {
+            Some(lang) if always && self.translator.is_some() => lang,
+            _ => return (self.query_vector(text), None),
+        };
+        std::thread::scope(|s| {
+            let translating = s.spawn(move || self.translate_question(text, lang));
+            let original = self.query_vector(text);
+            let translated = translating
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (original, Some(translated))
+        })
     }
 
     /// Whether to search the question translated too, by `translate_when`: a look at the
@@ -835,33 +868,16 @@ impl SearchEngine {
         Ok(own * 2 < n.min(best.len()).max(1))
     }
 
-    /// The question in the other language and its vector; none without a translator, or when
-    /// translation fails (search goes on with the original, and the failure is logged once).
-    fn translated_question(
-        &self,
-        text: &str,
-        lang: Lang,
-    ) -> Result<Option<(String, Option<Arc<Vec<f32>>>)>> {
-        let Some(translator) = &self.translator else {
-            return Ok(None);
-        };
+    /// The question in the other language; none without a translator, or when translation
+    /// fails (search goes on with the original, and the failure is logged once).
+    fn translate_question(&self, text: &str, lang: Lang) -> Option<String> {
+        let translator = self.translator.as_ref()?;
         match translator.translate(&[text], lang, translate::other(lang)) {
-            Ok(mut t) => {
-                let translated = t.pop().unwrap_or_default();
-                if translated.trim().is_empty() {
-                    return Ok(None);
-                }
-                let v = if self.ranking.translation.embeds() {
-                    Some(self.query_vector(&translated)?)
-                } else {
-                    None
-                };
-                Ok(Some((translated, v)))
-            }
+            Ok(mut t) => t.pop().filter(|t| !t.trim().is_empty()),
             Err(e) => {
                 static WARNED: std::sync::Once = std::sync::Once::new();
                 WARNED.call_once(|| tracing::warn!("searching without translation: {e}"));
-                Ok(None)
+                None
             }
         }
     }

@@ -3,14 +3,17 @@
 //! Each direction runs the pair's mode pipeline once, in null-flush mode (`apertium-wblank-mode
 //! -z`), and keeps it alive: a text goes in escaped for Apertium's stream format and ended by a
 //! newline and `\0`, and its translation comes back ended by `\0`. The `apertium` wrapper script itself does not
-//! frame its output, which is why the pipeline is run directly. A pipeline that fails is dropped
-//! and started again on the next call.
+//! frame its output, which is why the pipeline is run directly. A pipeline that fails, or gives
+//! no answer within `ANSWER_WITHIN`, is killed and started again on the next call: every question
+//! is translated by default, so a stuck pipeline must not hold questions (or the lock) forever.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::Translator;
 use crate::corpus::Lang;
@@ -19,11 +22,15 @@ use crate::sync::Recover;
 
 const MODES_DIR: &str = "/usr/share/apertium/modes";
 const INSTALL: &str = "apt-get install apertium apertium-eng-spa";
+/// A text's translation takes milliseconds (a question about 4 ms); this bounds a stuck pipeline.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
 struct Pipeline {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    /// Each translation as it comes out, from a thread reading the pipeline's output, so that
+    /// waiting for one can time out.
+    answers: Receiver<std::io::Result<Vec<u8>>>,
 }
 
 impl Drop for Pipeline {
@@ -37,6 +44,7 @@ pub struct Apertium {
     /// The pipeline's shell text per direction, read once from the pair's mode file.
     commands: HashMap<(Lang, Lang), String>,
     running: HashMap<(Lang, Lang), Mutex<Option<Pipeline>>>,
+    answer_within: Duration,
 }
 
 fn pair_name(from: Lang, to: Lang) -> String {
@@ -82,8 +90,16 @@ impl Apertium {
         for (from, to) in [(Lang::En, Lang::Es), (Lang::Es, Lang::En)] {
             commands.insert((from, to), pipeline_command(&pair_name(from, to))?);
         }
+        Ok(Apertium::with_commands(commands, ANSWER_WITHIN))
+    }
+
+    fn with_commands(commands: HashMap<(Lang, Lang), String>, answer_within: Duration) -> Apertium {
         let running = commands.keys().map(|&k| (k, Mutex::new(None))).collect();
-        Ok(Apertium { commands, running })
+        Apertium {
+            commands,
+            running,
+            answer_within,
+        }
     }
 
     fn start(&self, key: (Lang, Lang)) -> Result<Pipeline> {
@@ -98,26 +114,52 @@ impl Apertium {
             .spawn()
             .map_err(|e| Error::Translation(format!("cannot start Apertium: {e}")))?;
         let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, answers) = mpsc::channel();
+        // It ends when the pipeline's output closes (the pipeline killed) or nobody listens.
+        std::thread::spawn(move || read_answers(BufReader::new(stdout), sender));
         Ok(Pipeline {
             child,
             stdin,
-            stdout,
+            answers,
         })
     }
 
-    fn round_trip(pipeline: &mut Pipeline, text: &str) -> std::io::Result<String> {
+    fn round_trip(&self, pipeline: &mut Pipeline, text: &str) -> std::io::Result<String> {
         pipeline.stdin.write_all(escape(text).as_bytes())?;
         // A section must end in a blank: otherwise `lt-proc -b` holds back its last token and the
         // flush never comes.
         pipeline.stdin.write_all(b"\n\0")?;
         pipeline.stdin.flush()?;
-        let mut out = Vec::new();
-        if pipeline.stdout.read_until(0, &mut out)? == 0 {
-            return Err(std::io::Error::other("Apertium closed its output"));
+        match pipeline.answers.recv_timeout(self.answer_within) {
+            Ok(answer) => Ok(unescape(&String::from_utf8_lossy(&answer?))),
+            Err(RecvTimeoutError::Timeout) => Err(std::io::Error::other(format!(
+                "no answer within {:?}",
+                self.answer_within
+            ))),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(std::io::Error::other("Apertium closed its output"))
+            }
         }
-        out.pop();
-        Ok(unescape(&String::from_utf8_lossy(&out)))
+    }
+}
+
+/// Send each `\0`-ended section of `stdout` (without its `\0`) until the output ends or fails.
+fn read_answers(
+    mut stdout: BufReader<ChildStdout>,
+    sender: mpsc::Sender<std::io::Result<Vec<u8>>>,
+) {
+    loop {
+        let mut out = Vec::new();
+        let answer = match stdout.read_until(0, &mut out) {
+            Ok(_) if out.pop() == Some(0) => Ok(out),
+            Ok(_) => Err(std::io::Error::other("Apertium closed its output")),
+            Err(e) => Err(e),
+        };
+        let last = answer.is_err();
+        if sender.send(answer).is_err() || last {
+            return;
+        }
     }
 }
 
@@ -165,7 +207,7 @@ impl Translator for Apertium {
                 *slot = Some(self.start((from, to))?);
             }
             let pipeline = slot.as_mut().expect("started above");
-            match Self::round_trip(pipeline, text) {
+            match self.round_trip(pipeline, text) {
                 Ok(t) => out.push(t),
                 Err(e) => {
                     *slot = None;
@@ -183,6 +225,26 @@ impl Translator for Apertium {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pipeline that never answers is given up on in time, and killed; the next call starts
+    /// a new one rather than reading the stuck one's late output.
+    #[test]
+    fn a_stuck_pipeline_is_given_up_on_and_restarted() {
+        let commands = HashMap::from([((Lang::En, Lang::Es), "exec sleep 30".to_string())]);
+        let apertium = Apertium::with_commands(commands, Duration::from_millis(200));
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            let err = apertium
+                .translate(&["hello"], Lang::En, Lang::Es)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("no answer within"), "{err}");
+            assert!(started.elapsed() < Duration::from_secs(5));
+            assert!(apertium.running[&(Lang::En, Lang::Es)]
+                .lock_recovered()
+                .is_none());
+        }
+    }
 
     #[test]
     fn stream_escaping_round_trips() {

@@ -94,6 +94,24 @@ pub fn engine() -> Arc<SearchEngine> {
     .clone()
 }
 
+/// The sample index searched as every surface searches it by default (`EngineOptions::default()`:
+/// the question's translation joins the keyword part), through the one engine builder.
+pub fn default_engine() -> Arc<SearchEngine> {
+    static E: OnceLock<Arc<SearchEngine>> = OnceLock::new();
+    E.get_or_init(|| {
+        let index = LocalSnapshot::open(sample_index_dir(), None).expect("open sample index");
+        let options = podseek::engine::EngineOptions {
+            require_translator: true,
+            ..Default::default()
+        };
+        let builder = podseek::engine::EngineBuilder::new(default_model(), options).expect(
+            "Apertium (apt-get install apertium apertium-eng-spa; scripts/test.sh installs it)",
+        );
+        Arc::new(builder.build(Box::new(index)).expect("engine"))
+    })
+    .clone()
+}
+
 /// A `podseek serve` child process on a free loopback port; killed on drop.
 pub struct Server {
     pub child: Child,

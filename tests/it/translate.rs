@@ -1,10 +1,12 @@
 //! The translation stage with the real Apertium (Debian's apertium + apertium-eng-spa): both
 //! directions through the long-lived pipelines, order and empties kept, stream-format characters
 //! passed through, search with a translated question finding the chapter that answers (by every
-//! fusion rule, the keyword-only one with a single model call), and twin
-//! chunks at ingest whose translations are stored and never made twice.
+//! fusion rule, the keyword-only one with a single model call), the translation made while the
+//! model embeds the question, and twin chunks at ingest whose translations are stored and never
+//! made twice.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use podseek::corpus::Lang;
 use podseek::embed::Embedder;
@@ -109,6 +111,112 @@ fn search_with_a_translated_question_by_each_rule() {
         );
         let calls = model.questions.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(calls, model_calls, "{fusion:?}");
+    }
+}
+
+/// When each call of a wrapped stage began and ended.
+#[derive(Default)]
+struct Spans(std::sync::Mutex<Vec<(&'static str, Instant, Instant)>>);
+
+impl Spans {
+    fn time<T>(&self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        self.0.lock().unwrap().push((stage, start, Instant::now()));
+        out
+    }
+
+    fn of(&self, stage: &str) -> Vec<(Instant, Instant)> {
+        let spans = self.0.lock().unwrap();
+        spans
+            .iter()
+            .filter(|s| s.0 == stage)
+            .map(|s| (s.1, s.2))
+            .collect()
+    }
+}
+
+/// The real model, its question calls timed.
+struct TimedModel(Arc<dyn Embedder>, Arc<Spans>);
+
+impl Embedder for TimedModel {
+    fn model_id(&self) -> &str {
+        self.0.model_id()
+    }
+    fn dims(&self) -> usize {
+        self.0.dims()
+    }
+    fn embed_query(&self, text: &str) -> podseek::Result<Vec<f32>> {
+        self.1.time("embed", || self.0.embed_query(text))
+    }
+    fn embed_passages(&self, texts: &[&str]) -> podseek::Result<Vec<Vec<f32>>> {
+        self.0.embed_passages(texts)
+    }
+    fn chunk_sizer(&self) -> (&dyn podseek::chunk::TokenCount, usize) {
+        self.0.chunk_sizer()
+    }
+}
+
+/// The real Apertium, its calls timed; each takes at least 50 ms, so a translation made after the
+/// question's embedding could not overlap it by chance.
+struct TimedApertium(Apertium, Arc<Spans>);
+
+impl Translator for TimedApertium {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn translate(&self, texts: &[&str], from: Lang, to: Lang) -> podseek::Result<Vec<String>> {
+        self.1.time("translate", || {
+            std::thread::sleep(Duration::from_millis(50));
+            self.0.translate(texts, from, to)
+        })
+    }
+}
+
+/// With every question translated, the translation runs while the model embeds the question
+/// (Apertium is its own processes), so it adds little to the question's wait; the translated
+/// question (`max`) is embedded after its translation is made.
+#[test]
+fn the_question_is_translated_while_the_model_embeds_it() {
+    for (fusion, embeds) in [
+        (TranslationFusion::Keywords, 1),
+        (TranslationFusion::Max, 2),
+    ] {
+        let spans = Arc::new(Spans::default());
+        let model = Arc::new(TimedModel(default_model(), spans.clone()));
+        let index = podseek::index::LocalSnapshot::open(sample_index_dir(), None).unwrap();
+        let engine = podseek::search::SearchEngine::new(index, model)
+            .unwrap()
+            .with_ranking(Ranking {
+                translation: fusion,
+                ..Default::default()
+            })
+            .with_translator(Arc::new(TimedApertium(apertium(), spans.clone())));
+        let hits = engine
+            .search(&Query {
+                text: "How much does it cost to store the videos a model trains on?".into(),
+                k: Some(3),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(!hits.is_empty());
+        let (embedded, translated) = (spans.of("embed"), spans.of("translate"));
+        assert_eq!(
+            (embedded.len(), translated.len()),
+            (embeds, 1),
+            "{fusion:?}"
+        );
+        let (question, translation) = (embedded[0], translated[0]);
+        assert!(
+            translation.0 < question.1 && question.0 < translation.1,
+            "{fusion:?}: the translation ({translation:?}) did not overlap the question's embedding ({question:?})"
+        );
+        if let Some(second) = embedded.get(1) {
+            assert!(
+                second.0 >= translation.1,
+                "{fusion:?}: the translation was embedded before it was made"
+            );
+        }
     }
 }
 
