@@ -542,6 +542,8 @@ fn a_kill_during_transcription_leaves_the_index_and_the_next_run_resumes() {
     let mut child = Command::new(bin())
         .args(args)
         .current_dir(root())
+        // A killed process cannot remove its downloaded audio: keep it in the test's own folder.
+        .env("TMPDIR", f.dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
