@@ -237,6 +237,8 @@ pub struct SearchEngine {
     ranking: Ranking,
     translator: Option<Arc<dyn Translator>>,
     cache: Mutex<HashMap<String, Arc<Vec<f32>>>>,
+    /// Question → its translation, so a question asked again costs Apertium nothing either.
+    translations: Mutex<HashMap<String, String>>,
 }
 
 /// How a chapter's score is made from its signals. A chapter's `score` is its best chunk's cosine
@@ -640,6 +642,7 @@ impl SearchEngine {
             ranking: Ranking::default(),
             translator: None,
             cache: Mutex::new(HashMap::new()),
+            translations: Mutex::new(HashMap::new()),
         })
     }
 
@@ -827,6 +830,12 @@ impl SearchEngine {
             Some(lang) if always && self.translator.is_some() => lang,
             _ => return (self.query_vector(text), None),
         };
+        if self.translations.lock_recovered().contains_key(text) {
+            return (
+                self.query_vector(text),
+                Some(self.translate_question(text, lang)),
+            );
+        }
         std::thread::scope(|s| {
             let translating = s.spawn(move || self.translate_question(text, lang));
             let original = self.query_vector(text);
@@ -872,8 +881,19 @@ impl SearchEngine {
     /// fails (search goes on with the original, and the failure is logged once).
     fn translate_question(&self, text: &str, lang: Lang) -> Option<String> {
         let translator = self.translator.as_ref()?;
+        if let Some(t) = self.translations.lock_recovered().get(text) {
+            return Some(t.clone());
+        }
         match translator.translate(&[text], lang, translate::other(lang)) {
-            Ok(mut t) => t.pop().filter(|t| !t.trim().is_empty()),
+            Ok(mut t) => {
+                let t = t.pop().filter(|t| !t.trim().is_empty())?;
+                let mut cache = self.translations.lock_recovered();
+                if cache.len() >= CACHE_SIZE {
+                    cache.clear();
+                }
+                cache.insert(text.to_string(), t.clone());
+                Some(t)
+            }
             Err(e) => {
                 static WARNED: std::sync::Once = std::sync::Once::new();
                 WARNED.call_once(|| tracing::warn!("searching without translation: {e}"));

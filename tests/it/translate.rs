@@ -175,7 +175,8 @@ impl Translator for TimedApertium {
 
 /// With every question translated, the translation runs while the model embeds the question
 /// (Apertium is its own processes), so it adds little to the question's wait; the translated
-/// question (`max`) is embedded after its translation is made.
+/// question (`max`) is embedded after its translation is made; and a question asked again calls
+/// neither the model nor Apertium.
 #[test]
 fn the_question_is_translated_while_the_model_embeds_it() {
     for (fusion, embeds) in [
@@ -192,14 +193,15 @@ fn the_question_is_translated_while_the_model_embeds_it() {
                 ..Default::default()
             })
             .with_translator(Arc::new(TimedApertium(apertium(), spans.clone())));
-        let hits = engine
-            .search(&Query {
-                text: "How much does it cost to store the videos a model trains on?".into(),
-                k: Some(3),
-                ..Default::default()
-            })
-            .unwrap();
+        let question = Query {
+            text: "How much does it cost to store the videos a model trains on?".into(),
+            k: Some(3),
+            ..Default::default()
+        };
+        let hits = engine.search(&question).unwrap();
         assert!(!hits.is_empty());
+        // Asked again, the question's vector and its translation come from the engine's caches.
+        assert_eq!(engine.search(&question).unwrap(), hits);
         let (embedded, translated) = (spans.of("embed"), spans.of("translate"));
         assert_eq!(
             (embedded.len(), translated.len()),
