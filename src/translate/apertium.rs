@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -34,7 +35,13 @@ struct Pipeline {
 }
 
 impl Drop for Pipeline {
+    /// Kill the whole process group: the pipeline's stages are the shell's children, and a stage
+    /// that is stuck would outlive the shell alone.
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) on the group this pipeline leads; no memory is touched.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -111,6 +118,7 @@ impl Apertium {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .map_err(|e| Error::Translation(format!("cannot start Apertium: {e}")))?;
         let stdin = child.stdin.take().expect("piped stdin");
@@ -230,7 +238,9 @@ mod tests {
     /// a new one rather than reading the stuck one's late output.
     #[test]
     fn a_stuck_pipeline_is_given_up_on_and_restarted() {
-        let commands = HashMap::from([((Lang::En, Lang::Es), "exec sleep 30".to_string())]);
+        // Two stages behind the shell, the second never answering, as a stuck Apertium stage.
+        let stage = "sleep 30.4242";
+        let commands = HashMap::from([((Lang::En, Lang::Es), format!("cat | {stage}"))]);
         let apertium = Apertium::with_commands(commands, Duration::from_millis(200));
         for _ in 0..2 {
             let started = std::time::Instant::now();
@@ -243,6 +253,21 @@ mod tests {
             assert!(apertium.running[&(Lang::En, Lang::Es)]
                 .lock_recovered()
                 .is_none());
+        }
+        // The stuck stage went with its shell, not left behind as an orphan.
+        let running = || {
+            std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+                std::fs::read(p.path().join("cmdline"))
+                    .is_ok_and(|c| c == format!("{}\0", stage.replace(' ', "\0")).as_bytes())
+            })
+        };
+        let started = std::time::Instant::now();
+        while running() {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{stage} outlived its pipeline"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
