@@ -32,9 +32,12 @@ fi
 echo "-- attacks (huge questions, slow heads, idle sockets) while a polite client asks: p99 under 1 s, every attacking connection closed, memory 5 s later at most 300 MB above its level before"
 "$P" bench attack --url "$url" --pid "$server" --seconds 15 --check-rss-growth-mb 300
 echo "-- schemathesis against $url/openapi.json"
-# From the scratch folder: schemathesis keeps a cache in its working directory.
+# From the scratch folder: schemathesis keeps a cache in its working directory. One worker: with two
+# threads, hypothesis parsing schemathesis's own source to describe a filter can hit CPython 3.11's
+# "AST constructor recursion depth mismatch" (python/cpython#106905), a SystemError of the judge,
+# not of the server (seen once in a CI run, on GET /v1/jobs/{id}).
 (cd "$work" && "$(dirname "$PY")/schemathesis" --config-file "$root/tests/schemathesis.toml" run "$url/openapi.json" --checks all \
-  --exclude-path /mcp --max-examples 60 --workers 2 --request-timeout 15 --no-color \
+  --exclude-path /mcp --max-examples 60 --workers 1 --request-timeout 15 --no-color \
   -H "Authorization: Bearer $key")
 # The fuzz must have reached past the key check: writes accepted and write jobs run.
 curl -s "$url/metrics" -H "Authorization: Bearer $key" >"$work/metrics.txt"

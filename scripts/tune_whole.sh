@@ -12,14 +12,17 @@ WORK=${1:-$(mktemp -d)}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/podseek/target}
 cargo build --release -q --bin podseek
 P="$CARGO_TARGET_DIR/release/podseek"
-python3 - "$WORK/tune-queries.jsonl" <<'PY'
+tuning_up_to() { # LAST_ID OUT: the tuning questions u001..LAST_ID, as the half stood when they were used
+  python3 - "$1" "$2" <<'PY'
 import json, sys
-with open(sys.argv[1], "w") as out:
+with open(sys.argv[2], "w") as out:
     for line in open("tests/data/unseen/queries.jsonl", encoding="utf-8"):
         q = json.loads(line)
-        if q["split"] == "tune" and int(q["_id"][1:]) <= 220:
+        if q["split"] == "tune" and int(q["_id"][1:]) <= int(sys.argv[1]):
             out.write(line)
 PY
+}
+tuning_up_to 220 "$WORK/tune-queries.jsonl"
 Q=(--queries "$WORK/tune-queries.jsonl" --qrels tests/data/unseen/qrels.tsv)
 build() { # name ingest-args...
   local name=$1; shift
@@ -57,14 +60,7 @@ for n in 1 3 5 10; do
 done
 echo
 echo "Second round: the whole tuning half as it stood (169 questions, u001-u332) on the default index; the flag-made rows"
-python3 - "$WORK/tune169.jsonl" <<'PY'
-import json, sys
-with open(sys.argv[1], "w") as out:
-    for line in open("tests/data/unseen/queries.jsonl", encoding="utf-8"):
-        q = json.loads(line)
-        if q["split"] == "tune" and int(q["_id"][1:]) <= 332:
-            out.write(line)
-PY
+tuning_up_to 332 "$WORK/tune169.jsonl"
 T=(--queries "$WORK/tune169.jsonl" --qrels tests/data/unseen/qrels.tsv)
 row2() { "$P" eval "${T[@]}" --index "$WORK/untitled-alone" --row "$1" $(off "$@") "${@:2}" 2>/dev/null; }
 "$P" eval "${T[@]}" --index "$WORK/untitled-alone" --row "default: whole (untitled) instead of summary chunks, weight 0.5" --translate off --header 2>/dev/null

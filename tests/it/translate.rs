@@ -48,72 +48,6 @@ fn both_directions_keep_order_and_empties() {
     assert!(again[0].contains("Hola"), "{again:?}");
 }
 
-/// The real model, counting the questions it embeds.
-struct CountingQuestions {
-    inner: Arc<dyn Embedder>,
-    questions: std::sync::atomic::AtomicUsize,
-}
-
-impl Embedder for CountingQuestions {
-    fn model_id(&self) -> &str {
-        self.inner.model_id()
-    }
-    fn dims(&self) -> usize {
-        self.inner.dims()
-    }
-    fn embed_query(&self, text: &str) -> podseek::Result<Vec<f32>> {
-        self.questions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.embed_query(text)
-    }
-    fn embed_passages(&self, texts: &[&str]) -> podseek::Result<Vec<Vec<f32>>> {
-        self.inner.embed_passages(texts)
-    }
-    fn chunk_sizer(&self) -> (&dyn podseek::chunk::TokenCount, usize) {
-        self.inner.chunk_sizer()
-    }
-}
-
-/// Each translation rule finds the English chapter for a Spanish question; `keywords` uses only the
-/// translation's words, so the model embeds one question, where `max` and `mean` embed two.
-#[test]
-fn search_with_a_translated_question_by_each_rule() {
-    for (fusion, model_calls) in [
-        (TranslationFusion::Max, 2),
-        (TranslationFusion::Mean, 2),
-        (TranslationFusion::Keywords, 1),
-    ] {
-        let model = Arc::new(CountingQuestions {
-            inner: default_model(),
-            questions: Default::default(),
-        });
-        let index = podseek::index::LocalSnapshot::open(sample_index_dir(), None).unwrap();
-        let ranking = Ranking {
-            translation: fusion,
-            ..Default::default()
-        };
-        let engine = podseek::search::SearchEngine::new(index, model.clone())
-            .unwrap()
-            .with_ranking(ranking)
-            .with_translator(Arc::new(apertium()));
-        assert_eq!(engine.translator_id(), Some("apertium"));
-        let hits = engine
-            .search(&Query {
-                text: "¿Cuánto cuesta guardar los vídeos para entrenar un modelo?".into(),
-                k: Some(3),
-                ..Default::default()
-            })
-            .unwrap();
-        let titles: Vec<_> = hits.iter().map(|h| h.chapter_title.as_str()).collect();
-        assert!(
-            titles.contains(&"The Cost of Training Large Video Models"),
-            "{fusion:?}: {titles:?}"
-        );
-        let calls = model.questions.load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(calls, model_calls, "{fusion:?}");
-    }
-}
-
 /// When each call of a wrapped stage began and ended.
 #[derive(Default)]
 struct Spans(std::sync::Mutex<Vec<(&'static str, Instant, Instant)>>);
@@ -136,7 +70,7 @@ impl Spans {
     }
 }
 
-/// The real model, its question calls timed.
+/// The real model, its question calls timed (and so counted).
 struct TimedModel(Arc<dyn Embedder>, Arc<Spans>);
 
 impl Embedder for TimedModel {
@@ -170,6 +104,43 @@ impl Translator for TimedApertium {
             std::thread::sleep(Duration::from_millis(50));
             self.0.translate(texts, from, to)
         })
+    }
+}
+
+/// Each translation rule finds the English chapter for a Spanish question; `keywords` uses only the
+/// translation's words, so the model embeds one question, where `max` and `mean` embed two.
+#[test]
+fn search_with_a_translated_question_by_each_rule() {
+    for (fusion, model_calls) in [
+        (TranslationFusion::Max, 2),
+        (TranslationFusion::Mean, 2),
+        (TranslationFusion::Keywords, 1),
+    ] {
+        let spans = Arc::new(Spans::default());
+        let model = Arc::new(TimedModel(default_model(), spans.clone()));
+        let index = podseek::index::LocalSnapshot::open(sample_index_dir(), None).unwrap();
+        let ranking = Ranking {
+            translation: fusion,
+            ..Default::default()
+        };
+        let engine = podseek::search::SearchEngine::new(index, model.clone())
+            .unwrap()
+            .with_ranking(ranking)
+            .with_translator(Arc::new(apertium()));
+        assert_eq!(engine.translator_id(), Some("apertium"));
+        let hits = engine
+            .search(&Query {
+                text: "¿Cuánto cuesta guardar los vídeos para entrenar un modelo?".into(),
+                k: Some(3),
+                ..Default::default()
+            })
+            .unwrap();
+        let titles: Vec<_> = hits.iter().map(|h| h.chapter_title.as_str()).collect();
+        assert!(
+            titles.contains(&"The Cost of Training Large Video Models"),
+            "{fusion:?}: {titles:?}"
+        );
+        assert_eq!(spans.of("embed").len(), model_calls, "{fusion:?}");
     }
 }
 
