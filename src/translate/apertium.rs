@@ -62,13 +62,15 @@ fn pair_name(from: Lang, to: Lang) -> String {
     format!("{}-{}", code(from), code(to))
 }
 
-/// Apertium's stream format reserves these characters; a backslash makes them plain text.
+/// Apertium's stream format reserves these characters; a backslash makes them plain text. `^`
+/// becomes a space instead: an escaped `^` ending a text (`hello ^`, `x^`) stalls the pipeline
+/// with no answer at all (found by fuzzing it), and it carries nothing to translate.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
-            '\0' => out.push(' '),
-            '\\' | '[' | ']' | '^' | '$' | '/' | '@' | '<' | '>' | '{' | '}' => {
+            '\0' | '^' => out.push(' '),
+            '\\' | '[' | ']' | '$' | '/' | '@' | '<' | '>' | '{' | '}' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -273,8 +275,9 @@ mod tests {
 
     #[test]
     fn stream_escaping_round_trips() {
-        let text = r"a [b] ^c$ d/e @f <g> {h} \i";
+        let text = r"a [b] c$ d/e @f <g> {h} \i";
         assert_eq!(unescape(&escape(text)), text);
         assert_eq!(escape("x\0y"), "x y");
+        assert_eq!(escape("x^"), "x ");
     }
 }

@@ -298,6 +298,26 @@ async fn real_server_on_loopback_under_concurrent_load_then_graceful_stop() {
         .unwrap();
     assert!(page.contains("<form id=\"search\""));
 
+    // Questions that once stalled the translator with no answer (a `^` ending the text, found by
+    // fuzzing Apertium) are answered at once; before, each held translation for its 5 s bound.
+    for q in [
+        "What does a caret at the end mean ^",
+        "x^",
+        "¿Qué significa el acento circunflejo ^",
+    ] {
+        let started = std::time::Instant::now();
+        let status = client
+            .get(format!("{}/v1/search", server.url))
+            .query(&[("q", q), ("k", "3")])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{q}");
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(2), "{q}: {took:?}");
+    }
+
     // 32 concurrent clients, a bounded burst: no errors.
     let questions: Vec<String> =
         podseek::eval::load_queries(&crate::fixtures::data("tests/data/dev/queries.jsonl"))

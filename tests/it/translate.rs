@@ -1,6 +1,6 @@
 //! The translation stage with the real Apertium (Debian's apertium + apertium-eng-spa): both
 //! directions through the long-lived pipelines, order and empties kept, stream-format characters
-//! passed through, search with a translated question finding the chapter that answers (by every
+//! passed through (and none that stalls a pipeline), search with a translated question finding the chapter that answers (by every
 //! fusion rule, the keyword-only one with a single model call), the translation made while the
 //! model embeds the question, and twin chunks at ingest whose translations are stored and never
 //! made twice.
@@ -46,6 +46,27 @@ fn both_directions_keep_order_and_empties() {
     // The pipelines stay alive: a second call goes through the same processes.
     let again = t.translate(&["Hello"], Lang::En, Lang::Es).unwrap();
     assert!(again[0].contains("Hola"), "{again:?}");
+}
+
+/// Texts that once stalled a pipeline with no answer at all (an escaped `^` ending the text, found
+/// by fuzzing) are translated at once in both directions, and the pipeline goes on answering.
+#[test]
+fn a_caret_ending_a_text_does_not_stall_the_pipeline() {
+    let t = apertium();
+    for (text, from, to) in [
+        ("hello ^", Lang::En, Lang::Es),
+        ("x^", Lang::En, Lang::Es),
+        ("?^", Lang::En, Lang::Es),
+        ("^^", Lang::En, Lang::Es),
+        ("hola ^\u{13}", Lang::Es, Lang::En),
+        ("la red ^\u{590}", Lang::Es, Lang::En),
+    ] {
+        let started = Instant::now();
+        let out = t.translate(&[text, "My friend"], from, to);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "{text:?}: {took:?}");
+        assert_eq!(out.unwrap().len(), 2, "{text:?}");
+    }
 }
 
 /// When each call of a wrapped stage began and ended.
