@@ -86,6 +86,18 @@ enum Translate {
     Keywords,
 }
 
+/// The engine's own default (`EngineOptions::default()`), so every surface's flag agrees with it.
+impl Default for Translate {
+    fn default() -> Self {
+        match EngineOptions::default().translate {
+            None => Translate::Off,
+            Some(TranslationFusion::Max) => Translate::Max,
+            Some(TranslationFusion::Mean) => Translate::Mean,
+            Some(TranslationFusion::Keywords) => Translate::Keywords,
+        }
+    }
+}
+
 impl Translate {
     fn fusion(self) -> Option<TranslationFusion> {
         match self {
@@ -318,7 +330,7 @@ struct SearchArgs {
     #[arg(long, value_enum, default_value_t = Mode::Ann)]
     mode: Mode,
     /// Also search with the question translated by Apertium (as `serve --translate`).
-    #[arg(long, value_enum, default_value_t = Translate::Keywords)]
+    #[arg(long, value_enum, default_value_t = Translate::default())]
     translate: Translate,
     #[arg(long)]
     json: bool,
@@ -341,7 +353,7 @@ struct ServeArgs {
     /// two vectors' scores, or `keywords` (the default: the translation's words only, no second
     /// model call; chosen on the tuning half, BENCHMARKS.md). Without Apertium installed,
     /// questions are searched untranslated and `/readyz` says so.
-    #[arg(long, value_enum, default_value_t = Translate::Keywords)]
+    #[arg(long, value_enum, default_value_t = Translate::default())]
     translate: Translate,
     /// Keyword analysis: `shared` or `per-language` (stemmers; translated twins included).
     #[arg(long, value_enum, default_value_t = Analysis::Shared)]
@@ -433,7 +445,7 @@ struct EvalArgs {
     /// Also search with the question translated by Apertium: `off`, `max` or `mean` fusion of the
     /// two vectors' scores, or `keywords` (the default: the translation's words only, no second
     /// model call).
-    #[arg(long, value_enum, default_value_t = Translate::Keywords)]
+    #[arg(long, value_enum, default_value_t = Translate::default())]
     translate: Translate,
     /// Keyword analysis: `shared` (one field, no stemming) or `per-language` (English and
     /// Spanish fields with stemmers; translated twin chunks indexed under the other language).

@@ -494,6 +494,15 @@ impl Hybrid {
 
 const CACHE_SIZE: usize = 1024;
 
+/// Keep `value` for `key` in a per-question cache, emptied whole when it reaches `CACHE_SIZE`.
+fn remember<V>(cache: &Mutex<HashMap<String, V>>, key: &str, value: V) {
+    let mut cache = cache.lock_recovered();
+    if cache.len() >= CACHE_SIZE {
+        cache.clear();
+    }
+    cache.insert(key.to_string(), value);
+}
+
 pub fn citation(episode: &Episode, chapter: &Chapter) -> String {
     format!(
         "{} — {} [{}]",
@@ -767,11 +776,7 @@ impl SearchEngine {
             return Ok(v.clone());
         }
         let v = Arc::new(self.embedder.embed_query(text)?);
-        let mut cache = self.cache.lock_recovered();
-        if cache.len() >= CACHE_SIZE {
-            cache.clear();
-        }
-        cache.insert(text.to_string(), v.clone());
+        remember(&self.cache, text, v.clone());
         Ok(v)
     }
 
@@ -830,11 +835,8 @@ impl SearchEngine {
             Some(lang) if always && self.translator.is_some() => lang,
             _ => return (self.query_vector(text), None),
         };
-        if self.translations.lock_recovered().contains_key(text) {
-            return (
-                self.query_vector(text),
-                Some(self.translate_question(text, lang)),
-            );
+        if let Some(translated) = self.cached_translation(text) {
+            return (self.query_vector(text), Some(Some(translated)));
         }
         std::thread::scope(|s| {
             let translating = s.spawn(move || self.translate_question(text, lang));
@@ -877,21 +879,21 @@ impl SearchEngine {
         Ok(own * 2 < n.min(best.len()).max(1))
     }
 
+    fn cached_translation(&self, text: &str) -> Option<String> {
+        self.translations.lock_recovered().get(text).cloned()
+    }
+
     /// The question in the other language; none without a translator, or when translation
     /// fails (search goes on with the original, and the failure is logged once).
     fn translate_question(&self, text: &str, lang: Lang) -> Option<String> {
         let translator = self.translator.as_ref()?;
-        if let Some(t) = self.translations.lock_recovered().get(text) {
-            return Some(t.clone());
+        if let Some(t) = self.cached_translation(text) {
+            return Some(t);
         }
         match translator.translate(&[text], lang, translate::other(lang)) {
             Ok(mut t) => {
                 let t = t.pop().filter(|t| !t.trim().is_empty())?;
-                let mut cache = self.translations.lock_recovered();
-                if cache.len() >= CACHE_SIZE {
-                    cache.clear();
-                }
-                cache.insert(text.to_string(), t.clone());
+                remember(&self.translations, text, t.clone());
                 Some(t)
             }
             Err(e) => {
