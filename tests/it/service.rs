@@ -254,7 +254,14 @@ async fn writes_with_keys_and_hot_reload_while_queries_run() {
         metrics.contains("podseek_ingest_jobs_total{outcome=\"done\"} 3"),
         "{metrics}"
     );
-    assert!(metrics.contains("podseek_reloads_total 4"), "{metrics}");
+    // One reload per write, one for the command line's ingest; the slow write and the delete
+    // are one write when the delete arrived before the writer took the slow one.
+    let coalesced = job["report"]["episodes_added"] == 1;
+    let reloads = if coalesced { 3 } else { 4 };
+    assert!(
+        metrics.contains(&format!("podseek_reloads_total {reloads}\n")),
+        "coalesced: {coalesced}, {job}\n{metrics}"
+    );
 }
 
 /// `podseek serve` on `dir` with `args` stops at start with an error naming `what`, not a panic.
