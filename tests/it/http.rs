@@ -315,7 +315,7 @@ async fn real_server_on_loopback_under_concurrent_load_then_graceful_stop() {
             .status();
         assert_eq!(status, 200, "{q}");
         let took = started.elapsed();
-        assert!(took < std::time::Duration::from_secs(2), "{q}: {took:?}");
+        assert!(took < std::time::Duration::from_secs(3), "{q}: {took:?}");
     }
 
     // 32 concurrent clients, a bounded burst: no errors.

@@ -53,6 +53,9 @@ fn both_directions_keep_order_and_empties() {
 #[test]
 fn a_caret_ending_a_text_does_not_stall_the_pipeline() {
     let t = apertium();
+    // Start both pipelines first, so the bound times answers, not a busy machine's start-up.
+    t.translate(&["hello"], Lang::En, Lang::Es).unwrap();
+    t.translate(&["hola"], Lang::Es, Lang::En).unwrap();
     for (text, from, to) in [
         ("hello ^", Lang::En, Lang::Es),
         ("x^", Lang::En, Lang::Es),
@@ -64,7 +67,8 @@ fn a_caret_ending_a_text_does_not_stall_the_pipeline() {
         let started = Instant::now();
         let out = t.translate(&[text, "My friend"], from, to);
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(1), "{text:?}: {took:?}");
+        // A stalled pipeline answers only at the 5 s bound.
+        assert!(took < Duration::from_secs(3), "{text:?}: {took:?}");
         assert_eq!(out.unwrap().len(), 2, "{text:?}");
     }
 }
